@@ -1,0 +1,74 @@
+"""``edgecnn summary NAME``: per-layer shapes, parameters and MACs of a zoo model (torch)."""
+
+from __future__ import annotations
+
+import typer
+
+from edgecnn import registry
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, emit_json, human, table
+from edgecnn.errors import UsageError
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``--input-size S``, ``HxW`` or ``H,W`` (also ``"H W"``) -> (H, W)."""
+    if text is None:
+        return None
+    parts = text.replace("x", " ").replace(",", " ").split()
+    try:
+        hw = [int(p) for p in parts]
+    except ValueError:
+        hw = []
+    if len(hw) not in (1, 2) or min(hw) < 1:
+        raise UsageError(f"--input-size takes S, HxW or H,W with positive integers, got '{text}'")
+    return (hw[0], hw[-1])
+
+
+def _saving_text(saving: dict | None) -> str:
+    if not saving:
+        return ""
+    text = f"{saving['ratio']:.3f}x std conv"
+    if "theory" in saving:
+        text += f" (1/C_out+1/K^2={saving['theory']:.3f})"
+    return text
+
+
+@app.command("summary")
+def summary_cmd(
+    name: str = typer.Argument(..., help="A zoo model name (see 'edgecnn models')."),
+    input_size: str = typer.Option(None, "--input-size", help="Input size: S (square), HxW or H,W."),
+    num_classes: int = typer.Option(None, "--num-classes", help="Classes of the head."),
+    in_channels: int = typer.Option(None, "--in-channels", help="Input channels (1 for grayscale)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+) -> None:
+    """Per-layer output shape, parameters and MACs of a model, with totals.
+
+    Depthwise-separable and inverted-residual blocks show their weights against a standard KxK
+    convolution of the same shape.
+
+    Example: edgecnn summary mobilenetv2 --input-size 160
+    """
+    check_format(fmt)
+    card = registry.get_card(name)
+    h, w = parse_size(input_size) or (card.input_size, card.input_size)
+    if card.fixed_input and h != w:
+        raise UsageError(f"{name} takes a square input (its classifier width follows the size), got {h}x{w}")
+    channels = in_channels or card.input_channels
+    model = registry.build(name, num_classes=num_classes, in_channels=channels, input_size=h)
+    from edgecnn.profile import profile
+
+    prof = profile(model, (channels, h, w), name)
+    if fmt == "json":
+        emit_json(prof.to_dict())
+        return
+    rows = [
+        (r.name if r.kind == "layer" else f"[{r.name}]", r.type, "x".join(map(str, r.output_shape)),
+         f"{r.params:,}", human(r.macs), _saving_text(r.saving))
+        for r in prof.rows
+    ]
+    typer.echo(table(["layer", "type", "output", "params", "MACs", "vs standard conv"], rows,
+                     right=["params", "MACs"]))
+    typer.echo(
+        f"\n{name}: input {channels}x{h}x{w} -> {'x'.join(map(str, prof.output_shape))}; "
+        f"params {prof.params:,} (trainable {prof.trainable_params:,}); MACs {prof.macs:,} ({human(prof.macs)})"
+    )

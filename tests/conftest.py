@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Block torch in a child interpreter the way an edge device lacks it: `import torch` raises.
+TORCH_BLOCKER = "import sys; sys.modules['torch'] = None\n"
+
+
+def run_python(code: str, *, block_torch: bool = False, cwd: Path | None = None, timeout: int = 300):
+    """Run ``code`` in a fresh interpreter; returns CompletedProcess (text)."""
+    src = (TORCH_BLOCKER if block_torch else "") + textwrap.dedent(code)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env=env, timeout=timeout)
+
+
+def run_cli(*args: str, block_torch: bool = False, cwd: Path | None = None, timeout: int = 300):
+    """Run ``edgecnn ARGS`` as a real subprocess (optionally with torch blocked)."""
+    code = f"import sys; sys.argv = ['edgecnn', *{list(args)!r}]\nfrom edgecnn.cli.main import main; main()\n"
+    return run_python(code, block_torch=block_torch, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    from typer.testing import CliRunner
+
+    from edgecnn.cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,36 @@
+"""Regenerate fixtures/torchvision_layout.json from real torchvision (NOT a test, not run in CI).
+
+torchvision does not import beside the CPU torch of the project environment, so run this in a
+scratch environment:  python -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 torchvision==0.29.1
+                      /tmp/tv/bin/python tests/models/make_torchvision_fixture.py
+It records, for every torchvision model whose checkpoints edgecnn must load, the state-dict keys
+and shapes at 1000 classes, and the 10-class logits of the model filled with tv_weights on a fixed
+input, so the tests can check layout AND function without torchvision.
+"""
+
+import json
+import pathlib
+import sys
+
+import torch
+import torchvision
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from tv_weights import TV_NUM_CLASSES, fixed_input, state_dict_for  # noqa: E402
+
+NAMES = ["alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50",
+         "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(5)]
+
+out = {"torch": torch.__version__, "torchvision": torchvision.__version__, "models": {}}
+for name in NAMES:
+    layout = [(k, list(v.shape)) for k, v in torchvision.models.get_model(name).state_dict().items()]
+    small = torchvision.models.get_model(name, num_classes=TV_NUM_CLASSES).eval()
+    small_layout = [(k, list(v.shape)) for k, v in small.state_dict().items()]
+    small.load_state_dict(state_dict_for(small_layout), strict=True)
+    with torch.no_grad():
+        logits = small(fixed_input())[0].tolist()
+    out["models"][name] = {"layout": layout, "logits": logits}
+    print(name, len(layout), [round(v, 4) for v in logits[:3]])
+path = pathlib.Path(__file__).parent / "fixtures" / "torchvision_layout.json"
+path.write_text(json.dumps(out, separators=(",", ":")) + "\n")
+print("wrote", path, path.stat().st_size, "bytes")
