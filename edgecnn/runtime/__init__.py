@@ -1,0 +1,1 @@
+"""The device side: NumPy + Pillow + onnxruntime only. Nothing here may import torch."""
