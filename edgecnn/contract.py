@@ -67,8 +67,12 @@ class Preprocess:
 
     @classmethod
     def imagenet(cls, size: int = 224, channels: int = 3) -> Preprocess:
+        """The default for a zoo model: the ImageNet eval transform for colour input; for one channel
+        (digits-style data, already centred) a plain stretch to the input size with mean/std 0.5."""
         if channels == 1:
-            return cls(size, size, 1, "L", mean=(0.5,), std=(0.5,))
+            return cls(size, size, 1, "L", resize="stretch", mean=(0.5,), std=(0.5,))
+        if channels != 3:
+            return cls(size, size, channels, mean=(0.5,) * channels, std=(0.5,) * channels)
         return cls(size, size, channels)
 
 

@@ -1,0 +1,1 @@
+"""Latency protocol, statistics, environment capture (core: no torch)."""

@@ -1,0 +1,73 @@
+"""``edgecnn export MODEL``: ONNX with a deploy contract, parity-gated (torch + onnx)."""
+
+from __future__ import annotations
+
+import typer
+
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, emit_json, human, table
+from edgecnn.errors import UsageError, require
+
+
+def _batch(value: str) -> str | int:
+    if value == "dynamic":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{value}'")
+
+
+@app.command("export")
+def export_cmd(
+    model: str = typer.Argument(..., help="A zoo name, or an edgecnn checkpoint from 'edgecnn train'."),
+    weights: str = typer.Option(None, "--weights", help="edgecnn checkpoint or torchvision-format state dict .pth."),
+    num_classes: int = typer.Option(None, "--num-classes", help="Classes of the head."),
+    in_channels: int = typer.Option(None, "--in-channels", help="Input channels."),
+    input_size: int = typer.Option(None, "--input-size", help="Square input size S."),
+    labels: str = typer.Option(None, "--labels", help="Text file, one label a line."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
+    batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size N."),
+    out: str = typer.Option(None, "--out", "-o", help="Output .onnx (default export/<name>.onnx)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8 (int8 needs --calib)."),
+    calib: str = typer.Option(None, "--calib", help="Calibration image folder for int8."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the parity gate (default on)."),
+    replace_head: bool = typer.Option(False, "--replace-head", help="Allow a head of another size in --weights."),
+    exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (fast) or dynamo."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+) -> None:
+    """Export a model to ONNX with its deploy contract, then check it against PyTorch.
+
+    The parity gate runs PyTorch and onnxruntime on fresh random inputs (batch 1, 2, 5 when the
+    batch is dynamic); out of tolerance, the export fails and no file is written.
+
+    Example: edgecnn export resnet18 --weights resnet18.pth --labels imagenet.txt
+    """
+    check_format(fmt)
+    require("torch", "torch", "edgecnn export")
+    from edgecnn.export.exporter import ExportOptions, export
+
+    res = export(ExportOptions(model=model, weights=weights, num_classes=num_classes, in_channels=in_channels,
+                               input_size=input_size, labels=labels, opset=opset, batch=_batch(batch), out=out,
+                               precision=precision, calib=calib, check=check, replace_head=replace_head,
+                               exporter=exporter))
+    for note in res.warnings:
+        typer.echo(f"Warning: {note}", err=True)
+    if fmt == "json":
+        emit_json(res.to_dict())
+        return
+    c = res.contract
+    typer.echo(f"wrote {res.path} ({human(res.size_bytes)}B, {c.precision}, opset {c.opset}, batch {c.batch}) "
+               f"in {res.timings['total']:.1f}s")
+    parity = c.parity or {}
+    if parity.get("skipped"):
+        typer.echo("parity gate: SKIPPED (--no-check)")
+    elif parity:
+        rows = [(b["batch"], f"{b['max_abs']:.2e}", f"{b['rel']:.2e}", f"{b['cosine']:.7f}", f"{b['top1']:.0%}",
+                 b["ties"]) for b in parity["batches"]]
+        typer.echo(f"parity gate ({parity['precision']}, onnxruntime CPU vs PyTorch): PASSED")
+        typer.echo(table(["batch", "max-abs", "rel", "cosine", "top-1", "ties"], rows,
+                         right=["batch", "max-abs", "rel", "cosine", "top-1", "ties"]))
+    if res.quantization:
+        from edgecnn.cli.quantize import print_report
+
+        print_report(res.quantization)

@@ -1,0 +1,58 @@
+"""``edgecnn inspect FILE.onnx``: contract, inputs/outputs, opset, ops, params, size (no torch)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, emit_json, human
+
+
+@app.command("inspect")
+def inspect_cmd(
+    path: str = typer.Argument(..., help="An ONNX file (any exporter)."),
+    nodes: bool = typer.Option(False, "--nodes", help="Also list node names (for quantize --exclude)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+) -> None:
+    """Show what an ONNX file is and the deploy contract it carries.
+
+    Example: edgecnn inspect export/mobilenetv2.onnx --format json
+    """
+    check_format(fmt)
+    from edgecnn.onnx_info import inspect_onnx
+
+    info = inspect_onnx(path, nodes=nodes)
+    if fmt == "json":
+        emit_json(info)
+        return
+    say = typer.echo
+    say(f"file      {info['file']} ({human(info['size_bytes'])}B)")
+    say(f"producer  {info['producer']}; opset {', '.join(f'{k} {v}' for k, v in info['opset'].items())}")
+    for kind in ("inputs", "outputs"):
+        for v in info[kind]:
+            say(f"{kind[:-1]:<9} {v['name']}: {v['dtype']} [{', '.join(map(str, v['shape']))}]")
+    say(f"params    {info['params']:,} in {info['nodes']} nodes")
+    say("ops       " + ", ".join(f"{k} x{v}" for k, v in info["ops"].items()))
+    c = info["contract"]
+    if c is None:
+        say("contract  none (not exported by edgecnn" + (f": {info['contract_error']})" if "contract_error" in info
+                                                          else ")"))
+    else:
+        weights = c["weights"] if isinstance(c["weights"], str) else f"{c['weights']['path']} " \
+            f"(sha256 {c['weights']['sha256'][:12]}…)"
+        say(f"contract  {c['schema']}: {c['task']} model '{c['model']}', {c['precision']}, weights {weights}")
+        say("preprocess " + json.dumps(c["preprocess"]))
+        if c["labels"]:
+            say(f"labels    {len(c['labels'])}: {', '.join(c['labels'][:5])}{' …' if len(c['labels']) > 5 else ''}")
+        if c.get("parity") and not c["parity"].get("skipped"):
+            worst = max(c["parity"]["batches"], key=lambda b: b["rel"])
+            say(f"parity    {c['parity']['precision']} passed: worst max-abs {worst['max_abs']:.2e} "
+                f"(rel {worst['rel']:.2e}), top-1 {worst['top1']:.0%}")
+        elif c.get("parity"):
+            say("parity    skipped at export (--no-check)")
+        say("versions  " + ", ".join(f"{k} {v}" for k, v in c["versions"].items()))
+    if nodes:
+        for n in info["node_list"]:
+            say(f"node      {n['name']} ({n['op']})")

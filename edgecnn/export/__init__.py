@@ -1,0 +1,1 @@
+"""Export (torch + onnx): PyTorch model -> ONNX file with a deploy contract and a parity gate."""

@@ -1,0 +1,110 @@
+"""The parity gate: does the ONNX file compute what the PyTorch model computes?
+
+PyTorch (fp32, eval) and onnxruntime (CPU provider, default optimisations: what the device runs) on
+fresh random inputs at several batch sizes. Reported per batch: max-abs error, max-abs relative to the
+output scale (max |reference|), the worst per-sample cosine similarity, and top-1 agreement. A top-1
+disagreement between classes the reference itself cannot tell apart is a numerical
+tie, not a defect: where the reference's two logits differ by less than twice the tolerated error
+(``rel`` x output scale), the flip is counted and reported apart, not failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from edgecnn.errors import EdgeCNNError
+
+# rel = max-abs / max|reference|; top1 = agreement on non-tied samples.
+TOLERANCES = {
+    "fp32": {"rel": 1e-4, "cosine": 0.99999, "top1": 1.0},
+    "fp16": {"rel": 1e-2, "cosine": 0.999, "top1": 0.99},
+}
+
+
+class ParityError(EdgeCNNError):
+    """The exported file disagrees with the PyTorch model beyond tolerance."""
+
+
+@dataclass
+class BatchParity:
+    batch: int
+    max_abs: float
+    rel: float
+    cosine: float
+    top1: float
+    ties: int
+
+
+@dataclass
+class ParityReport:
+    precision: str
+    tolerance: dict[str, float]
+    batches: list[BatchParity] = field(default_factory=list)
+    passed: bool = True
+    failure: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def worst(self) -> BatchParity:
+        return max(self.batches, key=lambda b: b.rel)
+
+
+def compare(ref: np.ndarray, got: np.ndarray, batch: int, tie_rel: float = 1e-4) -> BatchParity:
+    """Metrics for (N, K) outputs ``got`` against reference ``ref``; a top-1 flip between reference
+    logits closer than ``2 * tie_rel * max|ref|`` is a tie."""
+    ref = ref.reshape(batch, -1).astype(np.float64)
+    got = got.reshape(batch, -1).astype(np.float64)
+    diff = np.abs(ref - got)
+    max_abs = float(diff.max())
+    scale = max(float(np.abs(ref).max()), 1e-12)
+    num = (ref * got).sum(1)
+    den = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
+    cosine = float(np.min(np.where(den > 0, num / np.maximum(den, 1e-300), 1.0)))
+    a, b = ref.argmax(1), got.argmax(1)
+    rows = np.arange(batch)
+    tie = (a != b) & (ref[rows, a] - ref[rows, b] <= 2 * tie_rel * scale)
+    real = (a != b) & ~tie
+    counted = batch - int(tie.sum())
+    top1 = 1.0 if counted == 0 else 1.0 - float(real.sum()) / counted
+    return BatchParity(batch, max_abs, max_abs / scale, cosine, top1, int(tie.sum()))
+
+
+def check(model, onnx_bytes: bytes, input_shape: tuple[int, int, int], batches: list[int], precision: str,
+          seed: int = 0) -> ParityReport:
+    """Run the gate; returns the report (``passed`` False with a ``failure`` line when out of tolerance)."""
+    import onnxruntime as ort
+    import torch
+
+    tol = TOLERANCES[precision]
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    gen = torch.Generator().manual_seed(seed)
+    report = ParityReport(precision, dict(tol))
+    for n in batches:
+        x = torch.randn(n, *input_shape, generator=gen)
+        with torch.no_grad():
+            ref = model(x).float().numpy()
+        feed = x.numpy()
+        if inp.type == "tensor(float16)":
+            feed = feed.astype(np.float16)
+        got = sess.run(None, {inp.name: feed})[0].astype(np.float32)
+        if got.shape != ref.shape:
+            report.passed, report.failure = False, f"batch {n}: output shape {list(got.shape)} != {list(ref.shape)}"
+            return report
+        report.batches.append(compare(ref, got, n, tol["rel"]))
+    for b in report.batches:
+        bad = []
+        if not np.isfinite(b.max_abs) or b.rel > tol["rel"]:
+            bad.append(f"max-abs {b.max_abs:.3g} is {b.rel:.3g} of the output scale (limit {tol['rel']:g})")
+        if b.cosine < tol["cosine"]:
+            bad.append(f"cosine {b.cosine:.6f} < {tol['cosine']}")
+        if b.top1 < tol["top1"]:
+            bad.append(f"top-1 agreement {b.top1:.1%} < {tol['top1']:.0%}")
+        if bad:
+            report.passed, report.failure = False, f"{precision} batch {b.batch}: " + ", ".join(bad)
+            break
+    return report

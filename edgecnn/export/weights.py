@@ -1,0 +1,107 @@
+"""Load user weights into a zoo model: an edgecnn checkpoint or a torchvision-format state dict.
+
+Always ``torch.load(weights_only=True)``: a checkpoint is data, never code. A state dict that does not
+fit is refused with one line naming the first missing/unexpected keys and the first shape mismatch;
+a head of another size is replaced only when the caller asks (``replace_head=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecnn.errors import EdgeCNNError
+
+CHECKPOINT_FORMAT = "edgecnn.checkpoint/"
+
+
+class WeightsError(EdgeCNNError):
+    """A weights file that cannot be read or does not fit the model."""
+
+
+@dataclass
+class WeightsFile:
+    """What a weights file holds. ``model``/``config``/``contract`` are set for edgecnn checkpoints."""
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    model: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    contract: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+
+
+def read_weights(path: str | Path) -> WeightsFile:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, refused globals: all mean "not loadable data"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a loadable checkpoint or state dict ({first[:200]})") from e
+    if isinstance(obj, dict) and str(obj.get("format", "")).startswith(CHECKPOINT_FORMAT):
+        return WeightsFile(path, obj["state_dict"], obj.get("model"), obj.get("config") or {},
+                           obj.get("contract"), obj.get("metrics"))
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):  # common wrappers
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state dict (name -> tensor) or an edgecnn checkpoint")
+    # DataParallel/DDP checkpoints prefix every key with "module."
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return WeightsFile(path, obj)
+
+
+def head_keys(model: nn.Module) -> list[str]:
+    """State-dict keys of the final Linear layer (the classification head)."""
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    return [f"{name}.weight", f"{name}.bias"]
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, replace_head: bool = False) -> list[str]:
+    """Load ``state`` with strict key and shape checks. Returns the keys left at their fresh init
+    (the replaced head), empty when everything loaded."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    skipped: list[str] = []
+    if replace_head and mismatched and set(mismatched) <= set(head_keys(model)):
+        state = {k: v for k, v in state.items() if k not in mismatched}
+        skipped, mismatched = mismatched, []
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_first(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_first(unexpected)}")
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"shape mismatch at '{k}': file {list(state[k].shape)} vs model {list(own[k].shape)}")
+        hint = _hint(model, state, mismatched)
+        raise WeightsError(f"{source} does not fit the model: {'; '.join(parts)}{hint}")
+    model.load_state_dict({**own, **state} if skipped else state, strict=True)
+    return skipped
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:n])
+    return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def _hint(model: nn.Module, state: dict[str, torch.Tensor], mismatched: list[str]) -> str:
+    heads = head_keys(model)
+    if mismatched and set(mismatched) <= set(heads):
+        n = int(state[heads[0]].shape[0])
+        return f"; the file has a {n}-class head: pass --num-classes {n}, or --replace-head to train a new one"
+    if mismatched and "conv" in mismatched[0] and mismatched[0] == next(iter(model.state_dict())):
+        return f"; the first layer takes {int(state[mismatched[0]].shape[1])} channels: pass --in-channels"
+    return "; check that the file is for this architecture"

@@ -1,0 +1,286 @@
+"""INT8 static quantization through onnxruntime.quantization, torch-free.
+
+Calibration images go through the contract's preprocessing (the same code the runtime uses). The
+activation/weight types follow the CPU the file is for: on x86, onnxruntime's fast kernels want uint8
+activations with int8 weights (u8s8), and without VNNI the weights use a reduced 7-bit range to avoid
+the saturation of the AVX2 u8s8 dot product; on ARM, int8 activations and weights (s8s8). The report
+says what was chosen, how well INT8 agrees with FP32 (and accuracy when the folder is labelled), which
+ops stayed in float, and whether INT8 is actually faster here.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.contract import Contract, Preprocess, attach, from_metadata
+from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.fileio import atomic_path
+from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, preprocess_file
+
+# Ops that compute (as opposed to reshaping); one of these outside a DQ -> op -> Q sandwich runs in float.
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Sub", "Div", "Sigmoid", "HardSigmoid",
+               "HardSwish", "Relu", "Clip", "GlobalAveragePool", "AveragePool", "MaxPool", "Tanh", "Softmax",
+               "Concat", "LeakyRelu", "PRelu", "BatchNormalization", "ReduceMean"}
+
+
+class QuantizeError(EdgeCNNError):
+    """Quantization could not be done (bad calibration data, unsupported model)."""
+
+
+@dataclass
+class QuantizeOptions:
+    model: str
+    calib: str
+    out: str | None = None
+    samples: int = 64
+    per_channel: bool = True
+    exclude: list[str] = field(default_factory=list)
+    types: str = "auto"  # auto | u8s8 | s8s8
+    bench: bool = True
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    contract: Contract
+    fp32_bytes: int
+    int8_bytes: int
+    types: dict[str, Any]
+    calibration: dict[str, Any]
+    agreement: dict[str, Any]
+    float_ops: dict[str, int]
+    latency_ms: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["path"], d["contract"] = str(self.path), self.contract.to_dict()
+        return d
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def choose_types(requested: str = "auto") -> dict[str, Any]:
+    """Activation/weight types for this CPU, with the reason."""
+    machine = platform.machine().lower()
+    flags = cpu_flags()
+    vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+    x86 = machine in ("x86_64", "amd64", "i686")
+    kind = requested if requested != "auto" else ("u8s8" if x86 else "s8s8")
+    if kind not in ("u8s8", "s8s8"):
+        raise UsageError(f"--types must be auto, u8s8 or s8s8, got '{requested}'")
+    reduce_range = x86 and not vnni and kind == "u8s8"
+    why = ("x86: uint8 activations x int8 weights hit onnxruntime's fast u8s8 kernels" if kind == "u8s8" and x86
+           else "int8 activations x int8 weights" + (" (ARM)" if not x86 else " (forced)"))
+    if reduce_range:
+        why += "; no VNNI on this CPU, so weights use 7 bits (reduce_range) to avoid AVX2 saturation"
+    return {"activations": "uint8" if kind == "u8s8" else "int8", "weights": "int8", "reduce_range": reduce_range,
+            "cpu": machine, "vnni": vnni, "reason": why}
+
+
+def _collect(calib: str, limit: int) -> list[tuple[Path, str | None]]:
+    """Up to ``limit`` images from ``calib`` (recursive, sorted, spread over the folder), each with the
+    name of its class folder when the folder is labelled ImageFolder-style."""
+    root = Path(calib)
+    if not root.exists():
+        raise QuantizeError(f"--calib {calib}: no such folder")
+    if not root.is_dir():
+        raise QuantizeError(f"--calib {calib}: not a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise QuantizeError(f"--calib {calib}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    if len(files) > limit:
+        step = len(files) / limit
+        files = [files[int(i * step)] for i in range(limit)]
+    labelled = all(p.parent != root for p in files)
+    return [(p, p.parent.name if labelled else None) for p in files]
+
+
+def _load_calibration(calib: str, spec: Preprocess, shape: tuple[int, int, int], limit: int):
+    arrays, classes, bad = [], [], []
+    for path, cls in _collect(calib, limit):
+        try:
+            x, _ = preprocess_file(path, spec)
+        except ImageError as e:
+            bad.append(str(e))
+            continue
+        if x.shape != shape:
+            raise QuantizeError(f"{path}: preprocessed to {list(x.shape)} but the model takes {list(shape)} "
+                                "(check the contract's channels and size)")
+        arrays.append(x)
+        classes.append(cls)
+    if not arrays:
+        raise QuantizeError(f"--calib {calib}: none of the images could be read (first: {bad[0]})")
+    return arrays, classes, bad
+
+
+def _float_ops(model) -> dict[str, int]:
+    """Compute ops of a QDQ graph that do not run quantized (an input not from DequantizeLinear)."""
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    left = Counter()
+    for n in model.graph.node:
+        if n.op_type not in COMPUTE_OPS:
+            continue
+        acts = [i for i in n.input if i and i not in inits]
+        if any(producers.get(i) != "DequantizeLinear" for i in acts):
+            left[n.op_type] += 1
+    return dict(left.most_common())
+
+
+def _session(path_or_bytes, threads: int | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(path_or_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:
+    name = fp32.get_inputs()[0].name
+    a = np.concatenate([fp32.run(None, {name: x[None]})[0] for x in arrays])
+    b = np.concatenate([int8.run(None, {name: x[None]})[0] for x in arrays])
+    num = (a * b).sum(1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    out: dict[str, Any] = {
+        "images": len(arrays),
+        "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+        "max_abs_logits": float(np.abs(a - b).max()),
+        "logit_scale": float(np.abs(a).max()),
+        "cosine_mean": float(np.mean(num / np.maximum(den, 1e-12))),
+    }
+    y = _targets(classes, labels, a.shape[1])
+    if y is not None:
+        out["accuracy_fp32"] = float((a.argmax(1) == y).mean())
+        out["accuracy_int8"] = float((b.argmax(1) == y).mean())
+    return out
+
+
+def _targets(classes: list[str | None], labels: list[str] | None, num_classes: int) -> np.ndarray | None:
+    """Class indices of ImageFolder-labelled calibration images: by the contract's labels when the folder
+    names are among them, else by sorted folder order (the training convention) when the counts match."""
+    if not classes or any(c is None for c in classes):
+        return None
+    if labels:
+        index = {n: i for i, n in enumerate(labels)}
+    else:
+        folders = sorted(set(classes))
+        index = {n: i for i, n in enumerate(folders)} if len(folders) == num_classes else {}
+    if not all(c in index for c in classes):
+        return None
+    return np.array([index[c] for c in classes])
+
+
+def _latency(fp32, int8, x: np.ndarray) -> dict[str, Any]:
+    from edgecnn.bench.timing import interleaved, summarize
+
+    name = fp32.get_inputs()[0].name
+    feed = {name: x[None]}
+    times = interleaved({"fp32": lambda: fp32.run(None, feed), "int8": lambda: int8.run(None, feed)},
+                        rounds=4, block=8)
+    s = {k: summarize(v) for k, v in times.items()}
+    return {"fp32_p50": s["fp32"]["p50"], "int8_p50": s["int8"]["p50"],
+            "speedup": s["fp32"]["p50"] / s["int8"]["p50"], "batch": 1, "protocol": "interleaved 4x8, medians"}
+
+
+def quantize(opts: QuantizeOptions) -> QuantizeResult:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = Path(opts.model)
+    if not src.is_file():
+        raise UsageError(f"{opts.model}: no such ONNX file")
+    if opts.samples < 1:
+        raise UsageError(f"--samples must be positive, got {opts.samples}")
+    try:
+        model = onnx.load(src)
+    except Exception as e:
+        raise QuantizeError(f"{src}: not a readable ONNX file ({str(e).splitlines()[0][:200]})") from e
+    meta = {p.key: p.value for p in model.metadata_props}
+    contract = from_metadata(meta)
+    notes: list[str] = []
+    inp = model.graph.input[0]
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    if contract is None:
+        c, h, w = dims[1:4]
+        contract = Contract(task="classify", model=src.stem, preprocess=Preprocess(h, w, c) if c == 3 else
+                            Preprocess.imagenet(h, c), input_name=inp.name, weights="unknown")
+        notes.append("no edgecnn contract in the file: calibrating with ImageNet preprocessing")
+    if contract.precision == "int8":
+        raise QuantizeError(f"{src} is already INT8")
+    if contract.task != "classify":
+        raise QuantizeError("INT8 quantization of detection models is not supported yet")
+    pre = contract.preprocess
+    shape = (pre.channels, pre.height, pre.width)
+    arrays, classes, bad = _load_calibration(opts.calib, pre, shape, opts.samples)
+    if bad:
+        notes.append(f"{len(bad)} calibration file(s) skipped (first: {bad[0]})")
+    types = choose_types(opts.types)
+    out = Path(opts.out) if opts.out else src.with_name(src.stem + ".int8.onnx")
+    if out.resolve() == src.resolve():
+        raise UsageError("--out must differ from the input file")
+    node_names = {n.name for n in model.graph.node}
+    unknown = [n for n in opts.exclude if n not in node_names]
+    if unknown:
+        raise UsageError(f"--exclude: no node named '{unknown[0]}' (see 'edgecnn inspect {src} --nodes')")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(arrays)
+
+        def get_next(self):
+            x = next(self._it, None)
+            return None if x is None else {inp.name: x[None]}
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as td:
+        prepped = Path(td) / "pre.onnx"
+        try:
+            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+        except Exception as e:  # pre-processing is an optimisation; quantize the raw graph without it
+            notes.append(f"onnxruntime pre-processing skipped ({str(e).splitlines()[0][:120]})")
+            prepped = src
+        qtmp = Path(td) / "int8.onnx"
+        try:
+            quantize_static(
+                str(prepped), str(qtmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=opts.per_channel,
+                activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
+                weight_type=QuantType.QInt8, reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
+            )
+        except Exception as e:
+            raise QuantizeError(f"onnxruntime quantization failed: {str(e).splitlines()[0][:300]}") from e
+        qmodel = onnx.load(qtmp)
+    float_ops = _float_ops(qmodel)
+    fp32_sess, int8_sess = _session(str(src)), _session(qmodel.SerializeToString())
+    agreement = _agreement(fp32_sess, int8_sess, arrays, classes, contract.labels)
+    latency = _latency(fp32_sess, int8_sess, arrays[0]) if opts.bench else None
+    if latency and latency["speedup"] < 1.0:
+        left = ", ".join(f"{k} x{v}" for k, v in list(float_ops.items())[:5]) or "none"
+        notes.append(f"INT8 is NOT faster than FP32 here ({latency['speedup']:.2f}x); ops left in float: {left}")
+
+    quant_info = {"types": types, "per_channel": opts.per_channel, "exclude": list(opts.exclude),
+                  "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
+                  "agreement": agreement, "source": {"file": src.name}}
+    contract.precision, contract.quantization = "int8", quant_info
+    attach(qmodel, contract)
+    with atomic_path(out) as tmp:
+        onnx.save(qmodel, tmp)
+    return QuantizeResult(out, contract, src.stat().st_size, out.stat().st_size, types,
+                          quant_info["calibration"], agreement, float_ops, latency, notes)

@@ -1,0 +1,152 @@
+"""Export -> onnxruntime parity, the contract inside the file, weights loading, atomic output."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgecnn import registry
+from edgecnn.contract import METADATA_KEY, Contract, read
+from edgecnn.export import parity
+from edgecnn.export.exporter import ExportOptions, export
+from edgecnn.export.weights import WeightsError
+from tests.models.tv_weights import TV_NUM_CLASSES, fixed_input, state_dict_for
+
+SMALL = {"simplecnn": 28, "lenet5": 32, "alexnet": 64}
+# Half a gigabyte of classifier weights whatever the input: minutes of protobuf work, so marked slow.
+HEAVY = {"vgg11", "vgg11_bn", "vgg16", "vgg16_bn"}
+
+
+def _run(path, x):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+                                  for n in registry.names()])
+def test_every_zoo_model_exports_and_passes_the_gate(name, tmp_path):
+    size = SMALL.get(name, 32)
+    res = export(ExportOptions(model=name, input_size=size, num_classes=5, out=str(tmp_path / "m.onnx")))
+    c = res.contract
+    assert c.parity["passed"] and [b["batch"] for b in c.parity["batches"]] == [1, 2, 5]
+    assert all(b["rel"] <= 1e-4 and b["top1"] == 1.0 for b in c.parity["batches"])
+    assert c.weights == "random-init" and any("RANDOM-INIT" in w for w in res.warnings)
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "m.onnx"]  # no temporary left behind
+    if name == "alexnet":  # adaptive pooling 1x1 -> 6x6 is beyond the TorchScript exporter
+        assert any("used the dynamo exporter" in w for w in res.warnings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenetv2", "resnet18", "efficientnet_b0"])
+def test_full_size_export(name, tmp_path):
+    res = export(ExportOptions(model=name, out=str(tmp_path / f"{name}.onnx")))
+    assert res.contract.parity["passed"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    assert _run(res.path, x).shape == (2, 1000)
+
+
+def test_contract_is_in_metadata_props_and_readable_without_torch_or_onnx(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class{i}" for i in range(4)) + "\n")
+    res = export(ExportOptions(model="lenet5", num_classes=4, labels=str(labels), out=str(tmp_path / "l.onnx")))
+    props = {p.key: p.value for p in onnx.load(res.path).metadata_props}
+    d = json.loads(props[METADATA_KEY])
+    assert d["schema"] == "edgecnn.contract/1" and d["task"] == "classify" and d["model"] == "lenet5"
+    assert d["labels"] == ["class0", "class1", "class2", "class3"]
+    assert d["preprocess"]["channels"] == 1 and d["preprocess"]["color"] == "L"
+    assert d["opset"] == 18 and {"edgecnn", "torch", "onnx", "onnxruntime"} <= set(d["versions"])
+    assert read(res.path) == Contract.from_dict(d)  # the onnxruntime-only reader agrees
+
+
+def test_torchvision_checkpoint_exports_to_the_same_function(tmp_path):
+    """A torchvision-layout resnet18 state dict -> ONNX -> same logits as torchvision recorded."""
+    fixture = json.loads((__import__("pathlib").Path(__file__).parents[1] / "models" / "fixtures" /
+                          "torchvision_layout.json").read_text())
+    model = registry.build("resnet18", num_classes=TV_NUM_CLASSES)
+    sd = state_dict_for([(k, list(v.shape)) for k, v in model.state_dict().items()])
+    ckpt = tmp_path / "resnet18_tv.pth"
+    torch.save(sd, ckpt)
+    res = export(ExportOptions(model="resnet18", weights=str(ckpt), num_classes=TV_NUM_CLASSES, input_size=64,
+                               out=str(tmp_path / "r.onnx")))
+    assert res.contract.weights["path"] == str(ckpt) and len(res.contract.weights["sha256"]) == 64
+    got = _run(res.path, fixed_input().numpy())[0]
+    ref = np.array(fixture["models"]["resnet18"]["logits"], dtype=np.float32)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_head_mismatch_is_one_line_with_the_fix(tmp_path):
+    model = registry.build("mobilenetv2", num_classes=10)
+    ckpt = tmp_path / "m.pth"
+    torch.save(model.state_dict(), ckpt)
+    with pytest.raises(WeightsError) as e:
+        export(ExportOptions(model="mobilenetv2", weights=str(ckpt), input_size=32, out=str(tmp_path / "x.onnx")))
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "shape mismatch at 'classifier.1.weight': file [10, 1280] vs model [1000, 1280]" in msg
+    assert "pass --num-classes 10, or --replace-head" in msg
+    assert not (tmp_path / "x.onnx").exists()
+    res = export(ExportOptions(model="mobilenetv2", weights=str(ckpt), input_size=32, replace_head=True,
+                               out=str(tmp_path / "x.onnx")))
+    assert any("head replaced" in w for w in res.warnings)
+
+
+def test_wrong_architecture_names_keys(tmp_path):
+    ckpt = tmp_path / "r.pth"
+    torch.save(registry.build("resnet18").state_dict(), ckpt)
+    with pytest.raises(WeightsError, match=r"missing keys 'features\.0\.0\.weight'.*unexpected keys 'conv1\.weight'"):
+        export(ExportOptions(model="mobilenetv2", weights=str(ckpt), input_size=32, out=str(tmp_path / "x.onnx")))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": object.__new__(ExportOptions)}, evil)
+    with pytest.raises(WeightsError, match="not a loadable checkpoint"):
+        export(ExportOptions(model="lenet5", weights=str(evil), out=str(tmp_path / "x.onnx")))
+
+
+def test_failed_gate_keeps_the_old_file(tmp_path, monkeypatch):
+    out = tmp_path / "lenet5.onnx"
+    out.write_bytes(b"previous export")
+    monkeypatch.setitem(parity.TOLERANCES, "fp32", {"rel": -1.0, "cosine": 2.0, "top1": 1.0})
+    with pytest.raises(parity.ParityError, match="parity gate failed, no file written: fp32 batch 1"):
+        export(ExportOptions(model="lenet5", out=str(out)))
+    assert out.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet5.onnx"]
+
+
+def test_no_check_is_recorded(tmp_path):
+    res = export(ExportOptions(model="simplecnn", check=False, out=str(tmp_path / "s.onnx")))
+    assert res.contract.parity == {"skipped": True}
+
+
+def test_static_batch(tmp_path):
+    res = export(ExportOptions(model="simplecnn", batch=3, out=str(tmp_path / "s.onnx")))
+    assert [b["batch"] for b in res.contract.parity["batches"]] == [3]
+    shape = onnx.load(res.path).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in shape] == [3, 1, 28, 28]
+
+
+def test_fp16_is_half_the_size_and_passes_its_gate(tmp_path):
+    fp32 = export(ExportOptions(model="mobilenetv2", input_size=32, out=str(tmp_path / "a.onnx")))
+    fp16 = export(ExportOptions(model="mobilenetv2", input_size=32, precision="fp16", out=str(tmp_path / "b.onnx")))
+    assert fp16.contract.precision == "fp16" and fp16.contract.parity["passed"]
+    assert fp16.size_bytes < 0.6 * fp32.size_bytes
+    sess = ort.InferenceSession(str(fp16.path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].type == "tensor(float)"  # io kept float32
+
+
+def test_dynamo_exporter(tmp_path):
+    res = export(ExportOptions(model="lenet5", exporter="dynamo", out=str(tmp_path / "d.onnx")))
+    assert res.contract.parity["passed"]
+
+
+def test_compare_counts_ties_apart():
+    ref = np.array([[1.0, 1.0 - 1e-7, 0.0], [3.0, 0.0, 0.0]])
+    got = np.array([[1.0 - 1e-7, 1.0, 0.0], [0.0, 3.0, 0.0]])  # row 0 a tie, row 1 a real flip
+    b = parity.compare(ref, got, 2, tie_rel=1e-4)
+    assert b.ties == 1 and b.top1 == 0.0  # the one counted sample flipped
+    b = parity.compare(ref[:1], got[:1], 1, tie_rel=1e-4)
+    assert b.ties == 1 and b.top1 == 1.0

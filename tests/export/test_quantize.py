@@ -1,0 +1,131 @@
+"""INT8: torch-free quantization with an agreement report; one-line errors for bad calibration data."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from edgecnn.export.exporter import ExportOptions, export
+from edgecnn.quantize import QuantizeError, QuantizeOptions, _float_ops, choose_types, quantize
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("q")
+    return export(ExportOptions(model="mobilenetv2", input_size=32, num_classes=2, out=str(d / "m.onnx"))).path
+
+
+@pytest.fixture
+def calib(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("ants", "bees"):
+        (tmp_path / "calib" / cls).mkdir(parents=True)
+        for i in range(6):
+            arr = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / "calib" / cls / f"{i}.png")
+    return tmp_path / "calib"
+
+
+def test_quantize_without_torch(fp32_model, calib, tmp_path):
+    out = tmp_path / "m.int8.onnx"
+    r = run_cli("quantize", str(fp32_model), "--calib", str(calib), "--out", str(out), "--format", "json",
+                "--no-bench", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert out.stat().st_size < 0.5 * fp32_model.stat().st_size
+    assert rep["int8_bytes"] == out.stat().st_size and rep["calibration"]["images"] == 12
+    a = rep["agreement"]
+    assert 0.0 <= a["top1_agreement"] <= 1.0 and a["images"] == 12
+    assert "accuracy_fp32" in a and "accuracy_int8" in a  # 2 class folders, 2 classes
+    assert rep["types"]["weights"] == "int8" and rep["types"]["activations"] in ("uint8", "int8")
+    model = onnx.load(out)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    c = json.loads({p.key: p.value for p in model.metadata_props}["edgecnn.contract"])
+    assert c["precision"] == "int8" and c["quantization"]["calibration"]["images"] == 12
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": np.zeros((3, 3, 32, 32), np.float32)})[0]
+    assert y.shape == (3, 2) and np.isfinite(y).all()
+
+
+def test_quantize_report_table(fp32_model, calib, tmp_path, cli):
+    r = cli("quantize", str(fp32_model), "--calib", str(calib), "--out", str(tmp_path / "q.onnx"), "--samples", "4")
+    assert r.exit_code == 0, r.stderr
+    assert "agreement with FP32 on 4 calibration images: top-1" in r.stdout
+    assert "latency (batch 1" in r.stdout and "ops left in float:" in r.stdout
+
+
+def test_exclude_keeps_a_node_in_float(fp32_model, calib, tmp_path):
+    first_conv = next(n.name for n in onnx.load(fp32_model).graph.node if n.op_type == "Conv")
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "x.onnx"),
+                                   exclude=[first_conv], bench=False))
+    assert res.float_ops.get("Conv", 0) >= 1
+    with pytest.raises(Exception, match="--exclude: no node named 'nope'"):
+        quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), exclude=["nope"], bench=False))
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "no such folder"),
+    ("empty", "no images found"),
+    ("text", "no images found"),
+    ("broken", "none of the images could be read"),
+])
+def test_bad_calibration_folders(fp32_model, tmp_path, case, message):
+    d = tmp_path / "c"
+    if case != "missing":
+        d.mkdir()
+    if case == "text":
+        (d / "notes.txt").write_text("hello")
+    if case == "broken":
+        (d / "a.jpg").write_text("not a jpeg")
+        (d / "b.png").write_bytes(b"")
+    r = run_cli("quantize", str(fp32_model), "--calib", str(d), block_torch=True)
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: ") and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_file_is_skipped_and_reported(fp32_model, calib, tmp_path):
+    (calib / "ants" / "zz_broken.jpg").write_text("garbage")
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "x.onnx"),
+                                   bench=False))
+    assert res.calibration["images"] == 12 and any("1 calibration file(s) skipped" in n for n in res.notes)
+
+
+def test_types_follow_the_cpu(monkeypatch):
+    import edgecnn.quantize as q
+
+    monkeypatch.setattr(q.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
+    assert choose_types() == {**choose_types(), "activations": "uint8", "reduce_range": False, "vnni": True}
+    monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2"})
+    assert choose_types()["reduce_range"] is True
+    monkeypatch.setattr(q.platform, "machine", lambda: "aarch64")
+    assert choose_types()["activations"] == "int8"
+
+
+def test_float_ops_finds_unquantized_compute():
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
+                          "g", [x], [y])
+    assert _float_ops(helper.make_model(g)) == {"Sigmoid": 1, "Mul": 1}
+
+
+def test_already_int8_is_refused(fp32_model, calib, tmp_path):
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "a.onnx"),
+                                   bench=False))
+    with pytest.raises(QuantizeError, match="already INT8"):
+        quantize(QuantizeOptions(model=str(res.path), calib=str(calib), bench=False))
+
+
+def test_export_int8_in_one_step(calib, tmp_path):
+    res = export(ExportOptions(model="lenet5", num_classes=2, precision="int8", calib=str(calib),
+                               out=str(tmp_path / "l.onnx")))
+    assert res.contract.precision == "int8" and res.quantization["agreement"]["images"] == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "l.onnx"]
