@@ -24,10 +24,10 @@ from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, preprocess_file
 
-# Ops that compute (as opposed to reshaping); one of these outside a DQ -> op -> Q sandwich runs in float.
-COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Sub", "Div", "Sigmoid", "HardSigmoid",
-               "HardSwish", "Relu", "Clip", "GlobalAveragePool", "AveragePool", "MaxPool", "Tanh", "Softmax",
-               "Concat", "LeakyRelu", "PRelu", "BatchNormalization", "ReduceMean"}
+# Float compute kernels (as opposed to reshaping ops and the integer QLinear*/ConvInteger kernels).
+COMPUTE_OPS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "Add", "Mul",
+               "Sub", "Div", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "GlobalAveragePool",
+               "AveragePool", "BatchNormalization", "ReduceMean", "LeakyRelu", "PRelu"}
 
 
 class QuantizeError(EdgeCNNError):
@@ -43,6 +43,7 @@ class QuantizeOptions:
     per_channel: bool = True
     exclude: list[str] = field(default_factory=list)
     types: str = "auto"  # auto | u8s8 | s8s8
+    reduce_range: bool | None = None  # None: 7-bit weights exactly when u8s8 runs without VNNI
     bench: bool = True
 
 
@@ -76,7 +77,7 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def choose_types(requested: str = "auto") -> dict[str, Any]:
+def choose_types(requested: str = "auto", reduce_range: bool | None = None) -> dict[str, Any]:
     """Activation/weight types for this CPU, with the reason."""
     machine = platform.machine().lower()
     flags = cpu_flags()
@@ -85,11 +86,14 @@ def choose_types(requested: str = "auto") -> dict[str, Any]:
     kind = requested if requested != "auto" else ("u8s8" if x86 else "s8s8")
     if kind not in ("u8s8", "s8s8"):
         raise UsageError(f"--types must be auto, u8s8 or s8s8, got '{requested}'")
-    reduce_range = x86 and not vnni and kind == "u8s8"
+    if reduce_range is None:
+        reduce_range = x86 and not vnni and kind == "u8s8"
     why = ("x86: uint8 activations x int8 weights hit onnxruntime's fast u8s8 kernels" if kind == "u8s8" and x86
            else "int8 activations x int8 weights" + (" (ARM)" if not x86 else " (forced)"))
-    if reduce_range:
+    if reduce_range and x86 and not vnni:
         why += "; no VNNI on this CPU, so weights use 7 bits (reduce_range) to avoid AVX2 saturation"
+    elif reduce_range:
+        why += "; 7-bit weights (reduce_range) as asked"
     return {"activations": "uint8" if kind == "u8s8" else "int8", "weights": "int8", "reduce_range": reduce_range,
             "cpu": machine, "vnni": vnni, "reason": why}
 
@@ -131,17 +135,25 @@ def _load_calibration(calib: str, spec: Preprocess, shape: tuple[int, int, int],
 
 
 def _float_ops(model) -> dict[str, int]:
-    """Compute ops of a QDQ graph that do not run quantized (an input not from DequantizeLinear)."""
-    producers = {o: n.op_type for n in model.graph.node for o in n.output}
-    inits = {i.name for i in model.graph.initializer}
-    left = Counter()
-    for n in model.graph.node:
-        if n.op_type not in COMPUTE_OPS:
-            continue
-        acts = [i for i in n.input if i and i not in inits]
-        if any(producers.get(i) != "DequantizeLinear" for i in acts):
-            left[n.op_type] += 1
+    """Compute ops that still run in float in ``model``: the COMPUTE_OPS nodes (float kernels; the integer
+    ones are QLinear*/ConvInteger/...). Applied to the graph onnxruntime actually runs (after its QDQ
+    fusions, see ``runtime_float_ops``) this says which layers INT8 did not reach."""
+    left = Counter(n.op_type for n in model.graph.node if n.op_type in COMPUTE_OPS)
     return dict(left.most_common())
+
+
+def runtime_float_ops(model_bytes: bytes) -> dict[str, int]:
+    """Float compute ops in the graph onnxruntime runs on this CPU for a QDQ model (its optimiser fuses
+    DQ -> op -> Q into integer kernels where it has one; what stays is float)."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-opt-") as td:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        opts.optimized_model_filepath = str(Path(td) / "opt.onnx")
+        ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        return _float_ops(onnx.load(opts.optimized_model_filepath))
 
 
 def _session(path_or_bytes, threads: int | None = None):
@@ -233,7 +245,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     arrays, classes, bad = _load_calibration(opts.calib, pre, shape, opts.samples)
     if bad:
         notes.append(f"{len(bad)} calibration file(s) skipped (first: {bad[0]})")
-    types = choose_types(opts.types)
+    types = choose_types(opts.types, opts.reduce_range)
     out = Path(opts.out) if opts.out else src.with_name(src.stem + ".int8.onnx")
     if out.resolve() == src.resolve():
         raise UsageError("--out must differ from the input file")
@@ -267,7 +279,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         except Exception as e:
             raise QuantizeError(f"onnxruntime quantization failed: {str(e).splitlines()[0][:300]}") from e
         qmodel = onnx.load(qtmp)
-    float_ops = _float_ops(qmodel)
+    float_ops = runtime_float_ops(qmodel.SerializeToString())
     fp32_sess, int8_sess = _session(str(src)), _session(qmodel.SerializeToString())
     agreement = _agreement(fp32_sess, int8_sess, arrays, classes, contract.labels)
     latency = _latency(fp32_sess, int8_sess, arrays[0]) if opts.bench else None

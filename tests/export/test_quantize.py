@@ -9,7 +9,14 @@ import pytest
 from PIL import Image
 
 from edgecnn.export.exporter import ExportOptions, export
-from edgecnn.quantize import QuantizeError, QuantizeOptions, _float_ops, choose_types, quantize
+from edgecnn.quantize import (
+    QuantizeError,
+    QuantizeOptions,
+    _float_ops,
+    choose_types,
+    quantize,
+    runtime_float_ops,
+)
 from tests.conftest import run_cli
 
 
@@ -112,9 +119,19 @@ def test_float_ops_finds_unquantized_compute():
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"])],
-                          "g", [x], [y])
+    g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Mul", ["x", "s"], ["y"]),
+                           helper.make_node("Identity", ["y"], ["z"])], "g", [x], [y])
     assert _float_ops(helper.make_model(g)) == {"Sigmoid": 1, "Mul": 1}
+
+
+def test_runtime_float_ops_sees_fused_integer_kernels(fp32_model, calib, tmp_path):
+    """MobileNetV2's convolutions become integer kernels at run time: few float ops remain, and far
+    fewer than in the FP32 graph."""
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "x.onnx"),
+                                   bench=False))
+    fp32_float = runtime_float_ops(fp32_model.read_bytes())
+    assert fp32_float.get("Conv", 0) + fp32_float.get("FusedConv", 0) >= 50
+    assert sum(res.float_ops.values()) < 10, res.float_ops
 
 
 def test_already_int8_is_refused(fp32_model, calib, tmp_path):
