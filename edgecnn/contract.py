@@ -78,7 +78,19 @@ class Preprocess:
 
 @dataclass
 class Detection:
-    """Detection post-processing: where NMS runs and with which defaults."""
+    """Detection post-processing: where NMS runs and with which defaults.
+
+    The graph outputs ``edgecnn.runtime.detect.postprocess`` reads, by name (N images, A anchors,
+    C score columns, K rows):
+      - ``nms == "host"``: ``boxes`` (N, A, 4) in ``box_format`` — ``xyxy``, ``cxcywh``, ``xywh``,
+        or ``deltas`` (torchvision BoxCoder regressions, weights 10, 10, 5, 5, decoded against an
+        ``anchors`` output (A, 4) xyxy) — and ``scores`` (N, A, C) probabilities; with
+        ``background_class`` column 0 is background and never reported;
+      - ``nms == "graph"``: ``detections`` (N, K, 6), rows ``x1, y1, x2, y2, score, class`` (xyxy)
+        by decreasing score; rows with ``score <= 0`` are padding.
+    Coordinates are network-input pixels, or fractions of the input when ``normalized``. Class
+    indices index ``Contract.labels`` (which then starts with the background's name).
+    """
 
     nms: str = "host"  # host (edgecnn.runtime.detect) | graph (the ONNX graph already ran NMS)
     box_format: str = "xyxy"  # of the decoded boxes

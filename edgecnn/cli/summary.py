@@ -6,22 +6,8 @@ import typer
 
 from edgecnn import registry
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, table
+from edgecnn.cli.output import check_format, emit_json, human, parse_size, table
 from edgecnn.errors import UsageError
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``--input-size S``, ``HxW`` or ``H,W`` (also ``"H W"``) -> (H, W)."""
-    if text is None:
-        return None
-    parts = text.replace("x", " ").replace(",", " ").split()
-    try:
-        hw = [int(p) for p in parts]
-    except ValueError:
-        hw = []
-    if len(hw) not in (1, 2) or min(hw) < 1:
-        raise UsageError(f"--input-size takes S, HxW or H,W with positive integers, got '{text}'")
-    return (hw[0], hw[-1])
 
 
 def _saving_text(saving: dict | None) -> str:

@@ -7,11 +7,13 @@ is the tensor it sees on the device. NumPy + Pillow only.
 
 from __future__ import annotations
 
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgecnn.contract import Preprocess
 from edgecnn.errors import EdgeCNNError
@@ -50,44 +52,80 @@ class Geometry:
 
 def load_image(path: str | Path) -> Image.Image:
     """Decode ``path`` (first frame of animations), apply its EXIF orientation. Raises ImageError
-    with the file name for a missing, empty, truncated, non-image or oversized file."""
+    with the file name for a missing, empty, truncated, non-image or oversized file.
+
+    The pixel limit is checked from the header, before any pixel is decoded, so a decompression
+    bomb costs nothing; ``MAX_PIXELS`` is read at call time (tests lower it)."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {im.width}x{im.height} pixels exceeds the {MAX_PIXELS:,}-pixel limit "
-                                 "(possible decompression bomb)")
-            im.seek(0)
-            im.load()
-            return ImageOps.exif_transpose(im) or im.copy()
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice its limit; make that an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageError(f"{path}: {im.width}x{im.height} pixels exceeds the {MAX_PIXELS:,}-pixel "
+                                     "limit (possible decompression bomb)")
+                im.seek(0)
+                im.load()
+                return _oriented(im)
     except ImageError:
         raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: too many pixels (possible decompression bomb)") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: not a readable image ({e.__class__.__name__}: {str(e).splitlines()[0]})") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        limit = min(MAX_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_PIXELS)  # Pillow's own check fired first
+        raise ImageError(f"{path}: more than {limit:,} pixels (possible decompression bomb)") from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{path}: not an image, or a format Pillow cannot read") from e
+    except PermissionError as e:
+        raise ImageError(f"{path}: cannot read the file ({e.strerror})") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{path}: truncated or corrupt image ({_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).splitlines()
+    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    """A loaded copy turned upright per its EXIF orientation; malformed EXIF is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(im) or im.copy()
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        return im.copy()
 
 
 def to_mode(im: Image.Image, color: str, background: str = "white") -> Image.Image:
     """Any Pillow mode -> 'RGB' (also for BGR) or 'L'. Transparency is composited on ``background``;
-    16/32-bit and float images are rescaled to 0-255 from their own range."""
+    16/32-bit and float images are rescaled to 0-255 from their own (finite) range."""
     target = "L" if color == "L" else "RGB"
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if im.mode.startswith(("I", "F")):  # I, I;16, I;16B, I;16L, I;16N, F
         a = np.asarray(im, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
+        finite = np.isfinite(a)
+        lo, hi = (float(a[finite].min()), float(a[finite].max())) if finite.any() else (0.0, 0.0)
+        a = np.where(finite, a, lo)
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
         im = Image.fromarray(a.round().astype(np.uint8), "L")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255))
-        im = Image.alpha_composite(bg, rgba)
-    return im.convert(target) if im.mode != target else im
+    try:
+        if im.mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if im.mode in ("RGBA", "LA", "PA", "RGBa"):
+            rgba = im.convert("RGBA")
+            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255))
+            im = Image.alpha_composite(bg, rgba)
+        if im.mode != target:
+            try:
+                im = im.convert(target)
+            except ValueError:  # some modes (LAB -> L) only convert through RGB
+                im = im.convert("RGB").convert(target)
+    except ValueError as e:  # modes Pillow cannot convert at all (La)
+        raise ImageError(f"cannot convert image mode '{im.mode}' to {target}") from e
+    return im
 
 
 def resize(im: Image.Image, spec: Preprocess) -> tuple[Image.Image, Geometry]:
@@ -135,5 +173,18 @@ def preprocess(im: Image.Image, spec: Preprocess) -> tuple[np.ndarray, Geometry]
     return normalize(im, spec), geom
 
 
+def load_preprocessed(path: str | Path, spec: Preprocess) -> tuple[Image.Image, np.ndarray, Geometry]:
+    """``load_image`` + ``preprocess``: (the upright decoded image, (C, H, W) float32, geometry).
+    Every failure is an ImageError naming the file."""
+    im = load_image(path)
+    try:
+        x, geom = preprocess(im, spec)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from e
+    return im, x, geom
+
+
 def preprocess_file(path: str | Path, spec: Preprocess) -> tuple[np.ndarray, Geometry]:
-    return preprocess(load_image(path), spec)
+    """A file -> ((C, H, W) float32, geometry); every failure is an ImageError naming the file."""
+    _, x, geom = load_preprocessed(path, spec)
+    return x, geom

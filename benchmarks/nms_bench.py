@@ -1,0 +1,172 @@
+"""Speed of detection post-processing (edgecnn.runtime.detect) next to a model's inference time.
+
+    python benchmarks/nms_bench.py                       # exports mobilenetv2@320 with torch if needed
+    python benchmarks/nms_bench.py --model export/mobilenetv2_320.onnx --rounds 7 --out results/cpu-2core/nms.md
+
+Measures, interleaved in blocks (DESIGN.md, "Measuring on a small shared machine"):
+  - ``nms`` / ``batched_nms`` over 1,000 and 10,000 overlapping boxes (clustered around 25 objects
+    in a 640x640 image, random scores; 80 classes for the batched case), all kept boxes and the
+    first 100 (``max_output=100``, what ``postprocess`` asks for with ``max_det=100``);
+  - the whole post-processing of one SSDLite-shaped output, what ``edgecnn infer`` does per image:
+    3,234 anchors (SSDLite at 320: (20^2 + 10^2 + 5^2 + 3^2 + 2^2 + 1^2) x 6) x 91 classes of
+    softmax probabilities, class 0 background, 6 objects; threshold, class-aware NMS, letterbox
+    undo, clipping and the JSON records; boxes decoded in the graph (xyxy) or on the host from
+    regression deltas + anchors; at infer's default conf 0.25 and at a mAP-style conf 0.001;
+  - the inference time of a mobilenetv2 classifier at 320x320 through the same ``Engine`` that
+    ``infer`` uses: a stand-in for SSDLite-MobileNetV2 at 320 (not in the zoo yet), whose
+    backbone is that network (its extra SSDLite head adds roughly 10-15% MACs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edgecnn.bench.timing import interleaved, summarize  # noqa: E402
+from edgecnn.contract import Detection  # noqa: E402
+from edgecnn.runtime import detect  # noqa: E402
+from edgecnn.runtime.image import Geometry  # noqa: E402
+
+SIZE = 320
+N_ANCHORS = (20 * 20 + 10 * 10 + 5 * 5 + 3 * 3 + 2 * 2 + 1) * 6  # 3,234
+N_CLASSES = 91  # COCO as torchvision numbers it, background at 0
+
+
+def overlapping_boxes(n: int, rng: np.random.Generator, objects: int = 25, extent: float = 640.0):
+    """``n`` boxes jittered around ``objects`` ground-truth boxes: the crowds NMS is for."""
+    centers = rng.uniform(60, extent - 60, (objects, 2))
+    sizes = rng.uniform(30, 120, (objects, 2))
+    k = rng.integers(0, objects, n)
+    c = centers[k] + rng.normal(0, 8, (n, 2))
+    wh = sizes[k] * rng.uniform(0.8, 1.25, (n, 2))
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], 1).clip(0, extent).astype(np.float32)
+    return boxes, rng.random(n).astype(np.float32), rng.integers(0, 80, n)
+
+
+def ssdlite_output(rng: np.random.Generator, objects: int = 6):
+    """One image's raw SSDLite-shaped outputs: anchors (A, 4) xyxy, deltas (1, A, 4), decoded boxes
+    (1, A, 4) and softmax scores (1, A, 91) where a trained model puts most mass on background."""
+    anchors = []
+    for fm, scale in ((20, 0.2), (10, 0.35), (5, 0.5), (3, 0.65), (2, 0.8), (1, 0.95)):
+        ys, xs = np.meshgrid((np.arange(fm) + 0.5) / fm, (np.arange(fm) + 0.5) / fm, indexing="ij")
+        for ar in (1.0, 2.0, 0.5, 3.0, 1 / 3, 1.0):
+            w, h = scale * np.sqrt(ar), scale / np.sqrt(ar)
+            anchors.append(np.stack([xs - w / 2, ys - h / 2, xs + w / 2, ys + h / 2], -1).reshape(-1, 4))
+    anchors = (np.concatenate(anchors) * SIZE).astype(np.float32)
+    assert len(anchors) == N_ANCHORS
+    deltas = rng.normal(0, 0.5, (1, N_ANCHORS, 4)).astype(np.float32)
+    logits = rng.normal(0, 1, (1, N_ANCHORS, N_CLASSES)).astype(np.float32)
+    logits[..., 0] += 8.0  # background dominates almost everywhere
+    for _ in range(objects):  # each object lights up the anchors around it in one class
+        cls, centre = rng.integers(1, N_CLASSES), rng.uniform(40, SIZE - 40, 2)
+        ac = (anchors[:, :2] + anchors[:, 2:]) / 2
+        near = np.flatnonzero(np.linalg.norm(ac - centre, axis=1) < 30)[:40]
+        logits[0, near, cls] += 12.0
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    scores = e / e.sum(-1, keepdims=True)
+    return anchors, deltas, detect.decode_deltas(deltas, anchors), scores
+
+
+def mobilenetv2_onnx(path: Path) -> Path:
+    """Export mobilenetv2 (random init) at 320x320 with torch's TorchScript exporter."""
+    import torch
+
+    from edgecnn import registry
+
+    model = registry.build("mobilenetv2").eval()
+    torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                      opset_version=17, dynamo=False)
+    return path
+
+
+def environment(engine) -> dict:
+    import onnxruntime as ort
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "onnxruntime": ort.__version__, "provider": engine.providers[0],
+            "threads": "onnxruntime default (one per physical core)",
+            "load average before the run": " / ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="mobilenetv2 ONNX at 320 (default: export one with torch to a temp dir)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--block", type=int, default=10)
+    ap.add_argument("--out", help="write the markdown report here as well")
+    args = ap.parse_args()
+
+    from edgecnn.runtime.session import Engine
+
+    rng = np.random.default_rng(0)
+    tmp = tempfile.TemporaryDirectory()
+    model = Path(args.model) if args.model else mobilenetv2_onnx(Path(tmp.name) / "mobilenetv2_320.onnx")
+    engine = Engine(model, provider="cpu")  # infer's defaults: default threads, no spinning
+    x = rng.standard_normal((1, 3, SIZE, SIZE), dtype=np.float32)
+
+    anchors, deltas, decoded, scores = ssdlite_output(rng)
+    geom = Geometry((640, 480), (0.5, 0.5), (0.0, 40.0))  # a 640x480 photo letterboxed into 320x320
+    labels = [f"class{i}" for i in range(N_CLASSES)]
+
+    def post(box_format: str, conf: float):
+        spec = Detection(box_format=box_format, background_class=True, conf=conf, max_det=100)
+        outs = {"boxes": decoded, "scores": scores} if box_format == "xyxy" else \
+               {"boxes": deltas, "scores": scores, "anchors": anchors}
+        return lambda: [d.to_records(labels) for d in detect.postprocess(outs, [geom], spec, (SIZE, SIZE))]
+
+    b1k, s1k, c1k = overlapping_boxes(1_000, rng)
+    b10k, s10k, c10k = overlapping_boxes(10_000, rng)
+    configs = {
+        "inference: mobilenetv2 320x320, batch 1": lambda: engine.run(x),
+        "postprocess SSDLite 3,234x91, boxes decoded in graph, conf 0.25": post("xyxy", 0.25),
+        "postprocess SSDLite 3,234x91, deltas decoded on host, conf 0.25": post("deltas", 0.25),
+        "postprocess SSDLite 3,234x91, boxes decoded in graph, conf 0.001 (mAP setting)": post("xyxy", 0.001),
+        "nms 1,000 boxes, all kept": lambda: detect.nms(b1k, s1k, 0.45),
+        "nms 1,000 boxes, first 100": lambda: detect.nms(b1k, s1k, 0.45, max_output=100),
+        "batched_nms 1,000 boxes, 80 classes, first 100": lambda: detect.batched_nms(b1k, s1k, c1k, 0.45, 100),
+        "nms 10,000 boxes, all kept": lambda: detect.nms(b10k, s10k, 0.45),
+        "nms 10,000 boxes, first 100": lambda: detect.nms(b10k, s10k, 0.45, max_output=100),
+        "batched_nms 10,000 boxes, 80 classes, first 100": lambda: detect.batched_nms(b10k, s10k, c10k, 0.45, 100),
+        "batched_nms 10,000 boxes, 80 classes, all kept": lambda: detect.batched_nms(b10k, s10k, c10k, 0.45),
+    }
+    kept = {k: len(v()) for k, v in configs.items() if k.startswith(("nms", "batched"))}
+    n_det = {k: len(configs[k]()[0]) for k in configs if k.startswith("postprocess")}
+    stats = {k: summarize(v) for k, v in interleaved(configs, rounds=args.rounds, block=args.block).items()}
+    infer = stats["inference: mobilenetv2 320x320, batch 1"]
+
+    env = environment(engine)
+    lines = ["# Detection post-processing vs inference", "",
+             f"`python benchmarks/nms_bench.py --rounds {args.rounds} --block {args.block}`; "
+             f"{args.rounds} rounds x {args.block} timed calls per configuration, interleaved in blocks "
+             "(settle 50 ms, 2 untimed calls, order reshuffled each round); milliseconds.", "",
+             "Environment: " + "; ".join(f"{k} {v}" for k, v in env.items()) + ".", "",
+             "| configuration | p50 ms | p90 ms | min ms | CV | p50 / inference p50 | min / inference min | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, s in stats.items():
+        note = f"{kept[name]} kept" if name in kept else f"{n_det[name]} detections" if name in n_det else ""
+        ratios = ("", "") if name.startswith("inference") else \
+            (f"{100 * s['p50'] / infer['p50']:.1f}%", f"{100 * s['min'] / infer['min']:.1f}%")
+        cells = (name, f"{s['p50']:.3f}", f"{s['p90']:.3f}", f"{s['min']:.3f}", f"{s['cv']:.2f}", *ratios, note)
+        lines.append("| " + " | ".join(cells) + " |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

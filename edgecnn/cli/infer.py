@@ -1,0 +1,213 @@
+"""``edgecnn infer PATH...``: classify or detect on image files, folders or globs, torch-free.
+
+The work is ``edgecnn.runtime`` (sources -> Predictor -> records); this module parses options,
+writes the chosen format to stdout and the progress bar, warnings, per-file errors and the
+summary line to stderr. Output keys are documented in the README ("Inference").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli import output
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, parse_floats, parse_size, table
+from edgecnn.errors import EdgeCNNError, UsageError
+
+CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
+
+
+def _labels(text: str | None) -> list[str] | None:
+    """``--labels``: a text file (one label per line), a JSON list file, or ``a,b,c``."""
+    if text is None:
+        return None
+    path = Path(text)
+    if path.is_file():
+        raw = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".json":
+            labels = json.loads(raw)
+            if not isinstance(labels, list):
+                raise UsageError(f"--labels: {path} must hold a JSON list of strings")
+            return [str(x) for x in labels]
+        return raw.rstrip("\n").split("\n")
+    return [p.strip() for p in text.split(",")]
+
+
+def _check_range(name: str, value: float | None, lo: float, hi: float | None = None) -> None:
+    if value is None:
+        return
+    if hi is None and value < lo:
+        raise UsageError(f"{name} must be >= {lo}, got {value}")
+    if hi is not None and not lo <= value <= hi:
+        raise UsageError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def _record(res, task: str) -> dict:
+    w, h = res.size or (None, None)
+    return {"image": str(res.file.path), "width": w, "height": h, "task": task,
+            "predictions": res.predictions, "error": res.error}
+
+
+def _csv_rows(rec: dict) -> list[list]:
+    head = [rec["image"], rec["width"], rec["height"], rec["task"]]
+    if not rec["predictions"]:
+        return [head + [None] * 8 + [rec["error"]]]
+    return [head + [i, p["class"], p["label"], p["score"], *(p.get("box") or [None] * 4), None]
+            for i, p in enumerate(rec["predictions"], 1)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _table_block(rec: dict) -> str:
+    preds = rec["predictions"]
+    noun = "detection" if rec["task"] == "detect" else "prediction"
+    title = f"{rec['image']} ({rec['width']}x{rec['height']}): {_count(len(preds), noun)}"
+    if not preds:
+        return title
+    if rec["task"] == "detect":
+        rows = [(p["class"], p["label"], f"{p['score']:.4f}", *(f"{v:.1f}" for v in p["box"])) for p in preds]
+        body = table(["class", "label", "score", "x1", "y1", "x2", "y2"], rows,
+                     right=["class", "score", "x1", "y1", "x2", "y2"])
+    else:
+        rows = [(p["rank"], p["class"], p["label"], f"{p['score']:.4f}") for p in preds]
+        body = table(["rank", "class", "label", "score"], rows, right=["rank", "class", "score"])
+    return title + "\n" + "\n".join("  " + line for line in body.splitlines())
+
+
+class _Table:
+    """``--format table``: one block per image as it comes; failures are on stderr already."""
+
+    def write(self, rec: dict) -> None:
+        if not rec["error"]:
+            typer.echo(_table_block(rec))
+
+    def close(self, tail: dict | None = None) -> None:
+        pass
+
+
+class _Csv(output.CsvStream):
+    """``--format csv``: records flattened to one row per prediction (``_csv_rows``)."""
+
+    def __init__(self):
+        super().__init__(CSV_HEADER)
+
+    def write(self, rec: dict) -> None:
+        for row in _csv_rows(rec):
+            super().write(row)
+
+
+def _writer(fmt: str, head: dict):
+    if fmt == "json":
+        return output.JsonStream(head, "results")
+    if fmt == "jsonl":
+        return output.JsonlStream()
+    return _Csv() if fmt == "csv" else _Table()
+
+
+def _summary(stats, seconds: float, provider: str) -> dict:
+    per = max(stats.ok, 1)
+    return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
+            "images_per_s": round(stats.images / seconds, 2) if seconds > 0 else None,
+            "ms_per_image": {"decode": round(stats.decode_s / max(stats.images, 1) * 1e3, 3),
+                             "inference": round(stats.infer_s / per * 1e3, 3),
+                             "postprocess": round(stats.post_s / per * 1e3, 3)},
+            "provider": provider}
+
+
+def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
+    ms = summary["ms_per_image"]
+    line = (f"{_count(summary['images'], 'image')}: {summary['ok']} ok, {summary['failed']} failed "
+            f"in {summary['seconds']:.2f} s ({summary['images_per_s'] or 0:.1f} images/s; per image: "
+            f"decode+preprocess {ms['decode']:.1f} ms, inference {ms['inference']:.1f} ms, "
+            f"postprocess {ms['postprocess']:.2f} ms; {summary['provider']}, batch {batch})")
+    return line + (f"; annotated copies in {save}/" if save is not None and summary["ok"] else "")
+
+
+@app.command("infer")
+def infer_cmd(
+    paths: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs.", show_default=False),
+    model: str = typer.Option("mobilenetv2", "--model", "-m",
+                              help="A zoo name (meaning export/NAME.onnx) or an ONNX file."),
+    topk: int = typer.Option(5, "--topk", "-k", help="Classification: classes to report per image."),
+    conf: float = typer.Option(None, "--conf", help="Detection: minimum score [default: the contract's]."),
+    iou: float = typer.Option(None, "--iou", help="Detection: NMS IoU threshold [default: the contract's]."),
+    max_det: int = typer.Option(None, "--max-det", help="Detection: most boxes per image [default: the contract's]."),
+    classes: list[str] = typer.Option(None, "--classes",
+                                      help="Keep only these classes: indices or labels, comma-separated."),
+    save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
+    provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
+    threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
+    batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
+    graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
+    size: str = typer.Option(None, "--size", help="Override the input size: S or HxW (files without a contract)."),
+    mean: str = typer.Option(None, "--mean", help="Override the per-channel mean, e.g. 0.5,0.5,0.5."),
+    std: str = typer.Option(None, "--std", help="Override the per-channel std, e.g. 0.5,0.5,0.5."),
+    labels: str = typer.Option(None, "--labels",
+                               help="Override the labels: a file (one per line, or a JSON list) or a,b,c."),
+) -> None:
+    """Classify or detect objects in images with an ONNX model, without torch.
+
+    Preprocessing, labels and detection thresholds come from the model's contract. Files that
+    cannot be read are reported and skipped; the exit code is 1 if any failed.
+
+    Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
+    """
+    check_format(fmt, output.RECORD_FORMATS)
+    _check_range("--topk", topk, 1)
+    _check_range("--conf", conf, 0.0, 1.0)
+    _check_range("--iou", iou, 0.0, 1.0)
+    _check_range("--max-det", max_det, 1)
+    _check_range("--batch", batch, 1)
+    _check_range("--threads", threads, 1)
+
+    from edgecnn.progress import Progress
+    from edgecnn.runtime import draw, sources
+    from edgecnn.runtime.predict import Predictor, resolve_classes
+    from edgecnn.runtime.session import Engine, resolve_model
+
+    roots = sources.expand(paths)  # bad paths fail before the model loads
+    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
+                    size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
+                    std=parse_floats(std, "--std"), labels=_labels(labels))
+    for w in engine.warnings:
+        typer.echo(f"Warning: {w}", err=True)
+    if engine.contract.random_init:
+        typer.echo(f'Warning: {engine.path} holds random-init weights (contract "weights": "random-init"); '
+                   "its predictions are meaningless", err=True)
+    task = engine.task
+    allowed = resolve_classes(classes, engine.contract.labels) if classes else None
+    predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)
+
+    head = {"model": str(engine.path), "task": task, "contract": "graph" if engine.from_graph else "file"}
+    writer = _writer(fmt, head)
+    tty, out_tty = sys.stderr.isatty(), sys.stdout.isatty()
+    bar = Progress(sources.count_images(roots, save) if tty else 0, "infer", enabled=tty)
+    t0 = time.perf_counter()
+    files = sources.iter_images(roots, exclude=save)  # never annotate our own annotated copies
+    for res in predictor.predict(files, batch=batch, keep_images=save is not None):
+        if res.error or out_tty:
+            bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
+        if res.error:
+            typer.echo(f"Error: {res.error}", err=True)
+        elif save is not None:
+            try:
+                draw.save_image(draw.annotate(res.image, task, res.predictions), save / res.file.rel)
+            except OSError as e:
+                raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
+        writer.write(_record(res, task))
+        bar.update(1, rate=f"{predictor.stats.images / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+    bar.close()
+    seconds = time.perf_counter() - t0
+    summary = _summary(predictor.stats, seconds, engine.providers[0])
+    writer.close({"summary": summary})
+    typer.echo(_summary_line(summary, batch, save), err=True)
+    if predictor.stats.failed:
+        raise typer.Exit(1)

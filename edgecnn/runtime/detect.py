@@ -1,0 +1,407 @@
+"""Detection post-processing in NumPy: box formats and decoding, IoU, NMS, and a detector's raw
+outputs -> per-image detections in original-image pixels.
+
+Conventions (torchvision ``ops/boxes.py``): boxes are ``(N, 4)`` float ``xyxy`` with
+``x1 <= x2`` and ``y1 <= y2``, computed in their own precision (float32 stays float32, as a graph
+emits it; float64 stays float64; integers become float64). IoU of two boxes whose union is empty
+(both zero-area) is 0. NMS drops a box whose IoU with a kept, higher-scoring box is *greater than*
+the threshold (a pair exactly at the threshold both stay); equal scores keep the lower index
+first. Malformed boxes raise ``ValueError`` naming the offending box.
+
+Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``):
+  - host NMS: ``boxes`` (N, A, 4) in ``Detection.box_format``, ``scores`` (N, A, C) probabilities
+    (class 0 background when ``background_class``); with box_format ``deltas`` also ``anchors``
+    (A, 4) xyxy, the graph's prior boxes;
+  - graph NMS: ``detections`` (N, K, 6) rows ``x1, y1, x2, y2, score, class``; rows with
+    ``score <= 0`` are padding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecnn.contract import ContractError
+from edgecnn.contract import Detection as DetectionSpec
+from edgecnn.runtime.classify import label_of
+from edgecnn.runtime.image import Geometry
+
+BOX_FORMATS = ("xyxy", "cxcywh", "xywh", "deltas")
+BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # torchvision's SSD/SSDLite BoxCoder
+_DWH_CLAMP = math.log(1000.0 / 16)  # torchvision: keeps exp() of a wild regression finite
+PRE_NMS_TOPK = 30_000  # candidates per image that reach NMS (Ultralytics' max_nms); bounds the cost
+
+
+# ---- box formats -------------------------------------------------------------------------------
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) center-x, center-y, width, height -> (..., 4) xyxy."""
+    b = np.asarray(boxes)
+    half = b[..., 2:] / 2
+    return np.concatenate([b[..., :2] - half, b[..., :2] + half], axis=-1)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(..., 4) top-left x, y, width, height -> (..., 4) xyxy."""
+    b = np.asarray(boxes)
+    return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def decode_deltas(deltas: np.ndarray, anchors: np.ndarray,
+                  weights: tuple[float, float, float, float] = BOX_CODER_WEIGHTS) -> np.ndarray:
+    """Regression deltas -> xyxy boxes, as torchvision's ``BoxCoder.decode_single``.
+
+    deltas: (..., A, 4) ``dx, dy, dw, dh``; anchors: (A, 4) xyxy, same units as the result.
+    ``cx = ax + dx / wx * aw``, ``w = aw * exp(min(dw / ww, log(1000/16)))`` (likewise y, h).
+    """
+    d = np.asarray(deltas, dtype=np.float32)
+    a = np.asarray(anchors, dtype=np.float32)
+    if a.ndim != 2 or a.shape[-1] != 4 or d.shape[-1] != 4 or d.shape[-2] != a.shape[0]:
+        raise ValueError(f"deltas (..., A, 4) and anchors (A, 4) do not match: {d.shape} vs {a.shape}")
+    aw, ah = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    acx, acy = a[:, 0] + 0.5 * aw, a[:, 1] + 0.5 * ah
+    wx, wy, ww, wh = weights
+    cx = acx + d[..., 0] / wx * aw
+    cy = acy + d[..., 1] / wy * ah
+    w = aw * np.exp(np.minimum(d[..., 2] / ww, _DWH_CLAMP))
+    h = ah * np.exp(np.minimum(d[..., 3] / wh, _DWH_CLAMP))
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+
+
+def to_xyxy(boxes: np.ndarray, box_format: str, anchors: np.ndarray | None = None) -> np.ndarray:
+    """(..., A, 4) boxes in ``box_format`` (one of ``BOX_FORMATS``) -> xyxy."""
+    if box_format == "xyxy":
+        return np.asarray(boxes)
+    if box_format == "cxcywh":
+        return cxcywh_to_xyxy(boxes)
+    if box_format == "xywh":
+        return xywh_to_xyxy(boxes)
+    if box_format == "deltas":
+        if anchors is None:
+            raise ContractError("box_format 'deltas' needs an 'anchors' output (A, 4) in the graph")
+        return decode_deltas(boxes, anchors)
+    raise ContractError(f"unknown box_format '{box_format}'; expected one of {BOX_FORMATS}")
+
+
+# ---- IoU and NMS -------------------------------------------------------------------------------
+
+def _checked_boxes(boxes: np.ndarray, name: str = "boxes") -> np.ndarray:
+    """(N, 4) xyxy as float32/float64 (see the module docstring), or ValueError naming the first
+    malformed box."""
+    b = np.asarray(boxes)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"{name} must be (N, 4) xyxy, got shape {b.shape}")
+    if b.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {b.dtype}")
+    b = b.astype(_float_type(b.dtype), copy=False)
+    bad = ~np.isfinite(b).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}[{i}] = {b[i].tolist()} is not finite")
+    bad = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}[{i}] = {b[i].tolist()} has x2 < x1 or y2 < y1; expected xyxy")
+    return b
+
+
+def _float_type(dtype: np.dtype) -> type:
+    return np.float32 if dtype in (np.float16, np.float32) else np.float64
+
+
+def _checked_scores(scores: np.ndarray, n: int, name: str = "scores") -> np.ndarray:
+    s = np.asarray(scores)
+    if s.shape != (n,):
+        raise ValueError(f"{name} must be ({n},) to match the boxes, got shape {s.shape}")
+    s = s.astype(np.float64, copy=False)
+    if not np.isfinite(s).all():
+        i = int(np.argmax(~np.isfinite(s)))
+        raise ValueError(f"{name}[{i}] = {s[i]} is not finite")
+    return s
+
+
+def _checked_threshold(iou_threshold: float) -> float:
+    t = float(iou_threshold)
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    return t
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy -> (N,) areas."""
+    b = _checked_boxes(boxes)
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def _iou_matrix(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """(N, 4), (N,), (M, 4), (M,) -> (N, M) IoU; 0 where the union is empty. In place
+    where possible: this is the inner loop of NMS."""
+    inter = np.minimum(a[:, None, 2], b[None, :, 2])
+    inter -= np.maximum(a[:, None, 0], b[None, :, 0])
+    np.maximum(inter, 0, out=inter)
+    h = np.minimum(a[:, None, 3], b[None, :, 3])
+    h -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.maximum(h, 0, out=h)
+    inter *= h
+    union = np.add(area_a[:, None], area_b[None, :], out=h)
+    union -= inter
+    # union 0 means two zero-area boxes, whose intersection is 0 too: leave those entries at 0
+    return np.divide(inter, union, out=inter, where=union > 0)
+
+
+def _areas(b: np.ndarray) -> np.ndarray:
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def _iou_pairs(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """IoU of a[k] with b[k]: (P, 4) x2 -> (P,); the same arithmetic as ``_iou_matrix``."""
+    inter = (np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])).clip(min=0)
+    inter *= (np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])).clip(min=0)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=inter, where=union > 0)
+
+
+def _hits(a, area_a, ca, b, area_b, cb, thr: float, upper: bool = False) -> np.ndarray:
+    """(len(a), len(b)) bool: a[i] would suppress b[j] (IoU > thr, and the same class when
+    classes are given); ``upper`` keeps only i < j. Between many classes only the same-class pairs
+    are computed: far fewer than all pairs."""
+    if ca is None:
+        hit = _iou_matrix(a, area_a, b, area_b) > thr
+        return np.triu(hit, 1) if upper else hit
+    same = ca[:, None] == cb[None, :]
+    if upper:
+        same = np.triu(same, 1)
+    i, j = np.nonzero(same)
+    if 3 * len(i) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
+        return (_iou_matrix(a, area_a, b, area_b) > thr) & same
+    over = _iou_pairs(a[i], area_a[i], b[j], area_b[j]) > thr
+    hit = np.zeros(same.shape, dtype=bool)
+    hit[i[over], j[over]] = True
+    return hit
+
+
+def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """Pairwise intersection-over-union.
+
+    boxes1: (N, 4), boxes2: (M, 4), both xyxy with x1 <= x2, y1 <= y2 (any units).
+    Returns (N, M) in the boxes' precision (float64 if either is); a pair whose union is zero
+    (two zero-area boxes) has IoU 0.
+    """
+    a, b = _checked_boxes(boxes1, "boxes1"), _checked_boxes(boxes2, "boxes2")
+    return _iou_matrix(a, _areas(a), b, _areas(b))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_output: int | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    boxes: (N, 4) xyxy; scores: (N,); a box is dropped when its IoU with a kept, higher-scoring
+    box is > ``iou_threshold``. ``max_output`` stops after that many kept boxes (the result is
+    the same prefix as without it, found sooner).
+    Returns (K,) int64 indices into ``boxes``, by decreasing score (ties: lower index first).
+    """
+    b = _checked_boxes(boxes)
+    return _greedy(b, _checked_scores(scores, len(b)), None, _checked_threshold(iou_threshold), max_output)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float,
+                max_output: int | None = None) -> np.ndarray:
+    """Class-aware NMS: as ``nms``, but a box only suppresses boxes of its own class.
+
+    boxes: (N, 4) xyxy; scores: (N,); classes: (N,) integers. One pass over all classes sorted
+    by score (equivalent to NMS per class, merged by score), so ``max_output`` stops it early.
+    Returns (K,) int64 indices by decreasing score.
+    """
+    b = _checked_boxes(boxes)
+    s = _checked_scores(scores, len(b))
+    c = np.asarray(classes)
+    if c.shape != (len(b),) or (c.size and c.dtype.kind not in "iu"):
+        raise ValueError(f"classes must be ({len(b)},) integers, got shape {c.shape} dtype {c.dtype}")
+    return _greedy(b, s, c, _checked_threshold(iou_threshold), max_output)
+
+
+_BLOCK = 256  # boxes resolved at once: an IoU matrix of BLOCK x (kept + BLOCK) floats per step
+
+
+def _greedy(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, thr: float, max_output: int | None) -> np.ndarray:
+    """Exact greedy NMS (class-aware when ``c`` is given) -> kept indices by decreasing score."""
+    if max_output is not None and max_output < 1:
+        raise ValueError(f"max_output must be >= 1, got {max_output}")
+    limit = len(b) if max_output is None else max_output
+    if c is not None and len(b) > _BLOCK and limit > 4 * _BLOCK:
+        return _per_class(b, s, c, thr, limit)
+    return _blocks(b, s, c, thr, limit)
+
+
+def _per_class(b: np.ndarray, s: np.ndarray, c: np.ndarray, thr: float, limit: int) -> np.ndarray:
+    """Many boxes and no small limit: each class on its own, merged by score. The one pass of
+    ``_blocks`` would test every box against every box kept in any class (thousands, when many
+    classes each keep their own); with a small limit it stops early and is much cheaper than
+    this per-class loop (measured in benchmarks/nms_bench.py)."""
+    c = np.asarray(c)
+    order = np.lexsort((-s, c))  # by class, then score; stable, so ties keep the lower index first
+    cuts = np.flatnonzero(np.diff(c[order])) + 1
+    kept = [grp[_blocks(b[grp], s[grp], None, thr, limit)] for grp in np.split(order, cuts)]
+    keep = np.concatenate(kept)
+    return keep[np.lexsort((keep, -s[keep]))][:limit]
+
+
+def _blocks(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, thr: float, limit: int) -> np.ndarray:
+    """Greedy NMS vectorised by blocks of the score order: each block is first thinned by the
+    boxes already kept, then resolved inside itself (``_resolve``). Python-level work is per
+    block, not per box, and stops once ``limit`` boxes are kept."""
+    order = np.argsort(-s, kind="stable")
+    b = np.ascontiguousarray(b[order])
+    area = _areas(b)
+    cls = None if c is None else np.asarray(c)[order]
+    kept: list[np.ndarray] = []  # positions in score order
+    kb, ka = np.empty((0, 4), b.dtype), np.empty(0, b.dtype)
+    kc = None if cls is None else np.empty(0, dtype=cls.dtype)
+    n_kept = 0
+    for start in range(0, len(b), _BLOCK):
+        pos = np.arange(start, min(start + _BLOCK, len(b)))
+        if n_kept:
+            cp = None if cls is None else cls[pos]
+            pos = pos[~_hits(kb, ka, kc, b[pos], area[pos], cp, thr).any(axis=0)]
+        if not len(pos):
+            continue
+        cp = None if cls is None else cls[pos]
+        pos = pos[_resolve(_hits(b[pos], area[pos], cp, b[pos], area[pos], cp, thr, upper=True))]
+        pos = pos[: limit - n_kept]
+        kept.append(pos)
+        n_kept += len(pos)
+        if n_kept >= limit:
+            break
+        kb, ka = np.concatenate([kb, b[pos]]), np.concatenate([ka, area[pos]])
+        kc = None if cls is None else np.concatenate([kc, cls[pos]])
+    return order[np.concatenate(kept)] if kept else np.empty(0, dtype=np.int64)
+
+
+def _resolve(x: np.ndarray) -> np.ndarray:
+    """Greedy NMS inside one block: x (m, m) bool, upper triangular, ``x[i, j]``: box i (higher
+    score) would suppress box j. Returns the keep mask.
+
+    Fixed-point iteration (Cluster-NMS, Zheng et al. 2021): keep j unless a *kept* i < j
+    suppresses it. Box j's status is final once those of all i < j are, so the iteration reaches
+    the greedy result; a crowd settles in a few rounds. Long suppression chains fall back to the
+    row-by-row loop, which costs one vector operation per box."""
+    xf = x.astype(np.float32)
+    keep = np.ones(len(x), dtype=bool)
+    for _ in range(8):
+        new = (keep.astype(np.float32) @ xf) == 0
+        if np.array_equal(new, keep):
+            return keep
+        keep = new
+    keep = np.ones(len(x), dtype=bool)
+    for i in range(len(x)):
+        if keep[i]:
+            keep[i + 1:] &= ~x[i, i + 1:]
+    return keep
+
+
+# ---- raw outputs -> detections -------------------------------------------------------------------
+
+@dataclass
+class Detections:
+    """One image's detections, best first. boxes: (K, 4) xyxy in original-image pixels (clipped
+    to the image); scores: (K,); classes: (K,) int64 indices into the contract's labels."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_records(self, labels: Sequence[str] | None = None) -> list[dict]:
+        """``[{"class": int, "label": str, "score": float, "box": [x1, y1, x2, y2]}, ...]``."""
+        boxes = np.round(self.boxes.astype(np.float64), 2).tolist()  # tolist(): Python floats, fast
+        scores = np.round(self.scores.astype(np.float64), 6).tolist()
+        return [{"class": c, "label": label_of(c, labels), "score": s, "box": box}
+                for box, s, c in zip(boxes, scores, self.classes.tolist(), strict=True)]
+
+
+def postprocess(outputs: Mapping[str, np.ndarray], geometries: Sequence[Geometry], spec: DetectionSpec,
+                input_size: tuple[int, int], *, conf: float | None = None, iou: float | None = None,
+                max_det: int | None = None, classes: Sequence[int] | None = None,
+                pre_nms_topk: int = PRE_NMS_TOPK) -> list[Detections]:
+    """A detector's outputs for a batch -> one ``Detections`` per image, in original coordinates.
+
+    outputs: graph outputs by name (see the module docstring); geometries: one per image, from
+    ``image.preprocess``; input_size: the network input (width, height), to scale normalized
+    boxes. ``conf``/``iou``/``max_det`` default to the contract's; ``classes`` keeps only those
+    class indices. Scores must be > ``conf`` to count.
+    """
+    conf = spec.conf if conf is None else conf
+    iou = spec.iou if iou is None else iou
+    max_det = spec.max_det if max_det is None else max_det
+    allowed = None if classes is None else np.asarray(classes, dtype=np.int64)
+    scale = np.asarray(input_size * 2, dtype=np.float32) if spec.normalized else None
+    if spec.nms == "graph":
+        dets = _output(outputs, "detections", 3)
+        return [_graph_nms_image(d, g, conf, max_det, allowed, scale) for d, g in zip(dets, geometries, strict=True)]
+    boxes, scores = _output(outputs, "boxes", 3), _output(outputs, "scores", 3)
+    if boxes.shape[:2] != scores.shape[:2] or boxes.shape[2] != 4:
+        raise ContractError(f"detector outputs boxes {boxes.shape} and scores {scores.shape} do not match "
+                            "(expected (N, A, 4) and (N, A, C))")
+    boxes = to_xyxy(boxes, spec.box_format, outputs.get("anchors"))
+    first = 1 if spec.background_class else 0
+    return [_host_nms_image(b, s, first, g, conf, iou, max_det, allowed, scale, pre_nms_topk)
+            for b, s, g in zip(boxes, scores, geometries, strict=True)]
+
+
+def _output(outputs: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarray:
+    if name not in outputs:
+        raise ContractError(f"the detector has no output '{name}' (outputs: {', '.join(outputs)})")
+    x = np.asarray(outputs[name])
+    if x.ndim != ndim:
+        raise ContractError(f"detector output '{name}' has shape {x.shape}; expected {ndim} dimensions")
+    return x
+
+
+def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, scale, pre_nms_topk) -> Detections:
+    """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background."""
+    # One contiguous comparison and one nonzero over all anchor x class scores: faster than a
+    # per-anchor max first, and the same at a mAP-style threshold where most anchors pass.
+    mask = np.ascontiguousarray(scores) > conf
+    mask[:, :first] = False  # the background column
+    a, cls = np.divmod(np.flatnonzero(mask), scores.shape[1])
+    s = scores[a, cls]
+    if allowed is not None:
+        keep = np.isin(cls, allowed)
+        a, cls, s = a[keep], cls[keep], s[keep]
+    if len(s) > pre_nms_topk:
+        top = np.argpartition(-s, pre_nms_topk - 1)[:pre_nms_topk]
+        a, cls, s = a[top], cls[top], s[top]
+    b = boxes[a].astype(np.float32)  # NMS in the graph's precision: half the memory traffic of float64
+    finite = np.isfinite(b).all(axis=1) & np.isfinite(s)  # a wild regression must not kill the image
+    b, s, cls = b[finite], s[finite], cls[finite]
+    b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+    if scale is not None:
+        b *= scale
+    keep = _greedy(b, s, cls, iou, max_det)
+    return _finish(b[keep], s[keep], cls[keep], geom)
+
+
+def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
+    """dets (K, 6) rows x1 y1 x2 y2 score class, already suppressed by the graph."""
+    if dets.shape[-1] != 6:
+        raise ContractError(f"detector output 'detections' has rows of {dets.shape[-1]} values; expected 6 "
+                            "(x1, y1, x2, y2, score, class)")
+    d = dets[np.isfinite(dets).all(axis=1) & (dets[:, 4] > conf)].astype(np.float64)
+    cls = d[:, 5].round().astype(np.int64)
+    if allowed is not None:
+        d, cls = d[np.isin(cls, allowed)], cls[np.isin(cls, allowed)]
+    order = np.argsort(-d[:, 4], kind="stable")[:max_det]
+    b = d[order, :4] * scale if scale is not None else d[order, :4]
+    return _finish(b, d[order, 4], cls[order], geom)
+
+
+def _finish(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
+    """Network pixels -> original pixels, clipped; boxes left with no area (they lay in the
+    letterbox padding or outside a center crop) are dropped."""
+    b = geom.to_original(b)
+    live = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    return Detections(b[live], s[live].astype(np.float32), cls[live].astype(np.int64))

@@ -1,0 +1,148 @@
+"""Image files -> predictions, streamed in batches through an ``Engine``.
+
+Decoding and preprocessing use ``image`` (the contract's transform), post-processing ``classify``
+or ``detect``. A file that cannot be decoded becomes a result with an ``error`` and the stream
+goes on; results come out in input order, and only one batch of images is held at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from edgecnn.contract import Detection
+from edgecnn.errors import UsageError
+from edgecnn.runtime import detect
+from edgecnn.runtime.classify import classify, looks_like_probabilities
+from edgecnn.runtime.image import Geometry, ImageError, load_preprocessed
+from edgecnn.runtime.session import Engine
+from edgecnn.runtime.sources import ImageFile
+
+
+@dataclass
+class Result:
+    """One image's outcome. ``predictions``: classification ``{"rank", "class", "label", "score"}``
+    or detection ``{"class", "label", "score", "box"}`` records, best first; ``size``: the upright
+    original (width, height); ``image``: the decoded image, kept only when asked (for ``--save``)."""
+
+    file: ImageFile
+    size: tuple[int, int] | None = None
+    predictions: list[dict] = field(default_factory=list)
+    error: str | None = None
+    image: Image.Image | None = None
+
+
+@dataclass
+class Stats:
+    """Counts and seconds spent per stage, summed over the run."""
+
+    ok: int = 0
+    failed: int = 0
+    decode_s: float = 0.0  # decode + preprocess
+    infer_s: float = 0.0
+    post_s: float = 0.0
+
+    @property
+    def images(self) -> int:
+        return self.ok + self.failed
+
+
+@dataclass
+class _Item:
+    file: ImageFile
+    image: Image.Image | None = None
+    x: np.ndarray | None = None
+    geom: Geometry | None = None
+    error: str | None = None
+
+
+def resolve_classes(items: Sequence[str], labels: Sequence[str] | None) -> list[int]:
+    """``--classes`` values (indices or labels, comma-separated or repeated) -> class indices."""
+    index = {name: i for i, name in enumerate(labels or [])}
+    out = []
+    for item in (p.strip() for text in items for p in text.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            out.append(int(item))
+        elif item in index:
+            out.append(index[item])
+        else:
+            known = f"; labels: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}" if labels else ""
+            raise UsageError(f"--classes: '{item}' is neither a class index nor a label of this model{known}")
+    return sorted(set(out))
+
+
+class Predictor:
+    """Runs an engine over image files. ``conf``/``iou``/``max_det`` default to the contract's
+    detection settings; ``classes`` keeps only those class indices (both tasks)."""
+
+    def __init__(self, engine: Engine, *, topk: int = 5, conf: float | None = None, iou: float | None = None,
+                 max_det: int | None = None, classes: Sequence[int] | None = None):
+        self.engine, self.contract = engine, engine.contract
+        self.topk, self.conf, self.iou, self.max_det = topk, conf, iou, max_det
+        self.classes = None if classes is None else list(classes)
+        self.stats = Stats()
+        self.detection = self.contract.detection or Detection()
+        names = engine.output_names
+        wanted = self.contract.outputs[0].get("name") if self.contract.outputs else None
+        self._cls_output = wanted if wanted in names else names[0]
+        meaning = (self.contract.outputs[0].get("meaning", "") if self.contract.outputs else "").lower()
+        self._logits: bool | None = None if engine.from_graph else "prob" not in meaning
+
+    def predict(self, files: Iterable[ImageFile], batch: int = 1, keep_images: bool = False) -> Iterator[Result]:
+        """Results in input order; at most ``batch`` decoded images are held at once."""
+        if batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {batch}")
+        pending: list[_Item] = []
+        ready = 0
+        for f in files:
+            t0 = time.perf_counter()
+            try:
+                im, x, geom = load_preprocessed(f.path, self.contract.preprocess)
+                pending.append(_Item(f, im if keep_images else None, x, geom))
+                ready += 1
+            except ImageError as e:
+                pending.append(_Item(f, error=str(e)))
+            self.stats.decode_s += time.perf_counter() - t0
+            if ready == batch or ready == 0:  # a batch is full, or only failures wait: report them now
+                yield from self._flush(pending)
+                pending, ready = [], 0
+        if pending:
+            yield from self._flush(pending)
+
+    def _flush(self, items: list[_Item]) -> Iterator[Result]:
+        good = [it for it in items if it.error is None]
+        preds: list[list[dict]] = []
+        if good:
+            t0 = time.perf_counter()
+            outputs = self.engine.run(np.stack([it.x for it in good]))
+            t1 = time.perf_counter()
+            preds = self._post(outputs, [it.geom for it in good])
+            self.stats.infer_s += t1 - t0
+            self.stats.post_s += time.perf_counter() - t1
+        it_preds = iter(preds)
+        for it in items:
+            if it.error is not None:
+                self.stats.failed += 1
+                yield Result(it.file, error=it.error)
+            else:
+                self.stats.ok += 1
+                yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image)
+
+    def _post(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+        labels = self.contract.labels
+        if self.contract.task == "classify":
+            out = outputs[self._cls_output].reshape(len(geoms), -1)
+            if self.classes and max(self.classes) >= out.shape[1]:
+                raise UsageError(f"--classes: class {max(self.classes)} does not exist; the model has "
+                                 f"{out.shape[1]} classes (0-{out.shape[1] - 1})")
+            logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
+            return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
+        dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,
+                                  conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
+        return [d.to_records(labels) for d in dets]

@@ -1,0 +1,246 @@
+"""The inference engine: an onnxruntime session with a chosen provider, thread count and graph
+optimisation level, plus the file's deploy contract (or one derived from the graph for an ONNX
+file exported by another tool). onnxruntime + NumPy only; no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgecnn import registry
+from edgecnn.contract import IMAGENET_MEAN, IMAGENET_STD, Contract, ContractError, Preprocess, from_metadata
+from edgecnn.errors import EdgeCNNError, UsageError
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+PROVIDER_CHOICES = ("auto", *PROVIDERS)  # auto: the first available of tensorrt, cuda, cpu
+GRAPH_OPT = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+class EngineError(EdgeCNNError):
+    """A model file that cannot be loaded or run."""
+
+
+def resolve_model(model: str, export_dir: str | Path = "export") -> Path:
+    """``--model``: an ONNX file path, or a zoo name meaning ``<export_dir>/<name>.onnx``.
+
+    A zoo name whose file is missing is an error saying how to make it (``edgecnn export NAME``);
+    an unknown name is the registry's did-you-mean error."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    if path.suffix.lower() == ".onnx" or path.parent != Path("."):
+        raise EngineError(f"model file '{model}' not found")
+    exported = Path(export_dir) / f"{model}.onnx"
+    if exported.is_file():
+        return exported
+    registry.get_card(model)  # raises UnknownModelError with a suggestion
+    raise EngineError(f"{exported} not found; make it with: edgecnn export {model}")
+
+
+def choose_providers(provider: str, available: Sequence[str] | None = None) -> list[str]:
+    """``auto|cpu|cuda|tensorrt`` -> the onnxruntime providers list, CPU last as the fallback for
+    nodes a GPU provider does not take. An explicit provider that is not available is an error
+    listing the available ones."""
+    available = list(ort.get_available_providers() if available is None else available)
+    if provider == "auto":
+        return [p for p in PROVIDERS.values() if p in available] or ["CPUExecutionProvider"]
+    if provider not in PROVIDERS:
+        raise UsageError(f"unknown --provider '{provider}'; choose one of: {', '.join(PROVIDER_CHOICES)}")
+    wanted = PROVIDERS[provider]
+    if wanted not in available:
+        short = {v: k for k, v in PROVIDERS.items()}
+        names = ", ".join(short.get(p, p) for p in available if p in short) or "none"
+        raise EngineError(f"provider '{provider}' ({wanted}) is not available in this onnxruntime; "
+                          f"available: {names}")
+    chain = list(PROVIDERS.values())
+    return [p for p in chain[chain.index(wanted):] if p in available]
+
+
+def session_options(threads: int | None = None, graph_opt: str = "all", spinning: bool = False) -> ort.SessionOptions:
+    """threads: intra-op threads (None: onnxruntime's default, one per physical core); one inter-op
+    thread (CNNs are a chain). ``spinning=False`` lets idle pool threads sleep at once instead of
+    busy-waiting, so they do not steal a small device's cores from image decoding between batches
+    (``bench`` turns it on to measure steady-state latency)."""
+    if graph_opt not in GRAPH_OPT:
+        raise UsageError(f"unknown graph optimisation level '{graph_opt}'; choose one of: {', '.join(GRAPH_OPT)}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = GRAPH_OPT[graph_opt]
+    opts.intra_op_num_threads = threads or 0
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business; errors still raise
+    return opts
+
+
+class Engine:
+    """One loaded model.
+
+    ``contract``: the file's contract, or one derived from the graph (``from_graph`` True; then
+    ``warnings`` say what was assumed). ``size``/``mean``/``std``/``labels`` override the
+    contract's preprocessing and labels. ``run`` takes the preprocessed batch (N, C, H, W)
+    float32 and returns the graph outputs by name.
+    """
+
+    def __init__(self, path: str | Path, *, provider: str = "auto", threads: int | None = None,
+                 graph_opt: str = "all", spinning: bool = False, size: tuple[int, int] | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 labels: Sequence[str] | None = None):
+        self.path = Path(path)
+        self.warnings: list[str] = []
+        providers = choose_providers(provider)
+        t0 = time.perf_counter()
+        self.session = _open(self.path, session_options(threads, graph_opt, spinning), providers)
+        self.load_s = time.perf_counter() - t0
+        self.providers: list[str] = self.session.get_providers()
+        if provider != "auto" and self.providers[0] != providers[0]:
+            raise EngineError(f"provider '{provider}' failed to start for {self.path} (onnxruntime fell back to "
+                              f"{self.providers[0]}); check the CUDA/TensorRT libraries")
+        self.threads, self.graph_opt = threads, graph_opt
+        try:
+            contract = from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        except ContractError as e:
+            raise ContractError(f"{self.path}: {e}") from e
+        self.from_graph = contract is None
+        self.contract = self._graph_contract(size, mean, std) if contract is None else contract
+        self._override(size, mean, std, labels)
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if self.contract.input_name not in inputs:
+            raise ContractError(f"{self.path}: the contract's input '{self.contract.input_name}' is not in the "
+                                f"graph (inputs: {', '.join(inputs)})")
+        graph_input = inputs[self.contract.input_name]
+        self.input_name = graph_input.name
+        self.input_shape = list(graph_input.shape)
+        self.input_dtype = _DTYPES.get(graph_input.type)
+        if self.input_dtype is None:
+            raise EngineError(f"{self.path}: input '{self.input_name}' is {graph_input.type}; edgecnn feeds float "
+                              "tensors")
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        batch_dim = self.input_shape[0] if self.input_shape else None
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self._check_size()
+
+    # -- contract ---------------------------------------------------------------------------------
+
+    def _graph_contract(self, size, mean, std) -> Contract:
+        """A classification contract from the graph alone: input size from its shape (or --size),
+        ImageNet preprocessing unless --mean/--std say otherwise."""
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        shape = list(inp.shape)
+        if len(shape) != 4:
+            raise EngineError(f"{self.path}: input '{inp.name}' has shape {shape}; expected an image batch "
+                              "(N, C, H, W)")
+        layout = "NHWC" if shape[1] not in (1, 3) and shape[3] in (1, 3) else "NCHW"
+        c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
+        if size is None and not (isinstance(h, int) and isinstance(w, int)):
+            raise UsageError(f"{self.path} has no edgecnn contract and a dynamic input size ({h}x{w}); "
+                             "give it with --size S or HxW")
+        h, w = size or (h, w)
+        if c == 1:
+            pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,))
+        elif c == 3:
+            pre = Preprocess(h, w)
+        else:
+            raise EngineError(f"{self.path}: input '{inp.name}' has {c} channels; expected 1 or 3")
+        if mean is None or std is None:
+            assumed = (f"mean {list(IMAGENET_MEAN)}, std {list(IMAGENET_STD)}" if c == 3
+                       else "mean 0.5, std 0.5")
+            self.warnings.append(f"{self.path.name} has no edgecnn contract; assuming a classifier with ImageNet "
+                                 f"preprocessing (resize {pre.resize_size} + center crop {h}x{w}, {assumed}); "
+                                 "override with --size/--mean/--std/--labels")
+        return Contract("classify", self.path.stem, pre, input_name=inp.name, input_layout=layout,
+                        outputs=[{"name": out.name, "meaning": "class scores"}], weights="unknown")
+
+    def _override(self, size, mean, std, labels) -> None:
+        pre = self.contract.preprocess
+        changes: dict = {}
+        if size is not None and size != (pre.height, pre.width):
+            changes.update(height=size[0], width=size[1], resize_size=None)  # resize_size follows the crop
+        if mean is not None:
+            changes["mean"] = tuple(mean)
+        if std is not None:
+            changes["std"] = tuple(std)
+        if changes:
+            self.contract.preprocess = dataclasses.replace(pre, **changes)
+        if labels is not None:
+            self.contract.labels = list(labels)
+
+    def _check_size(self) -> None:
+        pre = self.contract.preprocess
+        nchw = self.contract.input_layout == "NCHW"
+        dims = self.input_shape[1:4] if nchw else [self.input_shape[3], *self.input_shape[1:3]]
+        want = [pre.channels, pre.height, pre.width]
+        for name, have, need in zip(("channels", "height", "width"), dims, want, strict=False):
+            if isinstance(have, int) and have > 0 and have != need:
+                raise UsageError(f"{self.path} takes {name} {have}, but preprocessing gives {need}; "
+                                 "check --size")
+
+    @property
+    def task(self) -> str:
+        return self.contract.task
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The network input as (width, height)."""
+        return self.contract.preprocess.width, self.contract.preprocess.height
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, C, H, W) float32 -> {output name: array with leading dim N}. A graph with a fixed
+        batch size is fed in chunks of that size (the last one zero-padded)."""
+        x = np.asarray(batch)
+        if self.contract.input_layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        x = np.ascontiguousarray(x, dtype=self.input_dtype)
+        n, fixed = len(x), self.fixed_batch
+        if fixed is None or n == fixed:
+            return self._run(x)
+        parts = []
+        for i in range(0, n, fixed):
+            chunk = x[i:i + fixed]
+            if len(chunk) < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            parts.append(self._run(chunk))
+        return {k: np.concatenate([p[k] for p in parts])[:n] for k in self.output_names}
+
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        try:
+            values = self.session.run(self.output_names, {self.input_name: x})
+        except Exception as e:  # onnxruntime raises its own exception types, all plain Exception
+            raise EngineError(f"{self.path}: inference failed: {_first_line(e)}") from e
+        return dict(zip(self.output_names, values, strict=True))
+
+    def describe(self) -> dict:
+        """Session facts for reports: file, provider chain, threads, graph optimisation, load time."""
+        return {"model": str(self.path), "task": self.task, "providers": self.providers,
+                "threads": self.threads, "graph_opt": self.graph_opt, "load_s": round(self.load_s, 4),
+                "contract": "graph" if self.from_graph else "file", "weights": self.contract.weights}
+
+
+def _open(path: Path, opts: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+    if not path.is_file():
+        raise EngineError(f"model file '{path}' not found")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile...: all plain Exception subclasses
+        raise EngineError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0].strip() if lines else e.__class__.__name__

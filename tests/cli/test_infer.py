@@ -1,0 +1,280 @@
+"""``edgecnn infer`` through the CLI: every output format, folders with bad files, every image mode,
+detection with annotated copies checked pixel by pixel, third-party files, exact error lines."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgecnn.runtime.draw import class_color
+from tests import imagegen, onnx_models
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    return {
+        "cls": onnx_models.classifier(d / "colors.onnx"),
+        "trained": onnx_models.classifier(d / "trained.onnx", weights={"path": "w.pt", "sha256": "0" * 64}),
+        "other": onnx_models.classifier(d / "other.onnx", contract=False, input_name="data", batch=1,
+                                        probabilities=True),
+        "det": onnx_models.detector(d / "det.onnx"),
+        "det_graph": onnx_models.detector(d / "det_graph.onnx", nms="graph"),
+    }
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """red.png, blue.jpg, sub/green.bmp and a text file named bad.jpg."""
+    f = tmp_path / "imgs"
+    imagegen.save(Image.new("RGB", (40, 30), (255, 0, 0)), f / "red.png")
+    imagegen.save(Image.new("RGB", (30, 40), (0, 0, 255)), f / "blue.jpg")
+    imagegen.save(Image.new("RGB", (50, 50), (0, 255, 0)), f / "sub" / "green.bmp")
+    imagegen.text_as_jpeg(f / "bad.jpg")
+    return f
+
+
+RANDOM_INIT = "holds random-init weights (contract \"weights\": \"random-init\"); its predictions are meaningless"
+
+
+def test_help_ends_with_an_example(cli):
+    r = cli("infer", "--help")
+    assert r.exit_code == 0
+    assert "Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3" in r.stdout
+
+
+def test_classification_table(cli, models, folder):
+    r = cli("infer", str(folder / "red.png"), "--model", str(models["cls"]), "--topk", "2")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"{folder / 'red.png'} (40x30): 2 predictions"
+    assert lines[1].split() == ["rank", "class", "label", "score"]
+    assert lines[3].split()[:3] == ["1", "0", "red"] and lines[4].split()[:3] == ["2", "3", "gray"]
+    err = r.stderr.splitlines()
+    assert err[0] == f"Warning: {models['cls']} {RANDOM_INIT}"
+    assert err[1].startswith("1 image: 1 ok, 0 failed in ") and "images/s" in err[1]
+
+
+def test_folder_with_a_bad_file_goes_on_and_exits_1(cli, models, folder):
+    r = cli("infer", str(folder), "--model", str(models["trained"]), "--topk", "1", "--format", "json")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == f"Error: {folder / 'bad.jpg'}: not an image, or a format Pillow cannot read"
+    assert r.stderr.splitlines()[1].startswith("4 images: 3 ok, 1 failed in ")
+    assert "Traceback" not in r.stderr and "Warning" not in r.stderr  # trained weights: no warning
+    doc = json.loads(r.stdout)
+    assert list(doc) == ["model", "task", "contract", "results", "summary"]
+    assert (doc["task"], doc["contract"]) == ("classify", "file")
+    by_name = {res["image"].rsplit("/", 1)[-1]: res for res in doc["results"]}
+    assert [res["image"].rsplit("/", 1)[-1] for res in doc["results"]] == ["bad.jpg", "blue.jpg", "red.png",
+                                                                          "green.bmp"]
+    assert by_name["red.png"] == {"image": str(folder / "red.png"), "width": 40, "height": 30, "task": "classify",
+                                  "predictions": [{"rank": 1, "class": 0, "label": "red",
+                                                   "score": by_name["red.png"]["predictions"][0]["score"]}],
+                                  "error": None}
+    assert by_name["green.bmp"]["predictions"][0]["label"] == "green"
+    assert by_name["bad.jpg"]["error"].endswith("bad.jpg: not an image, or a format Pillow cannot read")
+    assert by_name["bad.jpg"]["predictions"] == [] and by_name["bad.jpg"]["width"] is None
+    s = doc["summary"]
+    assert set(s) == {"images", "ok", "failed", "seconds", "images_per_s", "ms_per_image", "provider"}
+    assert (s["images"], s["ok"], s["failed"]) == (4, 3, 1)
+    assert set(s["ms_per_image"]) == {"decode", "inference", "postprocess"}
+
+
+def test_jsonl_and_csv(cli, models, folder):
+    r = cli("infer", str(folder), "-m", str(models["cls"]), "-k", "2", "--format", "jsonl", "--batch", "3")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(records) == 4 and all(set(x) == {"image", "width", "height", "task", "predictions", "error"}
+                                     for x in records)
+    r = cli("infer", str(folder), "-m", str(models["cls"]), "-k", "2", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["image", "width", "height", "task", "rank", "class", "label", "score",
+                             "x1", "y1", "x2", "y2", "error"]
+    assert len(rows) == 1 + 3 * 2  # the bad file's error row, then 2 predictions for each good image
+    assert rows[0]["error"].endswith("not an image, or a format Pillow cannot read") and rows[0]["rank"] == ""
+    red = [row for row in rows if row["image"].endswith("red.png")]
+    assert [(row["rank"], row["label"], row["x1"]) for row in red] == [("1", "red", ""), ("2", "gray", "")]
+
+
+def test_batching_does_not_change_results(cli, models, folder):
+    one = json.loads(cli("infer", str(folder), "-m", str(models["cls"]), "-f", "json").stdout)["results"]
+    three = json.loads(cli("infer", str(folder), "-m", str(models["cls"]), "-f", "json", "-b", "3").stdout)["results"]
+    for a, b in zip(one, three, strict=True):
+        assert a["image"] == b["image"] and a["error"] == b["error"]
+        assert [p["class"] for p in a["predictions"]] == [p["class"] for p in b["predictions"]]
+        np.testing.assert_allclose([p["score"] for p in a["predictions"]], [p["score"] for p in b["predictions"]],
+                                   rtol=1e-5)
+
+
+def test_every_image_mode_and_format(cli, models, tmp_path):
+    paths = imagegen.write_all(tmp_path / "all")
+    imagegen.exif_rotated_jpeg(tmp_path / "all" / "exif.jpg")
+    r = cli("infer", str(tmp_path / "all"), "-m", str(models["cls"]), "-k", "1", "-f", "jsonl")
+    assert r.exit_code == 0, r.stderr
+    got = {json.loads(line)["image"]: json.loads(line) for line in r.stdout.splitlines()}
+    assert len(got) == len(paths) + 1
+    for name in imagegen.red_images():
+        assert got[str(paths[name])]["predictions"][0]["label"] == "red", name
+    exif = got[str(tmp_path / "all" / "exif.jpg")]
+    assert (exif["width"], exif["height"]) == (20, 40)  # upright
+
+
+def test_bad_inputs_each_get_one_line(cli, models, tmp_path):
+    files = {
+        "empty.jpg": imagegen.empty_file(tmp_path / "empty.jpg"),
+        "trunc.jpg": imagegen.truncated_jpeg(tmp_path / "trunc.jpg"),
+        "text.jpg": imagegen.text_as_jpeg(tmp_path / "text.jpg"),
+        "bomb.png": imagegen.bomb_png(tmp_path / "bomb.png"),
+    }
+    r = cli("infer", *map(str, files.values()), "-m", str(models["cls"]))
+    assert r.exit_code == 1 and r.stdout == ""
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [f"Error: {files['empty.jpg']}: empty file",
+                      f"Error: {files['trunc.jpg']}: truncated or corrupt image (OSError: image file is truncated "
+                      f"(1 bytes not processed))",
+                      f"Error: {files['text.jpg']}: not an image, or a format Pillow cannot read",
+                      f"Error: {files['bomb.png']}: more than 89,478,485 pixels (possible decompression bomb)"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}/nope.jpg"], "Error: {tmp}/nope.jpg: no such file or folder"),
+    (["{tmp}/empty"], "Error: {tmp}/empty: no images in this folder (looked for .jpg, .jpeg, .png, .bmp, .gif, "
+                      ".webp, .tif, .tiff)"),
+    (["{tmp}/*.gif"], "Error: {tmp}/*.gif: no image files match this pattern"),
+    (["x.jpg", "--format", "xml"], "Error: unknown --format 'xml'; choose one of: table, json, jsonl, csv"),
+    (["x.jpg", "--topk", "0"], "Error: --topk must be >= 1, got 0"),
+    (["x.jpg", "--conf", "1.5"], "Error: --conf must be in [0.0, 1.0], got 1.5"),
+    (["{tmp}/a.png", "--provider", "cuda"],
+     "Error: provider 'cuda' (CUDAExecutionProvider) is not available in this onnxruntime; available: cpu"),
+    (["{tmp}/a.png", "--model", "mobilenetv2"],
+     "Error: export/mobilenetv2.onnx not found; make it with: edgecnn export mobilenetv2"),
+    (["{tmp}/a.png", "--model", "nope.onnx"], "Error: model file 'nope.onnx' not found"),
+    (["{tmp}/a.png", "--classes", "cow"],
+     "Error: --classes: 'cow' is neither a class index nor a label of this model; labels: red, green, blue, gray"),
+    (["{tmp}/a.png", "--classes", "7"], "Error: --classes: class 7 does not exist; the model has 4 classes (0-3)"),
+])
+def test_usage_errors(cli, models, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    args = [a.format(tmp=tmp_path) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(models["cls"])]
+    r = cli("infer", *args)
+    assert r.exit_code in (1, 2)
+    assert r.stderr.splitlines()[-1] == message.format(tmp=tmp_path)
+    assert "Traceback" not in r.stderr
+
+
+def test_zoo_name_resolves_to_the_export_folder(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    onnx_models.classifier(tmp_path / "export" / "mobilenetv2.onnx")
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "b.png")
+    r = cli("infer", "b.png", "-k", "1", "-f", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == "export/mobilenetv2.onnx"
+
+
+def test_third_party_file_with_overrides(cli, models, folder):
+    r = cli("infer", str(folder / "red.png"), "-m", str(models["other"]), "-k", "1", "-f", "json")
+    assert r.exit_code == 0
+    assert r.stderr.startswith("Warning: other.onnx has no edgecnn contract; assuming a classifier with ImageNet ")
+    doc = json.loads(r.stdout)
+    assert doc["contract"] == "graph"
+    pred = doc["results"][0]["predictions"][0]
+    assert (pred["class"], pred["label"]) == (0, "0") and pred["score"] > 0.9  # probabilities kept as they are
+    r = cli("infer", str(folder / "red.png"), "-m", str(models["other"]), "-k", "1", "-f", "json",
+            "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--labels", "r,g,b,k", "--size", "32")
+    assert "Warning" not in r.stderr
+    assert json.loads(r.stdout)["results"][0]["predictions"][0]["label"] == "r"
+
+
+def test_labels_file(cli, models, folder, tmp_path):
+    (tmp_path / "labels.txt").write_text("rouge\nvert\nbleu\ngris\n")
+    r = cli("infer", str(folder / "red.png"), "-m", str(models["cls"]), "-k", "1", "-f", "jsonl",
+            "--labels", str(tmp_path / "labels.txt"))
+    assert json.loads(r.stdout)["predictions"][0]["label"] == "rouge"
+
+
+# ---- detection ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def white(tmp_path):
+    return imagegen.save(Image.new("RGB", (128, 64), "white"), tmp_path / "in" / "white.png")
+
+
+def test_detection_json_and_table(cli, models, white):
+    r = cli("infer", str(white), "-m", str(models["det"]), "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["task"] == "detect"
+    preds = doc["results"][0]["predictions"]
+    assert [(p["label"], p["box"]) for p in preds] == [("cat", [16.0, 16.0, 80.0, 48.0]),
+                                                       ("dog", [16.0, 16.0, 72.0, 48.0])]
+    assert set(preds[0]) == {"class", "label", "score", "box"}
+    r = cli("infer", str(white), "-m", str(models["det"]))
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"{white} (128x64): 2 detections"
+    assert lines[1].split() == ["class", "label", "score", "x1", "y1", "x2", "y2"]
+    assert lines[3].split() == ["1", "cat", "0.6512", "16.0", "16.0", "80.0", "48.0"]
+
+
+def test_detection_options(cli, models, white):
+    def labels(*args):
+        r = cli("infer", str(white), "-m", str(models["det"]), "-f", "json", *args)
+        assert r.exit_code == 0, r.stderr
+        return [p["label"] for p in json.loads(r.stdout)["results"][0]["predictions"]]
+
+    assert labels("--iou", "0.9") == ["cat", "cat", "dog"]
+    assert labels("--max-det", "1") == ["cat"]
+    assert labels("--classes", "dog") == ["dog"]
+    assert labels("--conf", "0.6") == ["cat"]
+    assert labels("--conf", "0.05", "--classes", "1") == ["cat", "cat"]
+
+
+def test_graph_nms_detector(cli, models, white):
+    r = cli("infer", str(white), "-m", str(models["det_graph"]), "-f", "jsonl")
+    preds = json.loads(r.stdout)["predictions"]
+    assert [(p["label"], p["score"], p["box"]) for p in preds] == [("cat", 0.9, [16.0, 16.0, 80.0, 48.0]),
+                                                                   ("dog", 0.7, [16.0, 16.0, 72.0, 48.0])]
+
+
+def test_annotated_detection_boxes_are_at_the_right_pixels(cli, models, white, tmp_path):
+    out = tmp_path / "out"
+    r = cli("infer", str(white.parent), "-m", str(models["det"]), "--save", str(out))
+    assert r.exit_code == 0 and f"annotated copies in {out}/" in r.stderr
+    im = Image.open(out / "white.png")
+    assert im.size == (128, 64) and im.mode == "RGB"
+    px = np.asarray(im)
+    cat, dog, white_px = class_color(1), class_color(2), (255, 255, 255)
+    # cat box [16, 16, 80, 48]: outline on columns 16 and 79, row 47; dog box [16, 16, 72, 48]: column 71
+    assert tuple(px[40, 16]) == cat and tuple(px[40, 79]) == cat and tuple(px[47, 50]) == cat
+    assert tuple(px[40, 71]) == dog
+    assert tuple(px[40, 15]) == white_px and tuple(px[40, 80]) == white_px and tuple(px[48, 50]) == white_px
+    assert tuple(px[40, 50]) == white_px  # inside the box
+    tag = px[4:15, 17:50]  # the "cat 0.65" tag sits on the box's top-left corner, above it
+    assert (tag == cat).all(axis=-1).mean() > 0.5 and (tag.sum(-1) < 100).any()  # filled, with dark text on it
+
+
+def test_annotated_classification_is_a_real_image(cli, models, folder, tmp_path):
+    out = tmp_path / "out"
+    r = cli("infer", str(folder), "-m", str(models["cls"]), "--save", str(out), "--topk", "1")
+    assert r.exit_code == 1  # bad.jpg
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "blue.jpg", "red.png", "sub/green.bmp"]
+    im = Image.open(out / "red.png")
+    px = np.asarray(im)
+    assert im.size == (40, 30) and tuple(px[0, 0]) == (0, 0, 0)  # the dark label tag
+    assert (px[1:12, 1:38].min(-1) > 200).any()  # white text on it
+    assert tuple(px[-1, -1]) == (255, 0, 0)  # the rest is the image
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_save_folder_inside_the_input_folder_is_not_read_back(cli, models, folder):
+    for _ in range(2):
+        r = cli("infer", str(folder), "-m", str(models["cls"]), "-f", "jsonl", "--save", str(folder / "annotated"))
+        assert r.exit_code == 1  # bad.jpg
+        assert not any("annotated" in json.loads(line)["image"] for line in r.stdout.splitlines())
+    assert (folder / "annotated" / "red.png").is_file() and not (folder / "annotated" / "annotated").exists()
