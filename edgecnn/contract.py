@@ -58,6 +58,8 @@ class Preprocess:
             raise ContractError(f"unknown interpolation '{self.interpolation}'; expected one of {INTERPOLATIONS}")
         if self.color not in ("RGB", "BGR", "L"):
             raise ContractError(f"unknown colour order '{self.color}'; expected RGB, BGR or L")
+        if (self.color == "L") != (self.channels == 1):
+            raise ContractError(f"colour '{self.color}' does not fit {self.channels} channels (L is 1, RGB/BGR are 3)")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ContractError(f"mean/std have {len(self.mean)}/{len(self.std)} values for {self.channels} channels")
@@ -72,7 +74,7 @@ class Preprocess:
         if channels == 1:
             return cls(size, size, 1, "L", resize="stretch", mean=(0.5,), std=(0.5,))
         if channels != 3:
-            return cls(size, size, channels, mean=(0.5,) * channels, std=(0.5,) * channels)
+            raise ContractError(f"images preprocess to 1 (grayscale) or 3 (RGB) channels, not {channels}")
         return cls(size, size, channels)
 
 

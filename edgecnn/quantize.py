@@ -23,6 +23,7 @@ from edgecnn.contract import Contract, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, preprocess_file
+from edgecnn.runtime.sources import SourceError, collect_images
 
 # Float compute kernels (as opposed to reshaping ops and the integer QLinear*/ConvInteger kernels).
 COMPUTE_OPS = {"Conv", "FusedConv", "ConvTranspose", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "Add", "Mul",
@@ -106,9 +107,10 @@ def _collect(calib: str, limit: int) -> list[tuple[Path, str | None]]:
         raise QuantizeError(f"--calib {calib}: no such folder")
     if not root.is_dir():
         raise QuantizeError(f"--calib {calib}: not a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise QuantizeError(f"--calib {calib}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    try:
+        files = sorted(collect_images([root]))
+    except SourceError as e:
+        raise QuantizeError(f"--calib {calib}: no images found ({', '.join(IMAGE_SUFFIXES)})") from e
     if len(files) > limit:
         step = len(files) / limit
         files = [files[int(i * step)] for i in range(limit)]
