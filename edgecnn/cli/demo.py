@@ -1,61 +1,33 @@
-"""``edgecnn demo``: the main job end to end on built-in data.
-
-For now (the zoo stage) it lists the zoo, builds a few models, profiles them at their default input,
-checks the counted parameters and MACs against the model cards, and times a PyTorch forward pass.
-Later stages (export, infer, bench) extend this same command.
-"""
+"""``edgecnn demo``: the main job end to end on built-in data (see ``edgecnn.demo``)."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import typer
 
-from edgecnn import registry
 from edgecnn.cli.main import app
-from edgecnn.cli.output import human, table
-from edgecnn.errors import EdgeCNNError, require
-
-DEMO_MODELS = ("simplecnn", "lenet5", "mobilenetv1", "mobilenetv2", "resnet18")
+from edgecnn.errors import UsageError, require
 
 
 @app.command("demo")
 def demo_cmd(
-    models: list[str] = typer.Option(list(DEMO_MODELS), "--model", "-m", help="Models to run (repeatable)."),
-    runs: int = typer.Option(5, "--runs", help="Timed forward passes per model."),
+    out: str = typer.Option("demo-run", "--out", "-o", help="Work folder for data, run and ONNX files."),
+    model: str = typer.Option("resnet18", "--model", "-m", help="Zoo model to train on the shapes data."),
+    epochs: int = typer.Option(5, "--epochs", help="Training epochs."),
+    images: int = typer.Option(480, "--images", help="Synthetic images to generate (4/5 train, 1/5 val)."),
+    input_size: int = typer.Option(32, "--input-size", help="Training and deploy input size."),
+    zoo: list[str] = typer.Option(None, "--zoo", help="Zoo models to check against their cards (repeatable)."),
+    runs: int = typer.Option(5, "--runs", help="Timed forward passes per zoo model."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data and the training."),
 ) -> None:
-    """Run the main job on built-in data: build, profile and time zoo models, checked against
-    their cards.
+    """Run the main job on built-in data: zoo check, synthetic data, training, ONNX export through the
+    parity gate, INT8 quantization, and torch-free inference of both files.
 
-    Example: edgecnn demo --model mobilenetv2 --runs 10
+    Example: edgecnn demo --epochs 3 --out /tmp/demo
     """
-    torch = require("torch", "torch", "edgecnn demo")
-    from edgecnn.profile import profile
+    require("torch", "torch", "edgecnn demo")
+    from edgecnn.demo import ZOO_CHECK, DemoOptions, run
 
-    typer.echo(f"edgecnn zoo: {len(registry.names())} models ({', '.join(registry.names())})\n")
-    torch.manual_seed(0)
-    rows = []
-    for name in models:
-        card = registry.get_card(name)
-        shape = (card.input_channels, card.input_size, card.input_size)
-        model = registry.build(name).eval()
-        prof = profile(model, shape, name)
-        if (prof.trainable_params, prof.macs) != (card.params, card.macs):
-            raise EdgeCNNError(f"{name}: counted {prof.trainable_params:,} params / {prof.macs:,} MACs, "
-                               f"card says {card.params:,} / {card.macs:,}; the model or its card is wrong")
-        x = torch.rand(1, *shape)
-        times = []
-        with torch.inference_mode():
-            model(x)  # warm-up: first-call allocations are not steady state
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                out = model(x)
-                times.append((time.perf_counter() - t0) * 1e3)
-        if not torch.isfinite(out).all():
-            raise EdgeCNNError(f"{name}: non-finite output")
-        rows.append((name, "x".join(map(str, shape)), f"{prof.trainable_params:,}", human(prof.macs),
-                     f"{statistics.median(times):.1f}", "ok"))
-    typer.echo(table(["model", "input", "params", "MACs", "torch ms (p50)", "card"],
-                     rows, right=["params", "MACs", "torch ms (p50)"]))
-    typer.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads; batch 1, random-init weights")
+    if epochs < 1 or images < 16 or runs < 1:
+        raise UsageError("--epochs and --runs must be positive and --images at least 16")
+    run(DemoOptions(out=out, model=model, epochs=epochs, images=images, input_size=input_size, seed=seed,
+                    zoo=tuple(zoo) if zoo else ZOO_CHECK, runs=runs), typer.echo)

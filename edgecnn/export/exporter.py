@@ -205,7 +205,7 @@ def export(opts: ExportOptions) -> ExportResult:
     contract = Contract(
         task="classify", model=name, preprocess=pre, batch=opts.batch, labels=labels,
         outputs=[{"name": "logits", "meaning": "class logits (apply softmax for probabilities)"}],
-        weights=weights, precision=gate_precision, metrics=(ckpt.metrics if ckpt else None),
+        weights=weights, precision=gate_precision, metrics=(base.metrics if base else None),
         parity=report.to_dict() if report else {"skipped": True}, versions=_versions(), opset=opts.opset,
     )
     attach(proto, contract)

@@ -16,8 +16,6 @@ from torch import nn
 
 from edgecnn.errors import EdgeCNNError
 
-CHECKPOINT_FORMAT = "edgecnn.checkpoint/"
-
 
 class WeightsError(EdgeCNNError):
     """A weights file that cannot be read or does not fit the model."""
@@ -36,17 +34,16 @@ class WeightsFile:
 
 
 def read_weights(path: str | Path) -> WeightsFile:
+    from edgecnn.train.checkpoint import is_checkpoint_dict, load_file, validate
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, zip errors, refused globals: all mean "not loadable data"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a loadable checkpoint or state dict ({first[:200]})") from e
-    if isinstance(obj, dict) and str(obj.get("format", "")).startswith(CHECKPOINT_FORMAT):
-        return WeightsFile(path, obj["state_dict"], obj.get("model"), obj.get("config") or {},
-                           obj.get("contract"), obj.get("metrics"))
+    obj = load_file(path)  # torch.load(weights_only=True) with one-line errors
+    if is_checkpoint_dict(obj):
+        ck = validate(obj, path)
+        return WeightsFile(path, ck["state_dict"], ck["model"], ck.get("config") or {}, ck.get("contract"),
+                           ck.get("metrics"))
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict", "model"):  # common wrappers
             if isinstance(obj.get(key), dict):

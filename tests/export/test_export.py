@@ -13,6 +13,7 @@ from edgecnn.contract import METADATA_KEY, Contract, read
 from edgecnn.export import parity
 from edgecnn.export.exporter import ExportOptions, export
 from edgecnn.export.weights import WeightsError
+from edgecnn.train.checkpoint import CheckpointError
 from tests.models.tv_weights import TV_NUM_CLASSES, fixed_input, state_dict_for
 
 SMALL = {"simplecnn": 28, "lenet5": 32, "alexnet": 64}
@@ -103,7 +104,7 @@ def test_wrong_architecture_names_keys(tmp_path):
 def test_pickled_code_is_refused(tmp_path):
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": object.__new__(ExportOptions)}, evil)
-    with pytest.raises(WeightsError, match="not a loadable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         export(ExportOptions(model="lenet5", weights=str(evil), out=str(tmp_path / "x.onnx")))
 
 

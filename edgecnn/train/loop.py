@@ -1,0 +1,480 @@
+"""The training loop: data -> model (+ transfer learning) -> epochs -> checkpoints, logs, metrics.
+
+Reproducible by construction: the model is built after ``torch.manual_seed(seed)``; every epoch
+reseeds torch from ``(seed, epoch, rank)``, shuffles with a sampler seeded from ``(seed, epoch)``
+and augments each sample from ``(seed, epoch, index)``; the learning rate is a function of the
+step count. So a run resumed from the checkpoint of its last complete epoch takes exactly the
+steps the uninterrupted run took, and reaches the same weights.
+
+Learning-rate schedules (per step, after a linear warm-up of ``warmup_epochs``, at most half the run):
+``cosine`` decays to 0; ``step`` multiplies by 0.1 at 50% and 75% of the run; ``none`` stays.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from edgecnn import __version__, registry
+from edgecnn.contract import Contract, Preprocess
+from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.fileio import atomic_path
+from edgecnn.progress import Progress
+from edgecnn.train import ddp, transfer
+from edgecnn.train.augment import EvalTransform, TrainTransform
+from edgecnn.train.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    is_checkpoint_dict,
+    load_checkpoint,
+    load_file,
+    model_config,
+    other_model,
+    save_checkpoint,
+    validate,
+)
+from edgecnn.train.config import (
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_WD,
+    TrainConfig,
+    default_out,
+    resolve_device,
+)
+from edgecnn.train.datasets import Data, ImageDataset, open_data
+
+CACHE_BYTES = 1 << 30  # preprocessed samples kept in memory (no --augment, no --workers) up to this size
+# Testing hook: the process SIGKILLs itself after this many optimizer steps (a crash mid-epoch).
+KILL_ENV = "EDGECNN_TRAIN_KILL_AFTER_STEPS"
+
+
+class TrainError(EdgeCNNError):
+    """A run that cannot start or go on (nothing to resume, a diverging loss, a folder in use)."""
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at optimizer step ``step`` (0-based) of ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "step":
+        return 0.1 ** ((step >= int(0.5 * total)) + (step >= int(0.75 * total)))
+    return 1.0
+
+
+def collate(batch: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor, list[str]]:
+    """Stack the decodable samples; ``bad`` lists why the others failed (dropped, counted)."""
+    good = [b for b in batch if b[0] is not None]
+    bad = [b[1] for b in batch if b[0] is None]
+    x = torch.from_numpy(np.stack([b[0] for b in good])) if good else None
+    return x, torch.tensor([b[1] for b in good], dtype=torch.int64), bad
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _warn(msg: str) -> None:
+    print(f"Warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def train(cfg: TrainConfig, echo: Callable[[str], None] = _print,
+          warn: Callable[[str], None] = _warn) -> dict[str, Any] | None:
+    """Run ``cfg``; returns the result (metrics, per-class table, paths) on rank 0, None on others."""
+    cfg.check()
+    device = resolve_device(cfg.device)
+    d = ddp.setup(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", d.local_rank)
+    try:
+        trainer = Trainer(cfg, device, d, echo if d.main else _quiet, warn if d.main else _quiet)
+        result = trainer.fit()
+        return result if d.main else None
+    finally:
+        ddp.cleanup(d)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, device: torch.device, d: ddp.Dist, echo: Callable[[str], None],
+                 warn: Callable[[str], None]):
+        self.device, self.dist, self.echo, self.warn = device, d, echo, warn
+        self.cfg, resume = self._resolve_run(cfg)
+        cfg = self.cfg
+        self.data = open_data(cfg.data, cfg.val_split, cfg.seed)
+        self._report_data(self.data)
+        torch.manual_seed(cfg.seed)
+        self.model, self.name, self.spec = self._build_model(resume)
+        self.frozen = transfer.freeze(self.model, cfg.freeze)
+        self.model.to(device)
+        self.lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
+        wd = DEFAULT_WD[cfg.optimizer] if cfg.weight_decay is None else cfg.weight_decay
+        groups = transfer.param_groups(self.model, self.lr, wd, cfg.layer_lr_decay)
+        if cfg.optimizer == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=cfg.momentum)
+        else:
+            self.optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        self.ddp_model = ddp.wrap(self.model, d, device)
+        self._make_loaders()
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup = min(round(cfg.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.epoch, self.step, self.history = 0, 0, []
+        self.best = (-1.0, 0)  # (val top-1, epoch)
+        self._describe(wd)
+        if resume is not None:
+            self._restore(resume)
+
+    # ------------------------------------------------------------------------------------ setting up
+
+    def _resolve_run(self, cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
+        name = cfg.model if cfg.model in registry.REGISTRY else None
+        if name is None and not Path(cfg.model).exists():
+            registry.get_card(cfg.model)  # unknown model: one line with the closest name
+        out = Path(cfg.out) if cfg.out else default_out(name or _checkpoint_model(cfg.model), cfg.data)
+        last = out / "last.pt"
+        if not cfg.resume:
+            if last.exists() and not cfg.overwrite:
+                raise TrainError(f"{out} already holds a run (last.pt); continue it with --resume, "
+                                 "or pass --overwrite or another --out")
+            return dataclasses.replace(cfg, out=str(out), epochs=cfg.epochs or DEFAULT_EPOCHS), None
+        if not last.is_file():
+            raise TrainError(f"--resume: {last} does not exist; start the run without --resume")
+        ckpt = load_checkpoint(last)
+        if name is not None and ckpt["model"] != name:
+            raise TrainError(f"--resume: {last} is a run of '{ckpt['model']}', not '{name}'")
+        saved = TrainConfig(**ckpt["config"]["train"])
+        defaults = TrainConfig(cfg.model, cfg.data)
+        ignored = [f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
+                   if f.name not in TrainConfig.RESUMABLE and f.name != "model"
+                   and getattr(cfg, f.name) != getattr(defaults, f.name)
+                   and getattr(cfg, f.name) != getattr(saved, f.name)]
+        if ignored:
+            self.warn(f"--resume continues the run with its saved settings; ignoring {', '.join(ignored)}")
+        keep = {f: getattr(cfg, f) for f in TrainConfig.RESUMABLE}
+        keep.update(out=str(out), epochs=cfg.epochs or saved.epochs, resume=True)
+        if keep["epochs"] <= ckpt["epoch"]:
+            raise TrainError(f"--resume: {last} already has {ckpt['epoch']} of {keep['epochs']} epochs; "
+                             "raise --epochs to train longer")
+        return dataclasses.replace(saved, **keep), ckpt
+
+    def _report_data(self, data: Data) -> None:
+        if data.skipped:
+            path, why = data.skipped[0]
+            total = len(data.train) + len(data.val) + len(data.skipped)
+            self.warn(f"skipped {len(data.skipped)} unreadable image{'s' if len(data.skipped) > 1 else ''} "
+                      f"of {total:,} in {self.cfg.data} (first: {path}: {why})")
+        for w in data.warnings:
+            self.warn(w)
+        for n in data.notes:
+            self.echo(n)
+
+    def _build_model(self, resume: dict | None) -> tuple[nn.Module, str, Preprocess]:
+        cfg, data = self.cfg, self.data
+        base = resume
+        init = cfg.init
+        if cfg.model not in registry.REGISTRY:  # a checkpoint to fine-tune
+            if init is not None:
+                raise UsageError("give a checkpoint either as MODEL or with --init, not both")
+            init = cfg.model
+        if base is None and init is not None:
+            raw = load_file(init)
+            if is_checkpoint_dict(raw):  # else a bare state dict, for the card's configuration
+                base = validate(raw, init)
+                if cfg.model in registry.REGISTRY and base["model"] != cfg.model:
+                    raise other_model(init, base["model"], cfg.model)
+        name = base["model"] if base is not None and cfg.model not in registry.REGISTRY else cfg.model
+        card = registry.get_card(name)
+        if card.task != "classify":
+            raise UsageError(f"{name} is a {card.task} model; edgecnn train trains classifiers")
+        stored = model_config(base) if base is not None else {}
+        if resume is not None:
+            in_ch, size = stored["in_channels"], stored["input_size"]
+            labels = resume["contract"].get("labels")
+            if labels != data.classes:
+                raise TrainError(f"--resume: the classes of {cfg.data} ({', '.join(data.classes[:5])}...) are not "
+                                 f"those of the run ({', '.join((labels or [])[:5])}...)")
+        else:
+            in_ch = cfg.in_channels or stored.get("in_channels") or card.input_channels
+            size = cfg.input_size or stored.get("input_size") or card.input_size
+        if base is not None and (in_ch, size) == (stored["in_channels"], stored["input_size"]):
+            spec = Preprocess(**base["contract"]["preprocess"])
+        else:
+            spec = Preprocess.imagenet(size, in_ch)
+        if cfg.resize and cfg.resize != spec.resize:
+            spec = dataclasses.replace(spec, resize=cfg.resize, resize_size=None)
+        model = registry.build(name, num_classes=len(data.classes), in_channels=in_ch, input_size=size)
+        from edgecnn.profile import profile
+
+        profile(model, (in_ch, size, size), name)  # a too-small input fails here, in one line
+        if resume is not None:
+            model.load_state_dict(resume["state_dict"])
+        elif init is not None:
+            for note in transfer.load_init(model, init, name):
+                self.echo(f"init: {note}")
+            self.echo(f"init: weights from {init}")
+        return model, name, spec
+
+    def _make_loaders(self) -> None:
+        cfg, d = self.cfg, self.dist
+        if cfg.batch_size % d.world:
+            raise UsageError(f"--batch-size {cfg.batch_size} does not split over {d.world} processes; "
+                             f"use a multiple of {d.world}")
+        n_train = len(self.data.train)
+        self.batch_size = cfg.batch_size
+        if self.batch_size > n_train:
+            self.batch_size = max(d.world, n_train // d.world * d.world)
+            self.warn(f"--batch-size {cfg.batch_size} is more than the {n_train} training images; "
+                      f"using {self.batch_size}")
+        local = self.batch_size // d.world
+        transform = TrainTransform(self.spec, cfg.seed, cfg.flip) if cfg.augment else EvalTransform(self.spec)
+        cache = CACHE_BYTES if cfg.workers == 0 else 0
+        self.train_set = ImageDataset(self.data.train, transform, cache)
+        self.sampler = DistributedSampler(self.train_set, num_replicas=d.world, rank=d.rank, shuffle=True,
+                                          seed=cfg.seed)
+        self.loader_rng = torch.Generator()
+        pin = self.device.type == "cuda"
+        self.train_loader = DataLoader(self.train_set, batch_size=local, sampler=self.sampler,
+                                       num_workers=cfg.workers, collate_fn=collate, drop_last=True,
+                                       pin_memory=pin, generator=self.loader_rng)
+        val_set = ImageDataset(self.data.val, EvalTransform(self.spec), cache)
+        self.val_loader = DataLoader(val_set, batch_size=local, sampler=range(d.rank, len(val_set), d.world),
+                                     num_workers=cfg.workers, collate_fn=collate, pin_memory=pin)
+        self.steps_per_epoch = len(self.train_loader)
+
+    def _restore(self, ckpt: dict) -> None:
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        metrics = ckpt.get("metrics") or {}
+        self.history = list(metrics.get("history", []))
+        self.best = (float(metrics.get("best_top1", -1.0)), int(metrics.get("best_epoch", 0)))
+        rng = (ckpt.get("rng") or {}).get("torch")
+        if isinstance(rng, torch.Tensor):
+            torch.set_rng_state(rng)
+        self.echo(f"resume: {self.cfg.out}/last.pt after epoch {self.epoch} of {self.cfg.epochs} "
+                  f"(step {self.step})")
+
+    def _describe(self, wd: float) -> None:
+        cfg, data = self.cfg, self.data
+        params = sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.echo(f"data: {cfg.data} ({data.kind}): {len(data.train):,} train / {len(data.val):,} val images, "
+                  f"{len(data.classes)} classes")
+        where = str(self.device) + (f", {self.dist.world} processes (DDP, "
+                                    f"{'nccl' if self.device.type == 'cuda' else 'gloo'})"
+                                    if self.dist.enabled else "")
+        self.echo(f"model: {self.name}, input {self.spec.channels}x{self.spec.height}x{self.spec.width} "
+                  f"({self.spec.resize}), {params:,} params ({trainable:,} trainable), on {where}")
+        if cfg.freeze != "none":
+            self.echo(f"freeze: {cfg.freeze}: {params - trainable:,} params frozen, BN of frozen stages in eval mode")
+        decay = f", layer-lr-decay {cfg.layer_lr_decay}" if cfg.layer_lr_decay else ""
+        self.echo(f"optimizer: {cfg.optimizer} lr {self.lr:g} weight-decay {wd:g}{decay}, {cfg.schedule} schedule "
+                  f"({self.warmup} warm-up steps), batch {self.batch_size}, {cfg.epochs} epochs "
+                  f"x {self.steps_per_epoch} steps{', augment' if cfg.augment else ''}")
+
+    # --------------------------------------------------------------------------------------- training
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
+        last_eval: dict[str, Any] = {}
+        for epoch in range(self.epoch, cfg.epochs):
+            row = self._train_epoch(epoch, kill_after)
+            last_eval = self._evaluate()
+            row.update({k: last_eval[k] for k in ("val_loss", "val_top1", "val_top5")})
+            self.history.append(row)
+            is_best = last_eval["val_top1"] > self.best[0]
+            if is_best:
+                self.best = (last_eval["val_top1"], epoch + 1)
+            self.epoch = epoch + 1
+            if self.dist.main:
+                self._save(last_eval, is_best)
+            ddp.barrier(self.dist)
+            self.echo(_epoch_line(row, cfg.epochs, is_best))
+        if not last_eval:  # resumed a finished run: nothing trained, report the weights as they are
+            last_eval = self._evaluate()
+        out = Path(cfg.out)
+        return {
+            "model": self.name, "out": str(out), "epochs": self.epoch, "classes": self.data.classes,
+            "train_images": len(self.data.train),
+            "val_top1": last_eval["val_top1"], "val_top5": last_eval["val_top5"], "val_loss": last_eval["val_loss"],
+            "val_images": last_eval["n"], "best_top1": self.best[0], "best_epoch": self.best[1],
+            "per_class": last_eval["per_class"], "history": self.history,
+            "files": [str(out / f) for f in ("last.pt", "best.pt", "log.csv", "log.json")],
+        }
+
+    def _train_epoch(self, epoch: int, kill_after: int) -> dict[str, Any]:
+        cfg, d = self.cfg, self.dist
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch, d.rank))
+        self.loader_rng.manual_seed(_epoch_seed(cfg.seed, epoch, 1 << 20))
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        transfer.set_train_mode(self.ddp_model, self.frozen)
+        loss_sum, correct, seen, bad = 0.0, 0, 0, []
+        start = time.perf_counter()
+        with Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
+                      enabled=None if d.main else False) as bar:
+            for x, y, failed in self.train_loader:
+                bad.extend(failed)
+                factor = lr_factor(self.step, self.total_steps, self.warmup, cfg.schedule)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * factor
+                if x is None:  # the whole batch failed to decode: a zero step keeps DDP ranks in lockstep
+                    x = torch.zeros(1, self.spec.channels, self.spec.height, self.spec.width)
+                    y, weight = torch.zeros(1, dtype=torch.int64), 0.0
+                else:
+                    weight = 1.0
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                logits = self.ddp_model(x)
+                loss = self.criterion(logits, y) * weight
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainError(f"the loss became {value} at epoch {epoch + 1}, step {self.step}; lower --lr "
+                                     "(the last checkpoint is kept)")
+                if weight:
+                    n = len(y)
+                    loss_sum += value * n
+                    correct += int((logits.argmax(1) == y).sum())
+                    seen += n
+                elapsed = time.perf_counter() - start
+                bar.update(1, loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.1%}",
+                           **{"img/s": f"{seen * d.world / max(elapsed, 1e-9):,.0f}"})
+                if kill_after and self.step == kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        seconds = time.perf_counter() - start
+        totals = ddp.sum_all(d, [loss_sum, correct, seen, len(bad)])
+        loss_sum, correct, seen, n_bad = float(totals[0]), int(totals[1]), int(totals[2]), int(totals[3])
+        if n_bad:
+            self.warn(f"epoch {epoch + 1}: skipped {n_bad} image{'s' if n_bad > 1 else ''} that failed to decode "
+                      f"(first: {bad[0] if bad else 'on another rank'})")
+        return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                "images_per_s": seen / max(seconds, 1e-9), "seconds": seconds}
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, Any]:
+        """Validation loss, top-1, top-5 (None with 5 classes or fewer) and per-class accuracy, summed
+        over ranks. Runs on the unwrapped model: ranks may hold different numbers of batches."""
+        k = len(self.data.classes)
+        self.model.eval()
+        loss_sum, top1, top5 = 0.0, 0, 0
+        class_correct, class_total = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
+        for x, y, _failed in self.val_loader:
+            if x is None:
+                continue
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            logits = self.model(x)
+            loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+            topk = logits.topk(min(5, k), dim=1).indices
+            hit1 = topk[:, 0] == y
+            top1 += int(hit1.sum())
+            top5 += int((topk == y[:, None]).any(1).sum())
+            class_total += torch.bincount(y.cpu(), minlength=k).double()
+            class_correct += torch.bincount(y.cpu()[hit1.cpu()], minlength=k).double()
+        totals = ddp.sum_all(self.dist, torch.cat([torch.tensor([loss_sum, top1, top5], dtype=torch.float64),
+                                                   class_correct, class_total]))
+        correct_k, total_k = totals[3:3 + k], totals[3 + k:]
+        n = int(total_k.sum())
+        per_class = {c: {"n": int(total_k[i]), "correct": int(correct_k[i]),
+                         "acc": float(correct_k[i] / total_k[i]) if total_k[i] else None}
+                     for i, c in enumerate(self.data.classes)}
+        return {"n": n, "val_loss": float(totals[0]) / max(n, 1), "val_top1": float(totals[1]) / max(n, 1),
+                "val_top5": float(totals[2]) / max(n, 1) if k > 5 else None, "per_class": per_class}
+
+    # ------------------------------------------------------------------------------------- persisting
+
+    def _save(self, last_eval: dict[str, Any], is_best: bool) -> None:
+        out = Path(self.cfg.out)
+        metrics = {"epoch": self.epoch, **{k: last_eval[k] for k in ("val_loss", "val_top1", "val_top5")},
+                   "train_loss": self.history[-1]["train_loss"], "train_acc": self.history[-1]["train_acc"],
+                   "best_top1": self.best[0], "best_epoch": self.best[1], "per_class": last_eval["per_class"],
+                   "history": self.history}
+        contract = Contract(
+            task="classify", model=self.name, preprocess=self.spec, labels=list(self.data.classes),
+            weights={"source": "edgecnn train", "data": self.cfg.data, "epoch": str(self.epoch)},
+            metrics={"val_top1": last_eval["val_top1"], "val_top5": last_eval["val_top5"],
+                     "val_images": last_eval["n"], "data": self.cfg.data},
+            versions={"edgecnn": __version__, "torch": str(torch.__version__)},
+        )
+        ckpt = {
+            "format": FORMAT, "model": self.name,
+            "config": {"num_classes": len(self.data.classes), "in_channels": self.spec.channels,
+                       "input_size": self.spec.height, "train": asdict(self.cfg)},
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "contract": contract.to_dict(), "metrics": metrics, "epoch": self.epoch, "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"name": self.cfg.schedule, "warmup_steps": self.warmup, "total_steps": self.total_steps,
+                          "step": self.step},
+            "rng": {"seed": self.cfg.seed, "torch": torch.get_rng_state()},
+            "versions": {"edgecnn": __version__, "torch": str(torch.__version__)},
+        }
+        save_checkpoint(ckpt, out / "last.pt")
+        if is_best:
+            save_checkpoint(ckpt, out / "best.pt")
+        _write_logs(out, self.history)
+
+
+def _checkpoint_model(path: str) -> str:
+    return load_checkpoint(path)["model"]
+
+
+LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "images_per_s", "seconds")
+
+
+def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
+    """``log.csv`` and ``log.json``, rewritten whole (atomically) from the history each epoch, so a
+    resumed run's logs hold exactly its complete epochs."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else round(row[k], 6) if isinstance(row[k], float) else row[k])
+                         for k in LOG_FIELDS})
+    try:
+        with atomic_path(out / "log.csv") as tmp:
+            tmp.write_text(buf.getvalue())
+        with atomic_path(out / "log.json") as tmp:
+            tmp.write_text(json.dumps(history, indent=1) + "\n")
+    except OSError as e:
+        raise CheckpointError(f"could not write the logs in {out}: {e.strerror or e}; the checkpoints are kept") from e
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
+    width = len(str(epochs))
+    return (f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  acc {_pct(row['train_acc'])}  "
+            f"val_loss {row['val_loss']:.4f}  top1 {_pct(row['val_top1'])}  top5 {_pct(row['val_top5'])}  "
+            f"lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f}s"
+            + ("  *best" if best else ""))

@@ -1,0 +1,217 @@
+"""The built-in synthetic data set: coloured shapes on textured backgrounds. NumPy + Pillow only.
+
+Every image is a pure function of ``(seed, index, size)``: a NumPy generator seeded with
+``[seed, index]`` draws the background texture, the shapes and their colours, so the same seed
+gives byte-identical files on every run and machine, and any image can be made on its own.
+
+- classify: one shape per image, class ``index % 4`` of ``CLASSES``; written as an ImageFolder
+  ``DIR/{train,val}/<class>/<index>.png`` (every fifth image of a class goes to ``val``).
+- detect: one to four shapes per image; written COCO-style as ``DIR/{train,val}/<index>.png`` and
+  ``DIR/annotations/instances_{train,val}.json`` (bbox ``[x, y, w, h]`` in pixels, category ids
+  from 1 as in COCO; every fifth image goes to ``val``).
+
+Shapes are drawn bright (luma >= 140) on darker textures so they survive conversion to grayscale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.fileio import umask
+
+CLASSES = ("circle", "triangle", "square", "star")
+TASKS = ("classify", "detect")
+_SS = 4  # supersampling of the shape mask: anti-aliased edges
+
+
+def split_of(index: int, task: str = "classify") -> str:
+    """The split an image belongs to: every fifth of each class (classify) or every fifth image (detect)."""
+    k = index // len(CLASSES) if task == "classify" else index
+    return "val" if k % 5 == 4 else "train"
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) float texture in about 15-110: grain, stripes, checks or a gradient."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    tint = rng.uniform(25, 80, 3).astype(np.float32)
+    kind = int(rng.integers(4))
+    if kind == 0:
+        pattern = rng.normal(0, 1, (size, size)).astype(np.float32)
+    elif kind == 1:
+        theta, freq = rng.uniform(0, math.pi), rng.uniform(2, 6)
+        pattern = np.sin(2 * math.pi * freq * (xx * math.cos(theta) + yy * math.sin(theta)))
+    elif kind == 2:
+        cells = int(rng.integers(2, 7))
+        pattern = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2) * 2 - 1
+    else:
+        a, b = rng.uniform(-1, 1, 2)
+        pattern = a * (xx - 0.5) * 2 + b * (yy - 0.5) * 2
+    amp = rng.uniform(10, 25, 3).astype(np.float32)
+    grain = rng.normal(0, 4, (size, size, 3)).astype(np.float32)
+    return np.clip(tint + pattern[..., None] * amp + grain, 0, 255)
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    """A saturated colour bright enough in grayscale (ITU-R 601 luma >= 140)."""
+    while True:
+        c = rng.uniform(0, 255, 3)
+        c[int(rng.integers(3))] = 255.0  # at least one full channel: vivid, not grey
+        if 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] >= 140:
+            return c.astype(np.float32)
+
+
+def _vertices(cls: int, cx: float, cy: float, r: float, theta: float) -> list[tuple[float, float]] | None:
+    """Polygon vertices of shape ``cls`` (None for the circle)."""
+    if CLASSES[cls] == "circle":
+        return None
+    if CLASSES[cls] == "star":
+        radii = [r if i % 2 == 0 else 0.45 * r for i in range(10)]
+    else:
+        radii = [r] * (3 if CLASSES[cls] == "triangle" else 4)
+    n = len(radii)
+    return [(cx + ri * math.cos(theta + 2 * math.pi * i / n), cy + ri * math.sin(theta + 2 * math.pi * i / n))
+            for i, ri in enumerate(radii)]
+
+
+def _draw(canvas: np.ndarray, cls: int, cx: float, cy: float, r: float, theta: float,
+          colour: np.ndarray) -> dict:
+    """Composite one anti-aliased shape onto ``canvas`` (H, W, 3 float); returns its bbox and area."""
+    size = canvas.shape[0]
+    mask = Image.new("L", (size * _SS, size * _SS), 0)
+    draw = ImageDraw.Draw(mask)
+    verts = _vertices(cls, cx, cy, r, theta)
+    if verts is None:
+        draw.ellipse([(cx - r) * _SS, (cy - r) * _SS, (cx + r) * _SS, (cy + r) * _SS], fill=255)
+        x0, y0, x1, y1 = cx - r, cy - r, cx + r, cy + r
+        area = math.pi * r * r
+    else:
+        draw.polygon([(x * _SS, y * _SS) for x, y in verts], fill=255)
+        xs, ys = [v[0] for v in verts], [v[1] for v in verts]
+        x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+        area = 0.5 * abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(verts))))
+    alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255
+    canvas *= 1 - alpha
+    canvas += alpha * colour
+    x0, y0, x1, y1 = max(0.0, x0), max(0.0, y0), min(float(size), x1), min(float(size), y1)
+    return {"bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)], "area": round(area, 2)}
+
+
+def _to_image(canvas: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def classify_sample(seed: int, index: int, size: int = 64) -> tuple[Image.Image, int]:
+    """Image ``index`` of the classification set and its class id (``index % len(CLASSES)``)."""
+    rng = np.random.default_rng([seed, index])
+    cls = index % len(CLASSES)
+    canvas = _background(rng, size)
+    r = rng.uniform(0.25, 0.42) * size
+    cx, cy = rng.uniform(r, size - r, 2)
+    _draw(canvas, cls, cx, cy, r, rng.uniform(0, 2 * math.pi), _colour(rng))
+    return _to_image(canvas), cls
+
+
+def detect_sample(seed: int, index: int, size: int = 128) -> tuple[Image.Image, list[dict]]:
+    """Image ``index`` of the detection set and its objects: ``{"category": id from 0, "bbox": [x, y, w, h],
+    "area"}``. One to four shapes, placed so that their boxes overlap little (IoU < 0.15)."""
+    rng = np.random.default_rng([seed, index])
+    canvas = _background(rng, size)
+    objects: list[dict] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    for _ in range(int(rng.integers(1, 5))):
+        for _try in range(20):
+            r = rng.uniform(0.08, 0.22) * size
+            cx, cy = rng.uniform(r, size - r, 2)
+            box = (cx - r, cy - r, cx + r, cy + r)
+            if all(_iou(box, b) < 0.15 for b in boxes):
+                break
+        else:
+            continue
+        cls = int(rng.integers(len(CLASSES)))
+        obj = _draw(canvas, cls, cx, cy, r, rng.uniform(0, 2 * math.pi), _colour(rng))
+        boxes.append(box)
+        objects.append({"category": cls, **obj})
+    return _to_image(canvas), objects
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def write_shapes(out: str | Path, n: int, size: int, seed: int = 0, task: str = "classify",
+                 on_image: Callable[[], None] | None = None) -> dict:
+    """Generate ``n`` images into the new folder ``out`` (see the module docstring for the layout).
+
+    Written into a temporary folder beside ``out`` and renamed into place, so an interrupted run
+    leaves no half-written data set. ``out`` must not exist or be empty. Returns a summary dict."""
+    if task not in TASKS:
+        raise UsageError(f"unknown --task '{task}'; choose classify or detect")
+    if n < 1:
+        raise UsageError(f"--n must be a positive integer, got {n}")
+    if size < 16:
+        raise UsageError(f"--size must be at least 16 pixels, got {size}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EdgeCNNError(f"{out} already exists and is not empty; choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the data set is not
+    counts = {"train": 0, "val": 0}
+    try:
+        coco = {s: _coco_skeleton(s, seed) for s in counts} if task == "detect" else None
+        for i in range(n):
+            split = split_of(i, task)
+            if coco is None:
+                im, cls = classify_sample(seed, i, size)
+                path = tmp / split / CLASSES[cls] / f"{i:06d}.png"
+            else:
+                im, objects = detect_sample(seed, i, size)
+                path = tmp / split / f"{i:06d}.png"
+                _coco_add(coco[split], i, path.name, size, objects)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            im.save(path)
+            counts[split] += 1
+            if on_image:
+                on_image()
+        if coco is not None:
+            (tmp / "annotations").mkdir()
+            for split, doc in coco.items():
+                (tmp / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc, indent=1))
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"out": str(out), "task": task, "images": n, "size": size, "seed": seed, "classes": list(CLASSES),
+            "train": counts["train"], "val": counts["val"]}
+
+
+def _coco_skeleton(split: str, seed: int) -> dict:
+    return {
+        "info": {"description": f"edgecnn synthetic shapes ({split}, seed {seed})"},
+        "images": [], "annotations": [],
+        "categories": [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)],
+    }
+
+
+def _coco_add(doc: dict, index: int, file_name: str, size: int, objects: list[dict]) -> None:
+    doc["images"].append({"id": index, "file_name": file_name, "width": size, "height": size})
+    for obj in objects:
+        doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": index,
+                                   "category_id": obj["category"] + 1, "bbox": obj["bbox"],
+                                   "area": obj["area"], "iscrowd": 0})
