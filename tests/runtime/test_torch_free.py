@@ -5,7 +5,15 @@ import json
 
 from tests.conftest import run_cli, run_python
 
-RUNTIME_MODULES = ["edgecnn", "edgecnn.errors", "edgecnn.registry", "edgecnn.cli.main", "edgecnn.cli.output"]
+# Everything the device side uses: runtime, contract, INT8, inspect, benchmarks' timing, and the CLI
+# (which registers every command, torch ones included, without importing torch).
+RUNTIME_MODULES = [
+    "edgecnn", "edgecnn.errors", "edgecnn.registry", "edgecnn.contract", "edgecnn.fileio", "edgecnn.progress",
+    "edgecnn.quantize", "edgecnn.onnx_info", "edgecnn.bench.timing", "edgecnn.runtime.image",
+    "edgecnn.runtime.sources", "edgecnn.runtime.session", "edgecnn.runtime.classify", "edgecnn.runtime.detect",
+    "edgecnn.runtime.draw", "edgecnn.runtime.predict", "edgecnn.train.datasets", "edgecnn.train.shapes",
+    "edgecnn.cli.main", "edgecnn.cli.output",
+]
 
 
 def test_runtime_modules_import_without_torch():
