@@ -9,10 +9,11 @@ preprocessing from here; a user never re-types it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, first_line
 
 METADATA_KEY = "edgecnn.contract"
 SCHEMA = "edgecnn.contract/1"
@@ -67,6 +68,13 @@ class Preprocess:
             # ImageNet convention: crop 224 out of 256, i.e. crop fraction 0.875.
             self.resize_size = round(min(self.height, self.width) / 0.875)
 
+    def resized(self, height: int, width: int) -> Preprocess:
+        """The same transform (colour, policy, normalisation) for another input size; a resize_crop's
+        shorter side scales with it."""
+        if (height, width) == (self.height, self.width):
+            return self
+        return replace(self, height=height, width=width, resize_size=None)
+
     @classmethod
     def imagenet(cls, size: int = 224, channels: int = 3) -> Preprocess:
         """The default for a zoo model: the ImageNet eval transform for colour input; for one channel
@@ -113,7 +121,10 @@ class Contract:
     input_dtype: str = "float32"
     batch: str | int = "dynamic"
     labels: list[str] | None = None
-    outputs: list[dict[str, str]] = field(default_factory=lambda: [{"name": "logits", "meaning": "class logits"}])
+    # Each output: name, kind (logits | probabilities | boxes | scores | detections), meaning (prose).
+    # Post-processing reads ``kind``; ``meaning`` is for people.
+    outputs: list[dict[str, str]] = field(
+        default_factory=lambda: [{"name": "logits", "kind": "logits", "meaning": "class logits"}])
     detection: Detection | None = None
     weights: str | dict[str, str] = "random-init"  # or {"path": ..., "sha256": ...}
     precision: str = "fp32"
@@ -162,6 +173,30 @@ class Contract:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise ContractError(f"malformed contract JSON: {e}") from e
+
+
+def read_labels(path: str | Path, expected: int | None = None) -> list[str]:
+    """Class labels from a file: one label a line (blank lines and surrounding spaces dropped, any line
+    ending), or a ``.json`` list of strings. ``expected``: the model's class count, checked."""
+    p = Path(path)
+    if not p.is_file():
+        raise ContractError(f"--labels {p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+        if p.suffix.lower() == ".json":
+            labels = json.loads(text)
+            if not isinstance(labels, list) or not all(isinstance(x, (str, int)) for x in labels):
+                raise ContractError(f"--labels {p}: expected a JSON list of strings")
+            labels = [str(x) for x in labels]
+        else:
+            labels = [line.strip() for line in text.splitlines() if line.strip()]
+    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as e:
+        raise ContractError(f"--labels {p}: not a readable labels file ({first_line(e)})") from e
+    if not labels:
+        raise ContractError(f"--labels {p}: no labels in the file")
+    if expected is not None and len(labels) != expected:
+        raise ContractError(f"--labels {p} has {len(labels)} labels but the model has {expected} classes")
+    return labels
 
 
 def attach(model_proto, contract: Contract) -> None:

@@ -40,3 +40,10 @@ def require(module: str, extra: str, purpose: str):
             f"{purpose} needs {module}, which is not installed; "
             f'install it with: pip install "edgecnn[{extra}]"'
         ) from e
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (its class name when the message is empty),
+    for one-line errors that wrap a library's multi-line message."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return (lines[0] if lines else type(e).__name__)[:limit]

@@ -10,14 +10,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgecnn.errors import EdgeCNNError, first_line
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces ``target`` atomically,
     on any exception (KeyboardInterrupt included) it is removed and ``target`` is left as it was."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise EdgeCNNError(f"cannot write {target}: {e.strerror or first_line(e)}") from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:

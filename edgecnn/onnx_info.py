@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.contract import ContractError, from_metadata
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, first_line
 
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
@@ -29,7 +29,7 @@ def inspect_onnx(path: str | Path, nodes: bool = False) -> dict[str, Any]:
     try:
         model = onnx.load(path)
     except Exception as e:
-        raise EdgeCNNError(f"{path}: not a readable ONNX file ({str(e).splitlines()[0][:200]})") from e
+        raise EdgeCNNError(f"{path}: not a readable ONNX file ({first_line(e)})") from e
     g = model.graph
     inits = {i.name for i in g.initializer}
     params = sum(int(np.prod(i.dims)) for i in g.initializer)

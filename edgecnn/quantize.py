@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.contract import Contract, Preprocess, attach, from_metadata
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, preprocess_file
 from edgecnn.runtime.sources import SourceError, collect_images
@@ -44,6 +44,8 @@ class QuantizeOptions:
     per_channel: bool = True
     exclude: list[str] = field(default_factory=list)
     types: str = "auto"  # auto | u8s8 | s8s8
+    size: tuple[int, int] | None = None  # input size for a file without a contract and a dynamic size
+    min_agreement: float = 0.9  # INT8 gate: top-1 agreement with FP32 on the calibration images
     reduce_range: bool | None = None  # None: 7-bit weights exactly when u8s8 runs without VNNI
     bench: bool = True
 
@@ -168,7 +170,7 @@ def _session(path_or_bytes, threads: int | None = None):
 
 
 def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:
-    name = fp32.get_inputs()[0].name
+    name = fp32.get_inputs()[0].name  # the same input in both files
     a = np.concatenate([fp32.run(None, {name: x[None]})[0] for x in arrays])
     b = np.concatenate([int8.run(None, {name: x[None]})[0] for x in arrays])
     num = (a * b).sum(1)
@@ -202,10 +204,9 @@ def _targets(classes: list[str | None], labels: list[str] | None, num_classes: i
     return np.array([index[c] for c in classes])
 
 
-def _latency(fp32, int8, x: np.ndarray) -> dict[str, Any]:
+def _latency(fp32, int8, x: np.ndarray, name: str) -> dict[str, Any]:
     from edgecnn.bench.timing import interleaved, summarize
 
-    name = fp32.get_inputs()[0].name
     feed = {name: x[None]}
     times = interleaved({"fp32": lambda: fp32.run(None, feed), "int8": lambda: int8.run(None, feed)},
                         rounds=4, block=8)
@@ -227,17 +228,17 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     try:
         model = onnx.load(src)
     except Exception as e:
-        raise QuantizeError(f"{src}: not a readable ONNX file ({str(e).splitlines()[0][:200]})") from e
-    meta = {p.key: p.value for p in model.metadata_props}
-    contract = from_metadata(meta)
+        raise QuantizeError(f"{src}: not a readable ONNX file ({first_line(e)})") from e
+    if not model.graph.input:
+        raise QuantizeError(f"{src}: not an ONNX model with an input (empty or truncated file?)")
+    contract = from_metadata({p.key: p.value for p in model.metadata_props})
     notes: list[str] = []
-    inp = model.graph.input[0]
-    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-    if contract is None:
-        c, h, w = dims[1:4]
-        contract = Contract(task="classify", model=src.stem, preprocess=Preprocess(h, w, c) if c == 3 else
-                            Preprocess.imagenet(h, c), input_name=inp.name, weights="unknown")
-        notes.append("no edgecnn contract in the file: calibrating with ImageNet preprocessing")
+    if contract is None:  # another exporter's file: the same graph-derived defaults ``infer`` uses
+        from edgecnn.runtime.session import Engine
+
+        engine = Engine(src, provider="cpu", size=opts.size)
+        contract = engine.contract
+        notes.extend(engine.warnings)
     if contract.precision == "int8":
         raise QuantizeError(f"{src} is already INT8")
     if contract.task != "classify":
@@ -256,20 +257,24 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     if unknown:
         raise UsageError(f"--exclude: no node named '{unknown[0]}' (see 'edgecnn inspect {src} --nodes')")
 
+    inp = contract.input_name
+    if contract.input_layout == "NHWC":
+        arrays = [a.transpose(1, 2, 0) for a in arrays]
+
     class Reader(CalibrationDataReader):
         def __init__(self):
             self._it = iter(arrays)
 
         def get_next(self):
             x = next(self._it, None)
-            return None if x is None else {inp.name: x[None]}
+            return None if x is None else {inp: x[None]}
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as td:
         prepped = Path(td) / "pre.onnx"
         try:
             quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
         except Exception as e:  # pre-processing is an optimisation; quantize the raw graph without it
-            notes.append(f"onnxruntime pre-processing skipped ({str(e).splitlines()[0][:120]})")
+            notes.append(f"onnxruntime pre-processing skipped ({first_line(e, 120)})")
             prepped = src
         qtmp = Path(td) / "int8.onnx"
         try:
@@ -279,20 +284,35 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                 weight_type=QuantType.QInt8, reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
             )
         except Exception as e:
-            raise QuantizeError(f"onnxruntime quantization failed: {str(e).splitlines()[0][:300]}") from e
+            raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
         qmodel = onnx.load(qtmp)
     float_ops = runtime_float_ops(qmodel.SerializeToString())
     fp32_sess, int8_sess = _session(str(src)), _session(qmodel.SerializeToString())
     agreement = _agreement(fp32_sess, int8_sess, arrays, classes, contract.labels)
-    latency = _latency(fp32_sess, int8_sess, arrays[0]) if opts.bench else None
-    if latency and latency["speedup"] < 1.0:
-        left = ", ".join(f"{k} x{v}" for k, v in list(float_ops.items())[:5]) or "none"
-        notes.append(f"INT8 is NOT faster than FP32 here ({latency['speedup']:.2f}x); ops left in float: {left}")
+    gate = {"precision": "int8", "judged_by": "top-1 agreement with the FP32 file on the calibration images",
+            "min_agreement": opts.min_agreement, "agreement": agreement["top1_agreement"], "images": len(arrays)}
+    if contract.random_init:
+        gate["passed"] = None  # agreement between two renderings of noise proves nothing either way
+        notes.append("random-init weights: INT8 agreement is reported but not judged")
+    else:
+        gate["passed"] = agreement["top1_agreement"] >= opts.min_agreement
+        if not gate["passed"]:
+            raise QuantizeError(f"INT8 gate failed, no file written: top-1 agreement with FP32 "
+                                f"{agreement['top1_agreement']:.1%} < {opts.min_agreement:.0%} on {len(arrays)} "
+                                "images; try more --samples, --per-channel, or --exclude the sensitive nodes")
+    latency = _latency(fp32_sess, int8_sess, arrays[0], inp) if opts.bench else None
+    if latency and latency["speedup"] < 1.2:
+        left = ", ".join(f"{k} x{v}" for k, v in list(float_ops.items())[:5])
+        why = (f"ops left in float: {left}" if left else
+               "every op runs an integer kernel, so the time goes to memory-bound layers (depthwise "
+               "convolutions, SE gates on tiny tensors) and quantize/dequantize steps, which INT8 does not speed up")
+        verdict = "NOT faster than" if latency["speedup"] < 1.0 else "barely faster than"
+        notes.append(f"INT8 is {verdict} FP32 here ({latency['speedup']:.2f}x): {why}")
 
     quant_info = {"types": types, "per_channel": opts.per_channel, "exclude": list(opts.exclude),
                   "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
                   "agreement": agreement, "source": {"file": src.name}}
-    contract.precision, contract.quantization = "int8", quant_info
+    contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
     attach(qmodel, contract)
     with atomic_path(out) as tmp:
         onnx.save(qmodel, tmp)

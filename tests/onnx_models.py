@@ -47,15 +47,20 @@ def _const(name: str, value: np.ndarray):
 
 def classifier(path: Path, *, channels: int = 3, size: int = 32, batch: int | str = "N", contract: bool = True,
                input_name: str = "input", probabilities: bool = False, weights: str | dict = "random-init",
-               preprocess: Preprocess | None = None, labels: list[str] | None = None) -> Path:
-    """(batch, channels, size, size) -> logits (batch, K); K = 4 for colour, 2 (dark, bright) for grey."""
+               preprocess: Preprocess | None = None, labels: list[str] | None = None, kind: str | None = "auto",
+               meaning: str | None = None, dynamic_classes: bool = False) -> Path:
+    """(batch, channels, size, size) -> logits (batch, K); K = 4 for colour, 2 (dark, bright) for grey.
+
+    ``dynamic_classes``: the output's class dim is a symbol, not K (the count is known only once the
+    model runs). The contract's output entry: ``kind`` as the graph computes it (``"auto"``: logits or
+    probabilities), the one given, or none (``None``: an older contract); ``meaning``: its prose."""
     k = 4 if channels == 3 else 2
     w = np.zeros((channels, k), np.float32)
     if channels == 3:
         w[:, :3] = 4 * np.eye(3)
     else:
         w[0] = [-4, 4]
-    out = "probs" if probabilities else "logits"
+    out, what = ("probs", "probabilities") if probabilities else ("logits", "logits")
     nodes = [helper.make_node("GlobalAveragePool", [input_name], ["pooled"]),
              helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
              helper.make_node("Gemm", ["flat", "W", "b"], ["logits"])]
@@ -64,16 +69,20 @@ def classifier(path: Path, *, channels: int = 3, size: int = 32, batch: int | st
     graph = helper.make_graph(
         nodes, "colors",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, channels, size, size])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, k])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, "K" if dynamic_classes else k])],
         [_const("W", w), _const("b", np.zeros(k, np.float32))])
     c = None
     if contract:
         pre = preprocess or Preprocess.imagenet(size, channels)
         c = Contract("classify", "colors", pre, input_name=input_name,
                      labels=labels or (COLOR_LABELS if channels == 3 else ["dark", "bright"]),
-                     outputs=[{"name": out, "meaning": "class probabilities" if probabilities else "class logits"}],
+                     outputs=[_output_entry(out, what if kind == "auto" else kind, meaning or f"class {what}")],
                      weights=weights, batch="dynamic" if isinstance(batch, str) else batch)
     return _save(graph, path, c)
+
+
+def _output_entry(name: str, kind: str | None, meaning: str) -> dict[str, str]:
+    return {"name": name, **({"kind": kind} if kind else {}), "meaning": meaning}
 
 
 def _mean_of_input(nodes: list) -> str:
@@ -126,7 +135,8 @@ def detector(path: Path, *, nms: str = "host", box_format: str = "xyxy", normali
     if contract:
         pre = Preprocess(DET_SIZE, DET_SIZE, resize="letterbox", scale=1 / 255, mean=(0, 0, 0), std=(1, 1, 1))
         c = Contract("detect", "boxes", pre, labels=DET_LABELS, weights=weights,
-                     outputs=[{"name": o.name, "meaning": o.name} for o in outputs],
+                     outputs=[_output_entry(o.name, o.name if o.name in ("boxes", "scores", "detections") else None,
+                                            o.name) for o in outputs],
                      detection=Detection(nms=nms, box_format="xyxy" if nms == "graph" else box_format,
                                          normalized=normalized, background_class=True))
     return _save(graph, path, c)

@@ -7,7 +7,6 @@ summary line to stderr. Output keys are documented in the README ("Inference").
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,24 +16,22 @@ import typer
 from edgecnn.cli import output
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, parse_floats, parse_size, table
+from edgecnn.contract import read_labels
 from edgecnn.errors import EdgeCNNError, UsageError
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
 
 
 def _labels(text: str | None) -> list[str] | None:
-    """``--labels``: a text file (one label per line), a JSON list file, or ``a,b,c``."""
+    """``--labels``: a file (one label a line, or a ``.json`` list; read by ``contract.read_labels``,
+    the same parser ``export`` uses) or ``a,b,c``. A value that names a file but is not one (no comma,
+    and a labels-file suffix or a folder part) is an error rather than a one-label list."""
     if text is None:
         return None
     path = Path(text)
-    if path.is_file():
-        raw = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            labels = json.loads(raw)
-            if not isinstance(labels, list):
-                raise UsageError(f"--labels: {path} must hold a JSON list of strings")
-            return [str(x) for x in labels]
-        return raw.rstrip("\n").split("\n")
+    if path.is_file() or ("," not in text and (path.suffix.lower() in (".txt", ".json", ".names")
+                                              or path.parent != Path("."))):
+        return read_labels(path)
     return [p.strip() for p in text.split(",")]
 
 
@@ -111,6 +108,45 @@ def _writer(fmt: str, head: dict):
     return _Csv() if fmt == "csv" else _Table()
 
 
+class _Output:
+    """The chosen writer, opened at the first record (or at ``close``), so an error before any result
+    leaves stdout empty; ``abort`` closes an opened writer so stdout never holds half a document
+    (``json`` then ends with ``"error"`` instead of ``"summary"``)."""
+
+    def __init__(self, fmt: str, head: dict):
+        self.fmt, self.head, self.writer = fmt, head, None
+
+    def _open(self):
+        if self.writer is None:
+            self.writer = _writer(self.fmt, self.head)
+        return self.writer
+
+    def write(self, rec: dict) -> None:
+        self._open().write(rec)
+
+    def close(self, tail: dict | None = None) -> None:
+        self._open().close(tail)
+
+    def abort(self, error: str) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.close({"error": error})
+        except (OSError, ValueError):  # stdout itself is gone (a closed pipe): nothing more to write
+            pass
+
+
+def _unique(target: Path, taken: set[Path]) -> Path:
+    """``target``, or ``stem_1.ext``, ``stem_2.ext``... when this run already wrote ``target`` (the same
+    relative path under two folder arguments, or the same file name from two file arguments)."""
+    out, n = target, 0
+    while out in taken:
+        n += 1
+        out = target.with_name(f"{target.stem}_{n}{target.suffix}")
+    taken.add(out)
+    return out
+
+
 def _summary(stats, seconds: float, provider: str) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
@@ -147,7 +183,9 @@ def infer_cmd(
     threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
     graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
-    size: str = typer.Option(None, "--size", help="Override the input size: S or HxW (files without a contract)."),
+    size: str = typer.Option(None, "--size",
+                             help="Override the input size: S or HxW (the graph must take it; needed for a file "
+                                  "with a dynamic input size and no contract)."),
     mean: str = typer.Option(None, "--mean", help="Override the per-channel mean, e.g. 0.5,0.5,0.5."),
     std: str = typer.Option(None, "--std", help="Override the per-channel std, e.g. 0.5,0.5,0.5."),
     labels: str = typer.Option(None, "--labels",
@@ -187,23 +225,30 @@ def infer_cmd(
     predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)
 
     head = {"model": str(engine.path), "task": task, "contract": "graph" if engine.from_graph else "file"}
-    writer = _writer(fmt, head)
+    writer = _Output(fmt, head)
     tty, out_tty = sys.stderr.isatty(), sys.stdout.isatty()
     bar = Progress(sources.count_images(roots, save) if tty else 0, "infer", enabled=tty)
     t0 = time.perf_counter()
     files = sources.iter_images(roots, exclude=save)  # never annotate our own annotated copies
-    for res in predictor.predict(files, batch=batch, keep_images=save is not None):
-        if res.error or out_tty:
-            bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
-        if res.error:
-            typer.echo(f"Error: {res.error}", err=True)
-        elif save is not None:
-            try:
-                draw.save_image(draw.annotate(res.image, task, res.predictions), save / res.file.rel)
-            except OSError as e:
-                raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
-        writer.write(_record(res, task))
-        bar.update(1, rate=f"{predictor.stats.images / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+    saved: set[Path] = set()
+    try:
+        for res in predictor.predict(files, batch=batch, keep_images=save is not None):
+            if res.error or out_tty:
+                bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
+            if res.error:
+                typer.echo(f"Error: {res.error}", err=True)
+            elif save is not None:
+                target = _unique(save / res.file.rel, saved)
+                try:
+                    draw.save_image(draw.annotate(res.image, task, res.predictions), target)
+                except OSError as e:
+                    raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
+            writer.write(_record(res, task))
+            bar.update(1, rate=f"{predictor.stats.images / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+    except BaseException as e:  # an error, Ctrl-C: close what stdout holds so it stays a whole document
+        bar.close()
+        writer.abort(str(e) if isinstance(e, EdgeCNNError) else type(e).__name__)
+        raise
     bar.close()
     seconds = time.perf_counter() - t0
     summary = _summary(predictor.stats, seconds, engine.providers[0])

@@ -46,7 +46,12 @@ def inspect_cmd(
         say("preprocess " + json.dumps(c["preprocess"]))
         if c["labels"]:
             say(f"labels    {len(c['labels'])}: {', '.join(c['labels'][:5])}{' …' if len(c['labels']) > 5 else ''}")
-        if c.get("parity") and not c["parity"].get("skipped"):
+        if c.get("parity") and c["parity"].get("precision") == "int8":
+            g = c["parity"]
+            verdict = {True: "passed", False: "FAILED", None: "not judged (random-init)"}[g["passed"]]
+            say(f"parity    int8 {verdict}: top-1 agreement with FP32 {g['agreement']:.1%} on {g['images']} "
+                f"calibration images (gate {g['min_agreement']:.0%})")
+        elif c.get("parity") and not c["parity"].get("skipped"):
             worst = max(c["parity"]["batches"], key=lambda b: b["rel"])
             say(f"parity    {c['parity']['precision']} passed: worst max-abs {worst['max_abs']:.2e} "
                 f"(rel {worst['rel']:.2e}), top-1 {worst['top1']:.0%}")

@@ -128,6 +128,8 @@ def _launch(ctx: typer.Context, cfg, nproc: int) -> None:
 
     if os.environ.get("WORLD_SIZE"):
         raise UsageError("--nproc inside torchrun: torchrun already started the processes")
+    if nproc < 1:
+        raise UsageError(f"--nproc must be a positive integer, got {nproc}")
     if cfg.batch_size % nproc:
         raise UsageError(f"--batch-size {cfg.batch_size} does not split over {nproc} processes; "
                          f"use a multiple of {nproc}")

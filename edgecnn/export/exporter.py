@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__, registry
-from edgecnn.contract import Contract, Preprocess, attach
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.contract import Contract, Preprocess, attach, read_labels
+from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.export import parity
 from edgecnn.export.weights import WeightsError, load_into, read_weights
 from edgecnn.fileio import atomic_path, sha256
@@ -63,16 +63,6 @@ class ExportResult:
     def to_dict(self) -> dict:
         return {"path": str(self.path), "size_bytes": self.size_bytes, "timings_s": self.timings,
                 "warnings": self.warnings, "contract": self.contract.to_dict(), "quantization": self.quantization}
-
-
-def _read_labels(path: str, num_classes: int) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"--labels {path}: no such file")
-    labels = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(labels) != num_classes:
-        raise UsageError(f"--labels {path} has {len(labels)} labels but the model has {num_classes} classes")
-    return labels
 
 
 def _validate(opts: ExportOptions) -> None:
@@ -158,9 +148,10 @@ def export(opts: ExportOptions) -> ExportResult:
         notes.append(f"no --weights: exporting RANDOM-INIT weights for {name}; its predictions are meaningless")
     model.eval()
 
-    labels = _read_labels(opts.labels, num_classes) if opts.labels else (base.labels if base else None)
-    pre = base.preprocess if base else Preprocess.imagenet(size, in_channels)
-    if (pre.height, pre.width, pre.channels) != (size, size, in_channels):
+    labels = read_labels(opts.labels, num_classes) if opts.labels else (base.labels if base else None)
+    if base is not None and base.preprocess.channels == in_channels:
+        pre = base.preprocess.resized(size, size)  # the trained eval transform, at the export size
+    else:
         pre = Preprocess.imagenet(size, in_channels)
 
     # 2. export and validate the graph
@@ -168,7 +159,7 @@ def export(opts: ExportOptions) -> ExportResult:
     try:
         data = _to_onnx(model, x, opts)
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         if opts.exporter != "torchscript":
             raise ExportError(f"torch.onnx.export failed for {name}: {first}") from e
         # The TorchScript exporter lacks a few lowerings (e.g. adaptive pooling to a non-divisor size,
@@ -178,13 +169,12 @@ def export(opts: ExportOptions) -> ExportResult:
         try:
             data = _to_onnx(model, x, opts)
         except Exception as e2:
-            raise ExportError(f"torch.onnx.export failed for {name} with both exporters: "
-                              f"{str(e2).strip().splitlines()[0][:200]}") from e2
+            raise ExportError(f"torch.onnx.export failed for {name} with both exporters: {first_line(e2)}") from e2
     proto = onnx.load_from_string(data)
     try:
         onnx.checker.check_model(proto, full_check=True)  # full_check includes strict shape inference
     except Exception as e:
-        raise ExportError(f"the exported graph is not valid ONNX: {str(e).splitlines()[0][:300]}") from e
+        raise ExportError(f"the exported graph is not valid ONNX: {first_line(e, 300)}") from e
     if opts.precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -204,7 +194,7 @@ def export(opts: ExportOptions) -> ExportResult:
 
     contract = Contract(
         task="classify", model=name, preprocess=pre, batch=opts.batch, labels=labels,
-        outputs=[{"name": "logits", "meaning": "class logits (apply softmax for probabilities)"}],
+        outputs=[{"name": "logits", "kind": "logits", "meaning": "class logits; softmax gives probabilities"}],
         weights=weights, precision=gate_precision, metrics=(base.metrics if base else None),
         parity=report.to_dict() if report else {"skipped": True}, versions=_versions(), opset=opts.opset,
     )

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgecnn.contract import Preprocess
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, first_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we refuse above it outright.
@@ -84,12 +84,7 @@ def load_image(path: str | Path) -> Image.Image:
     except PermissionError as e:
         raise ImageError(f"{path}: cannot read the file ({e.strerror})") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{path}: truncated or corrupt image ({_first_line(e)})") from e
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).splitlines()
-    return f"{e.__class__.__name__}: {text[0]}" if text else e.__class__.__name__
+        raise ImageError(f"{path}: truncated or corrupt image ({first_line(e)})") from e
 
 
 def _oriented(im: Image.Image) -> Image.Image:

@@ -77,6 +77,20 @@ def resolve_classes(items: Sequence[str], labels: Sequence[str] | None) -> list[
     return sorted(set(out))
 
 
+def classifier_output(outputs: Sequence[dict] | None, names: Sequence[str]) -> tuple[str, bool | None]:
+    """The graph output a classifier's scores come from, and whether it holds logits (True: softmax
+    them), probabilities (False) or is unknown (None: decided per batch by ``looks_like_probabilities``).
+
+    The contract's ``kind`` says it (``logits`` | ``probabilities``); an entry without ``kind`` (an
+    older or third-party contract) or a file without a contract is judged on the values themselves,
+    never on the prose ``meaning``."""
+    entries = [o for o in outputs or [] if o.get("name") in names]
+    for o in entries:
+        if o.get("kind") in ("logits", "probabilities"):
+            return o["name"], o["kind"] == "logits"
+    return (entries[0]["name"] if entries else names[0]), None
+
+
 class Predictor:
     """Runs an engine over image files. ``conf``/``iou``/``max_det`` default to the contract's
     detection settings; ``classes`` keeps only those class indices (both tasks)."""
@@ -88,11 +102,28 @@ class Predictor:
         self.classes = None if classes is None else list(classes)
         self.stats = Stats()
         self.detection = self.contract.detection or Detection()
-        names = engine.output_names
-        wanted = self.contract.outputs[0].get("name") if self.contract.outputs else None
-        self._cls_output = wanted if wanted in names else names[0]
-        meaning = (self.contract.outputs[0].get("meaning", "") if self.contract.outputs else "").lower()
-        self._logits: bool | None = None if engine.from_graph else "prob" not in meaning
+        self._cls_output, self._logits = classifier_output(self.contract.outputs, engine.output_names)
+        self.num_classes = self._num_classes()
+        self._check_classes(self.num_classes)
+
+    def _num_classes(self) -> int | None:
+        """The model's class count before anything runs: from the graph's output shape where it is
+        static, else from the labels; None when neither says (then the first batch tells)."""
+        shapes = self.engine.output_shapes
+        if self.contract.task == "classify":
+            dims = shapes.get(self._cls_output, [])[1:]
+            if dims and all(isinstance(d, int) and d > 0 for d in dims):
+                return int(np.prod(dims))
+        elif self.detection.nms != "graph" and "scores" in shapes:
+            dims = shapes["scores"]
+            if len(dims) == 3 and isinstance(dims[2], int) and dims[2] > 0:
+                return dims[2]
+        return len(self.contract.labels) if self.contract.labels else None
+
+    def _check_classes(self, n: int | None) -> None:
+        if self.classes and n is not None and max(self.classes) >= n:
+            raise UsageError(f"--classes: class {max(self.classes)} does not exist; the model has "
+                             f"{n} classes (0-{n - 1})")
 
     def predict(self, files: Iterable[ImageFile], batch: int = 1, keep_images: bool = False) -> Iterator[Result]:
         """Results in input order; at most ``batch`` decoded images are held at once."""
@@ -138,9 +169,7 @@ class Predictor:
         labels = self.contract.labels
         if self.contract.task == "classify":
             out = outputs[self._cls_output].reshape(len(geoms), -1)
-            if self.classes and max(self.classes) >= out.shape[1]:
-                raise UsageError(f"--classes: class {max(self.classes)} does not exist; the model has "
-                                 f"{out.shape[1]} classes (0-{out.shape[1] - 1})")
+            self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked here, first batch
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
             return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
         dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,

@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from edgecnn import registry
 from edgecnn.contract import IMAGENET_MEAN, IMAGENET_STD, Contract, ContractError, Preprocess, from_metadata
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError, UsageError, first_line
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 PROVIDER_CHOICES = ("auto", *PROVIDERS)  # auto: the first available of tensorrt, cuda, cpu
@@ -130,6 +130,8 @@ class Engine:
             raise EngineError(f"{self.path}: input '{self.input_name}' is {graph_input.type}; edgecnn feeds float "
                               "tensors")
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # dims as the graph declares them: ints where static, names/None where dynamic
+        self.output_shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self._check_size()
@@ -222,7 +224,7 @@ class Engine:
         try:
             values = self.session.run(self.output_names, {self.input_name: x})
         except Exception as e:  # onnxruntime raises its own exception types, all plain Exception
-            raise EngineError(f"{self.path}: inference failed: {_first_line(e)}") from e
+            raise EngineError(f"{self.path}: inference failed: {first_line(e)}") from e
         return dict(zip(self.output_names, values, strict=True))
 
     def describe(self) -> dict:
@@ -238,9 +240,4 @@ def _open(path: Path, opts: ort.SessionOptions, providers: list[str]) -> ort.Inf
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile...: all plain Exception subclasses
-        raise EngineError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from e
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    return lines[0].strip() if lines else e.__class__.__name__
+        raise EngineError(f"{path}: not a loadable ONNX model ({first_line(e)})") from e

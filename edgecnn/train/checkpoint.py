@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, first_line
 from edgecnn.fileio import atomic_path
 
 FORMAT = "edgecnn.checkpoint/1"
@@ -58,7 +58,7 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | Path) -> None:
         with atomic_path(path) as tmp:
             torch.save(ckpt, tmp)
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as RuntimeError
-        why = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        why = getattr(e, "strerror", None) or first_line(e)
         kept = f"the previous {path.name} is kept" if path.exists() else "nothing was written"
         raise CheckpointError(f"could not write checkpoint {path}: {why}; {kept}") from e
 

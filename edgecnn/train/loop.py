@@ -222,8 +222,8 @@ class Trainer:
         else:
             in_ch = cfg.in_channels or stored.get("in_channels") or card.input_channels
             size = cfg.input_size or stored.get("input_size") or card.input_size
-        if base is not None and (in_ch, size) == (stored["in_channels"], stored["input_size"]):
-            spec = Preprocess(**base["contract"]["preprocess"])
+        if base is not None and in_ch == stored["in_channels"]:
+            spec = Preprocess(**base["contract"]["preprocess"]).resized(size, size)  # keep the trained transform
         else:
             spec = Preprocess.imagenet(size, in_ch)
         if cfg.resize and cfg.resize != spec.resize:
@@ -344,13 +344,19 @@ class Trainer:
                 factor = lr_factor(self.step, self.total_steps, self.warmup, cfg.schedule)
                 for g in self.optimizer.param_groups:
                     g["lr"] = g["base_lr"] * factor
-                if x is None:  # the whole batch failed to decode: a zero step keeps DDP ranks in lockstep
+                dummy = x is None  # the whole batch failed to decode
+                if dummy and not d.enabled:
+                    continue
+                if dummy:  # a zero-weight step keeps DDP ranks in lockstep; eval mode keeps BN stats untouched
                     x = torch.zeros(1, self.spec.channels, self.spec.height, self.spec.width)
                     y, weight = torch.zeros(1, dtype=torch.int64), 0.0
+                    self.ddp_model.eval()
                 else:
                     weight = 1.0
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 logits = self.ddp_model(x)
+                if dummy:
+                    transfer.set_train_mode(self.ddp_model, self.frozen)
                 loss = self.criterion(logits, y) * weight
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

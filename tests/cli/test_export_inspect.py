@@ -48,7 +48,7 @@ def test_export_usage_errors(cli, tmp_path):
     labels = tmp_path / "l.txt"
     labels.write_text("a\nb\n")
     r = cli("export", "lenet5", "--labels", str(labels), "--out", str(tmp_path / "x.onnx"))
-    assert r.exit_code == 2 and "has 2 labels but the model has 10 classes" in r.stderr
+    assert r.exit_code == 1 and "has 2 labels but the model has 10 classes" in r.stderr
     assert not (tmp_path / "x.onnx").exists()
     r = cli("export", "mobilenet2")
     assert r.exit_code == 1 and r.stderr == "Error: unknown model 'mobilenet2'; did you mean 'mobilenetv2'?\n"
@@ -74,3 +74,16 @@ def test_inspect_without_torch(tmp_path):
     onnx.save(model, tmp_path / "m.onnx")
     r = run_cli("inspect", str(tmp_path / "m.onnx"), block_torch=True)
     assert r.returncode == 0 and "ops       Relu x1" in r.stdout
+
+
+def test_labels_file_crlf_and_bad_encoding(cli, tmp_path):
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"zero\r\none\r\n\r\ntwo\r\n")
+    r = cli("export", "simplecnn", "--num-classes", "3", "--labels", str(crlf), "--out", str(tmp_path / "s.onnx"),
+            "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["contract"]["labels"] == ["zero", "one", "two"]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfa")
+    r = cli("export", "simplecnn", "--labels", str(bad), "--out", str(tmp_path / "t.onnx"))
+    assert r.exit_code == 1 and r.stderr.startswith(f"Error: --labels {bad}: not a readable labels file")

@@ -151,3 +151,20 @@ def test_compare_counts_ties_apart():
     assert b.ties == 1 and b.top1 == 0.0  # the one counted sample flipped
     b = parity.compare(ref[:1], got[:1], 1, tie_rel=1e-4)
     assert b.ties == 1 and b.top1 == 1.0
+
+
+def test_checkpoint_preprocessing_survives_a_new_input_size(tmp_path):
+    """A trained letterbox transform stays letterbox when exported at another size."""
+    from edgecnn.contract import Preprocess
+
+    model = registry.build("mobilenetv2", num_classes=3, input_size=64)
+    pre = Preprocess(64, 64, resize="letterbox", mean=(0.5,) * 3, std=(0.25,) * 3)
+    contract = Contract("classify", "mobilenetv2", pre, labels=["a", "b", "c"])
+    ckpt = {"format": "edgecnn.checkpoint/1", "model": "mobilenetv2", "epoch": 1,
+            "config": {"num_classes": 3, "in_channels": 3, "input_size": 64},
+            "state_dict": model.state_dict(), "contract": contract.to_dict()}
+    torch.save(ckpt, tmp_path / "c.pt")
+    res = export(ExportOptions(model=str(tmp_path / "c.pt"), input_size=32, out=str(tmp_path / "m.onnx")))
+    p = res.contract.preprocess
+    assert (p.resize, p.height, p.mean, p.std) == ("letterbox", 32, (0.5,) * 3, (0.25,) * 3)
+    assert res.contract.labels == ["a", "b", "c"]

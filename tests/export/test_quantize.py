@@ -146,3 +146,65 @@ def test_export_int8_in_one_step(calib, tmp_path):
                                out=str(tmp_path / "l.onnx")))
     assert res.contract.precision == "int8" and res.quantization["agreement"]["images"] == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "l.onnx"]
+
+
+@pytest.fixture(scope="module")
+def trained_like_model(tmp_path_factory):
+    """An FP32 file with real (non-random-init) provenance, so the INT8 gate judges it."""
+    import torch
+
+    from edgecnn import registry
+
+    d = tmp_path_factory.mktemp("w")
+    torch.manual_seed(0)
+    torch.save(registry.build("lenet5", num_classes=2, in_channels=3).state_dict(), d / "w.pth")
+    return export(ExportOptions(model="lenet5", weights=str(d / "w.pth"), num_classes=2, in_channels=3,
+                                out=str(d / "l.onnx"))).path
+
+
+def test_int8_gate_judges_real_weights(trained_like_model, calib, tmp_path):
+    res = quantize(QuantizeOptions(model=str(trained_like_model), calib=str(calib), out=str(tmp_path / "ok.onnx"),
+                                   bench=False, min_agreement=0.0))
+    assert res.contract.parity["passed"] is True and res.contract.parity["precision"] == "int8"
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(QuantizeError, match=r"INT8 gate failed, no file written: top-1 agreement with FP32 .* < 101%"):
+        quantize(QuantizeOptions(model=str(trained_like_model), calib=str(calib), out=str(out), bench=False,
+                                 min_agreement=1.01))
+    assert not out.exists()
+
+
+def test_random_init_is_reported_not_judged(fp32_model, calib, tmp_path):
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "q.onnx"),
+                                   bench=False, min_agreement=1.01))
+    assert res.contract.parity["passed"] is None
+    assert any("not judged" in n for n in res.notes)
+
+
+def test_foreign_file_with_dynamic_size_needs_size(calib, tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
+    x = helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 2])
+    g = helper.make_graph([helper.make_node("GlobalAveragePool", ["img"], ["p"]),
+                           helper.make_node("Flatten", ["p"], ["f"]),
+                           helper.make_node("Gemm", ["f", "w"], ["out"], transB=1)], "g", [x], [y], [w])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    r = run_cli("quantize", str(path), "--calib", str(calib), "--no-bench", block_torch=True)
+    assert r.returncode == 2 and "dynamic input size" in r.stderr and "--size" in r.stderr
+    r = run_cli("quantize", str(path), "--calib", str(calib), "--no-bench", "--size", "32",
+                "--out", str(tmp_path / "q.onnx"), block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert "no edgecnn contract" in r.stdout
+
+
+def test_unwritable_out_and_empty_model_are_one_line(fp32_model, calib, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = run_cli("quantize", str(fp32_model), "--calib", str(calib), "--no-bench",
+                "--out", str(tmp_path / "afile" / "q.onnx"), block_torch=True)
+    assert r.returncode == 1 and r.stderr.startswith(f"Error: cannot write {tmp_path / 'afile' / 'q.onnx'}")
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    r = run_cli("quantize", str(empty), "--calib", str(calib), block_torch=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("Error: ")

@@ -1,8 +1,12 @@
 """``edgecnn infer`` as a real subprocess with torch blocked, as on an edge device, on a
-classification and a detection model (the imports themselves: test_torch_free.py)."""
+classification and a detection model and on a file from edgecnn's own exporter, in each output
+format (the imports themselves: test_torch_free.py)."""
 
+import csv
+import io
 import json
 
+import pytest
 from PIL import Image
 
 from tests import imagegen, onnx_models
@@ -32,3 +36,69 @@ def test_infer_detection_without_torch(tmp_path):
     preds = json.loads(r.stdout)["predictions"]
     assert [(p["label"], p["box"]) for p in preds] == [("cat", [16.0, 16.0, 80.0, 48.0]),
                                                        ("dog", [16.0, 16.0, 72.0, 48.0])]
+
+
+# ---- a file from edgecnn's own exporter: scores are softmax probabilities, in every format ----------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """lenet5 (3 classes, random-init) through ``edgecnn.export`` in this process (torch is here), and
+    three images for the torch-blocked runs."""
+    from edgecnn.export.exporter import ExportOptions, export
+
+    d = tmp_path_factory.mktemp("exported")
+    export(ExportOptions(model="lenet5", num_classes=3, out=str(d / "lenet5.onnx")))
+    imgs = d / "imgs"
+    imagegen.save(Image.new("RGB", (40, 30), (200, 10, 10)), imgs / "a.png")
+    imagegen.save(Image.new("L", (28, 28), 90), imgs / "b.png")
+    imagegen.save(Image.effect_noise((64, 48), 60), imgs / "c.png")
+    return d / "lenet5.onnx", imgs
+
+
+def _assert_softmax(scores_by_image: dict[str, list[float]], complete: bool) -> None:
+    """Probabilities: each in [0, 1]; an image's top-k sum to at most 1 (exactly 1 over all classes)."""
+    assert len(scores_by_image) == 3
+    for image, scores in scores_by_image.items():
+        assert all(0.0 <= s <= 1.0 for s in scores), (image, scores)
+        assert sum(scores) <= 1 + 1e-6, (image, scores)
+        if complete:
+            assert sum(scores) == pytest.approx(1, abs=1e-5), (image, scores)
+
+
+@pytest.mark.parametrize("topk", [2, 3])
+def test_exported_model_scores_are_probabilities_json(exported, topk):
+    model, imgs = exported
+    r = run_cli("infer", str(imgs), "--model", str(model), "--topk", str(topk), "--format", "json", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    results = json.loads(r.stdout)["results"]
+    assert all(len(x["predictions"]) == topk for x in results)
+    _assert_softmax({x["image"]: [p["score"] for p in x["predictions"]] for x in results}, complete=topk == 3)
+
+
+def test_exported_model_scores_are_probabilities_csv(exported):
+    model, imgs = exported
+    r = run_cli("infer", str(imgs), "--model", str(model), "--topk", "3", "--format", "csv", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    scores: dict[str, list[float]] = {}
+    for row in csv.DictReader(io.StringIO(r.stdout)):
+        assert row["error"] == ""
+        scores.setdefault(row["image"], []).append(float(row["score"]))
+    _assert_softmax(scores, complete=True)
+
+
+def test_exported_model_scores_are_probabilities_table(exported):
+    model, imgs = exported
+    r = run_cli("infer", str(imgs), "--model", str(model), "--topk", "3", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    scores: dict[str, list[float]] = {}
+    image = None
+    for line in r.stdout.splitlines():
+        if not line.startswith(" "):
+            image = line.split(" (")[0]
+            scores[image] = []
+        elif line.split()[0].isdigit():  # rank class label score
+            scores[image].append(float(line.split()[-1]))
+    assert all(len(s) == 3 for s in scores.values()), r.stdout
+    _assert_softmax(scores, complete=False)  # 4 decimals: the sum may be off by rounding
+    assert all(sum(s) == pytest.approx(1, abs=2e-4) for s in scores.values())

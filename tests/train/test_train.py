@@ -181,3 +181,8 @@ def test_nproc_runs_torchrun_with_the_same_options(cli, shapes_dir, monkeypatch)
     r = cli("train", "lenet5", "--data", str(shapes_dir), "--nproc", "3", "-b", "32")
     assert (r.exit_code, r.stderr) == (2, "Error: --batch-size 32 does not split over 3 processes; "
                                           "use a multiple of 3\n")
+
+
+def test_nproc_must_be_positive(cli):
+    r = cli("train", "simplecnn", "--data", "shapes", "--nproc", "0")
+    assert r.exit_code == 2 and r.stderr == "Error: --nproc must be a positive integer, got 0\n"
