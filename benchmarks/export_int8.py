@@ -25,7 +25,7 @@ from PIL import Image
 from edgecnn import registry
 from edgecnn.bench.timing import interleaved, summarize
 from edgecnn.export.exporter import ExportOptions, export
-from edgecnn.quantize import QuantizeOptions, cpu_flags, quantize
+from edgecnn.quantize import QuantizeOptions, choose_types, quantize
 
 
 def cpu_name() -> str:
@@ -58,7 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     out_dir = Path(__file__).parent / "results" / args.tag
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = (f"{cpu_name()}, {platform.machine()}, VNNI={'yes' if {'avx512_vnni', 'avx_vnni'} & cpu_flags() else 'no'}, "
+    env = (f"{cpu_name()}, {platform.machine()}, VNNI={'yes' if choose_types()['vnni'] else 'no'}, "
            f"onnxruntime {ort.__version__}, python {sys.version.split()[0]}")
     print(env)
     work = Path(tempfile.mkdtemp(prefix="edgecnn-bench-"))

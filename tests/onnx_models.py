@@ -61,16 +61,25 @@ def classifier(path: Path, *, channels: int = 3, size: int = 32, batch: int | st
     else:
         w[0] = [-4, 4]
     out, what = ("probs", "probabilities") if probabilities else ("logits", "logits")
+    gemm = "gemm" if dynamic_classes else "logits"
     nodes = [helper.make_node("GlobalAveragePool", [input_name], ["pooled"]),
              helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-             helper.make_node("Gemm", ["flat", "W", "b"], ["logits"])]
+             helper.make_node("Gemm", ["flat", "W", "b"], [gemm])]
+    init = [_const("W", w), _const("b", np.zeros(k, np.float32))]
+    if dynamic_classes:  # logits[:, :end] with end = k computed from the pixels (0 * max + k): no shape inference
+        init += [_const("k_f", np.array([k], np.float32)), _const("zero_f", np.float32(0)),
+                 _const("start", np.array([0], np.int64)), _const("axis1", np.array([1], np.int64))]
+        nodes += [helper.make_node("ReduceMax", [input_name], ["mx"], keepdims=0),
+                  helper.make_node("Mul", ["mx", "zero_f"], ["mx0"]),
+                  helper.make_node("Add", ["mx0", "k_f"], ["end_f"]),
+                  helper.make_node("Cast", ["end_f"], ["end"], to=TensorProto.INT64),
+                  helper.make_node("Slice", [gemm, "start", "end", "axis1"], ["logits"])]
     if probabilities:
         nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
     graph = helper.make_graph(
         nodes, "colors",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, channels, size, size])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, "K" if dynamic_classes else k])],
-        [_const("W", w), _const("b", np.zeros(k, np.float32))])
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [batch, "K" if dynamic_classes else k])], init)
     c = None
     if contract:
         pre = preprocess or Preprocess.imagenet(size, channels)

@@ -215,14 +215,14 @@ def infer_cmd(
     engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
                     size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
                     std=parse_floats(std, "--std"), labels=_labels(labels))
+    task = engine.task
+    allowed = resolve_classes(classes, engine.contract.labels) if classes else None
+    predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them
     for w in engine.warnings:
         typer.echo(f"Warning: {w}", err=True)
     if engine.contract.random_init:
         typer.echo(f'Warning: {engine.path} holds random-init weights (contract "weights": "random-init"); '
                    "its predictions are meaningless", err=True)
-    task = engine.task
-    allowed = resolve_classes(classes, engine.contract.labels) if classes else None
-    predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)
 
     head = {"model": str(engine.path), "task": task, "contract": "graph" if engine.from_graph else "file"}
     writer = _Output(fmt, head)

@@ -105,6 +105,9 @@ class Predictor:
         self._cls_output, self._logits = classifier_output(self.contract.outputs, engine.output_names)
         self.num_classes = self._num_classes()
         self._check_classes(self.num_classes)
+        # --classes with a class count only a run tells: results (failed files too) wait for the first
+        # inference, which checks it, so a bad index is an error before any result is out
+        self._unchecked = bool(self.classes) and self.num_classes is None and self.contract.task == "classify"
 
     def _num_classes(self) -> int | None:
         """The model's class count before anything runs: from the graph's output shape where it is
@@ -140,7 +143,7 @@ class Predictor:
             except ImageError as e:
                 pending.append(_Item(f, error=str(e)))
             self.stats.decode_s += time.perf_counter() - t0
-            if ready == batch or ready == 0:  # a batch is full, or only failures wait: report them now
+            if ready == batch or (ready == 0 and not self._unchecked):  # a full batch, or only failures wait
                 yield from self._flush(pending)
                 pending, ready = [], 0
         if pending:
@@ -169,7 +172,8 @@ class Predictor:
         labels = self.contract.labels
         if self.contract.task == "classify":
             out = outputs[self._cls_output].reshape(len(geoms), -1)
-            self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked here, first batch
+            self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked at the first batch
+            self._unchecked = False
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
             return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
         dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,

@@ -21,6 +21,7 @@ def models(tmp_path_factory):
         "trained": onnx_models.classifier(d / "trained.onnx", weights={"path": "w.pt", "sha256": "0" * 64}),
         "other": onnx_models.classifier(d / "other.onnx", contract=False, input_name="data", batch=1,
                                         probabilities=True),
+        "dyn": onnx_models.classifier(d / "dyn.onnx", contract=False, dynamic_classes=True),  # 4, known at run
         "det": onnx_models.detector(d / "det.onnx"),
         "det_graph": onnx_models.detector(d / "det_graph.onnx", nms="graph"),
     }
@@ -44,6 +45,8 @@ def test_help_ends_with_an_example(cli):
     r = cli("infer", "--help")
     assert r.exit_code == 0
     assert "Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3" in r.stdout
+    assert "the graph must take it; needed for a file with a dynamic input size and no contract" in " ".join(
+        r.stdout.split())
 
 
 def test_classification_table(cli, models, folder):
@@ -195,6 +198,78 @@ def test_labels_file(cli, models, folder, tmp_path):
     r = cli("infer", str(folder / "red.png"), "-m", str(models["cls"]), "-k", "1", "-f", "jsonl",
             "--labels", str(tmp_path / "labels.txt"))
     assert json.loads(r.stdout)["predictions"][0]["label"] == "rouge"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("crlf.txt", b"rouge\r\nvert\r\n\r\n  bleu \r\ngris\r\n"),  # CRLF, a blank line, spaces: as export reads it
+    ("bom.txt", "\ufeffrouge\nvert\nbleu\ngris".encode()),
+    ("labels.json", b'["rouge", "vert", "bleu", "gris"]'),
+])
+def test_labels_files_parse_like_export(cli, models, folder, tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    r = cli("infer", str(folder / "red.png"), "-m", str(models["trained"]), "-k", "4", "-f", "jsonl",
+            "--labels", str(tmp_path / name))
+    assert r.exit_code == 0, r.stderr
+    assert [p["label"] for p in json.loads(r.stdout)["predictions"]] == ["rouge", "gris", "bleu", "vert"]
+
+
+@pytest.mark.parametrize("name, content, why", [
+    ("latin1.txt", "rouge\nvert\nbleu\ngris\xe9\n".encode("latin-1"), "not a readable labels file ("),
+    ("bad.json", b'["rouge", "vert"', "not a readable labels file ("),
+    ("dict.json", b'{"0": "rouge"}', "expected a JSON list of strings"),
+    ("blank.txt", b"\n\n", "no labels in the file"),
+    ("missing.txt", None, "no such file"),
+])
+def test_bad_labels_file_is_one_line(cli, models, folder, tmp_path, name, content, why):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    r = cli("infer", str(folder / "red.png"), "-m", str(models["trained"]), "--labels", str(tmp_path / name))
+    assert r.exit_code == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"Error: --labels {tmp_path / name}: {why}")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "jsonl", "csv"])
+@pytest.mark.parametrize("model, extra", [("cls", []),  # the class count from the graph's output shape
+                                          ("dyn", ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])])  # from a run
+def test_unknown_class_index_writes_nothing(cli, models, folder, fmt, model, extra):
+    r = cli("infer", str(folder), "-m", str(models[model]), "--classes", "9", "-f", fmt, *extra)
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == ["Error: --classes: class 9 does not exist; the model has 4 classes (0-3)"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_error_mid_stream_leaves_whole_documents(cli, models, folder, tmp_path, fmt):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where the annotated sub/green.bmp needs a folder")
+    r = cli("infer", str(folder), "-m", str(models["trained"]), "-k", "1", "-f", fmt, "--save", str(out))
+    assert r.exit_code == 1
+    err = r.stderr.splitlines()
+    assert err[-1].startswith(f"Error: cannot write {out / 'sub' / 'green.bmp'}")
+    if fmt == "json":  # closed: the records so far, then the error instead of the summary
+        doc = json.loads(r.stdout)
+        assert [x["image"].rsplit("/", 1)[-1] for x in doc["results"]] == ["bad.jpg", "blue.jpg", "red.png"]
+        assert list(doc) == ["model", "task", "contract", "results", "error"] and doc["error"] == err[-1][7:]
+    elif fmt == "jsonl":
+        assert len([json.loads(line) for line in r.stdout.splitlines()]) == 3
+    else:
+        rows = list(csv.DictReader(io.StringIO(r.stdout)))
+        assert [row["image"].rsplit("/", 1)[-1] for row in rows] == ["bad.jpg", "blue.jpg", "red.png"]
+
+
+def test_save_keeps_same_named_files_apart(cli, models, tmp_path):
+    for sub, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        imagegen.save(Image.new("RGB", (40, 30), colour), tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    for _ in range(2):  # a second run overwrites its own copies, it does not add x_2, x_3
+        r = cli("infer", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a" / "x.png"), "-m",
+                str(models["trained"]), "-k", "1", "--save", str(out))
+        assert r.exit_code == 0, r.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["x.png", "x_1.png", "x_2.png"]
+    corners = [tuple(np.asarray(Image.open(out / n))[-1, -1]) for n in ("x.png", "x_1.png", "x_2.png")]
+    assert corners == [(255, 0, 0), (0, 0, 255), (255, 0, 0)]  # in input order: a/x.png, b/x.png, a/x.png
 
 
 # ---- detection ---------------------------------------------------------------------------------------

@@ -56,14 +56,15 @@ def exported(tmp_path_factory):
     return d / "lenet5.onnx", imgs
 
 
-def _assert_softmax(scores_by_image: dict[str, list[float]], complete: bool) -> None:
-    """Probabilities: each in [0, 1]; an image's top-k sum to at most 1 (exactly 1 over all classes)."""
+def _assert_softmax(scores_by_image: dict[str, list[float]], complete: bool, rounding: float = 1e-6) -> None:
+    """Probabilities: each in [0, 1]; an image's top-k sum to at most 1 (to 1 over all classes), give or
+    take the printed ``rounding``. Raw logits of a random-init lenet5 are small numbers of both signs."""
     assert len(scores_by_image) == 3
     for image, scores in scores_by_image.items():
         assert all(0.0 <= s <= 1.0 for s in scores), (image, scores)
-        assert sum(scores) <= 1 + 1e-6, (image, scores)
+        assert sum(scores) <= 1 + rounding, (image, scores)
         if complete:
-            assert sum(scores) == pytest.approx(1, abs=1e-5), (image, scores)
+            assert sum(scores) == pytest.approx(1, abs=rounding * len(scores) + 1e-6), (image, scores)
 
 
 @pytest.mark.parametrize("topk", [2, 3])
@@ -100,5 +101,4 @@ def test_exported_model_scores_are_probabilities_table(exported):
         elif line.split()[0].isdigit():  # rank class label score
             scores[image].append(float(line.split()[-1]))
     assert all(len(s) == 3 for s in scores.values()), r.stdout
-    _assert_softmax(scores, complete=False)  # 4 decimals: the sum may be off by rounding
-    assert all(sum(s) == pytest.approx(1, abs=2e-4) for s in scores.values())
+    _assert_softmax(scores, complete=True, rounding=1.5e-4)  # the table prints 4 decimals

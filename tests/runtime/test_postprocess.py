@@ -10,7 +10,7 @@ from edgecnn.errors import UsageError
 from edgecnn.runtime import detect
 from edgecnn.runtime.classify import classify, looks_like_probabilities, softmax, topk
 from edgecnn.runtime.image import Geometry
-from edgecnn.runtime.predict import Predictor, resolve_classes
+from edgecnn.runtime.predict import Predictor, classifier_output, resolve_classes
 from edgecnn.runtime.session import Engine
 from edgecnn.runtime.sources import expand, iter_images
 from tests import imagegen, onnx_models
@@ -140,6 +140,59 @@ def test_predictor_streams_in_order_and_skips_bad_files(tmp_path):
         "red", "not an image, or a format Pillow cannot read", "blue", "green"]
     assert results[0].size == (40, 30) and results[0].image is None
     assert (pred.stats.ok, pred.stats.failed) == (3, 1)
+
+
+def test_classifier_output_reads_kind_never_meaning():
+    names = ["logits", "aux"]
+    assert classifier_output([{"name": "logits", "kind": "logits", "meaning": "apply softmax for probabilities"}],
+                             names) == ("logits", True)
+    assert classifier_output([{"name": "aux", "kind": "boxes"}, {"name": "logits", "kind": "probabilities"}],
+                             names) == ("logits", False)
+    # no kind (an older or third-party contract), or no entry for a graph output: judged on the values
+    assert classifier_output([{"name": "logits", "meaning": "class probabilities"}], names) == ("logits", None)
+    assert classifier_output([{"name": "gone", "kind": "logits"}], names) == ("logits", None)
+    assert classifier_output(None, names) == ("logits", None)
+
+
+RED_P = float(softmax(np.array([4 * (1 - 0.485) / 0.229, -4 * 0.456 / 0.224, -4 * 0.406 / 0.225, 0]))[0])
+
+
+@pytest.mark.parametrize("probabilities, kind, meaning", [
+    (False, "auto", None),  # kind logits: softmax
+    (True, "auto", None),  # kind probabilities: as they are
+    (False, None, "class logits (apply softmax for probabilities)"),  # no kind, misleading prose: the values say
+    (True, None, "class scores"),
+    (False, None, None),
+])
+@pytest.mark.parametrize("contract", [True, False])
+def test_scores_are_softmax_probabilities_once(tmp_path, probabilities, kind, meaning, contract):
+    imagegen.save(Image.new("RGB", (40, 30), (255, 0, 0)), tmp_path / "red.png")
+    model = onnx_models.classifier(tmp_path / "c.onnx", probabilities=probabilities, kind=kind, meaning=meaning,
+                                   contract=contract)
+    (res,) = Predictor(Engine(model), topk=4).predict(iter_images(expand([tmp_path / "red.png"])))
+    assert res.predictions[0]["class"] == 0
+    assert res.predictions[0]["score"] == pytest.approx(RED_P, abs=1e-6)  # not the logit 9, nor softmax twice
+    assert sum(p["score"] for p in res.predictions) == pytest.approx(1, abs=1e-5)
+
+
+def test_classes_are_checked_before_anything_runs(tmp_path):
+    static = Engine(onnx_models.classifier(tmp_path / "s.onnx"))
+    dynamic = Engine(onnx_models.classifier(tmp_path / "d.onnx", dynamic_classes=True))  # labels say 4
+    bare = Engine(onnx_models.classifier(tmp_path / "b.onnx", dynamic_classes=True, contract=False))
+    det = Engine(onnx_models.detector(tmp_path / "det.onnx"))
+    assert [Predictor(e).num_classes for e in (static, dynamic, bare, det)] == [4, 4, None, 3]
+    for engine, n in ((static, 4), (dynamic, 4), (det, 3)):
+        with pytest.raises(UsageError, match=rf"--classes: class 9 does not exist; the model has {n} classes "
+                                             rf"\(0-{n - 1}\)"):
+            Predictor(engine, classes=[1, 9])
+    # a dynamic class dim and no labels: the first batch tells, before any result (a failed file's too)
+    files = [imagegen.text_as_jpeg(tmp_path / "0.jpg"), imagegen.save(Image.new("RGB", (8, 8)), tmp_path / "1.png")]
+    results = Predictor(bare, classes=[9]).predict(iter_images(expand(files)))
+    with pytest.raises(UsageError, match="the model has 4 classes"):
+        next(results)
+    ok = list(Predictor(bare, classes=[3], topk=1).predict(iter_images(expand(files))))
+    assert [(r.file.path.name, r.error is None, [p["class"] for p in r.predictions]) for r in ok] == [
+        ("0.jpg", False, []), ("1.png", True, [3])]
 
 
 def test_predictor_detects_on_a_white_image(tmp_path):
