@@ -32,6 +32,7 @@ from PIL import Image
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, load_image
+from edgecnn.runtime.sources import Root, iter_images
 from edgecnn.train import shapes
 
 VAL_DIRS = ("val", "valid", "validation")
@@ -138,8 +139,7 @@ def _scan(root: Path, classes: list[str] | None = None) -> tuple[list[str], Spli
     for d in dirs:
         if d.name not in index:
             raise DataError(f"{d} is not a class of the training split ({', '.join(classes)})")
-        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(d).parts))
+        files = sorted(f.path for f in iter_images([Root(d, True)]))  # the runtime's walk: same files as infer
         good = 0
         for f in files:
             why = _unreadable(f)

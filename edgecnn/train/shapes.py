@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import umask
+from edgecnn.runtime.detect import box_iou
 
 CLASSES = ("circle", "triangle", "square", "star")
 TASKS = ("classify", "detect")
@@ -133,7 +134,7 @@ def detect_sample(seed: int, index: int, size: int = 128) -> tuple[Image.Image, 
             r = rng.uniform(0.08, 0.22) * size
             cx, cy = rng.uniform(r, size - r, 2)
             box = (cx - r, cy - r, cx + r, cy + r)
-            if all(_iou(box, b) < 0.15 for b in boxes):
+            if not boxes or box_iou(np.array([box]), np.array(boxes)).max() < 0.15:
                 break
         else:
             continue
@@ -142,14 +143,6 @@ def detect_sample(seed: int, index: int, size: int = 128) -> tuple[Image.Image, 
         boxes.append(box)
         objects.append({"category": cls, **obj})
     return _to_image(canvas), objects
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def write_shapes(out: str | Path, n: int, size: int, seed: int = 0, task: str = "classify",
