@@ -120,6 +120,7 @@ class Contract:
     input_layout: str = "NCHW"
     input_dtype: str = "float32"
     batch: str | int = "dynamic"
+    dynamic_size: bool = False  # the graph also takes other heights/widths (preprocess gives the default)
     labels: list[str] | None = None
     # Each output: name, kind (logits | probabilities | boxes | scores | detections), meaning (prose).
     # Post-processing reads ``kind``; ``meaning`` is for people.

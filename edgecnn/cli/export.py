@@ -27,6 +27,8 @@ def export_cmd(
     labels: str = typer.Option(None, "--labels", help="Text file, one label a line."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size N."),
+    dynamic_size: bool = typer.Option(False, "--dynamic-size", help="Let height and width vary too (gated at "
+                                                                    "two more sizes)."),
     out: str = typer.Option(None, "--out", "-o", help="Output .onnx (default export/<name>.onnx)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8 (int8 needs --calib)."),
     calib: str = typer.Option(None, "--calib", help="Calibration image folder for int8."),
@@ -48,6 +50,7 @@ def export_cmd(
 
     res = export(ExportOptions(model=model, weights=weights, num_classes=num_classes, in_channels=in_channels,
                                input_size=input_size, labels=labels, opset=opset, batch=_batch(batch), out=out,
+                               dynamic_size=dynamic_size,
                                precision=precision, calib=calib, check=check, replace_head=replace_head,
                                exporter=exporter))
     for note in res.warnings:
@@ -62,10 +65,10 @@ def export_cmd(
     if parity.get("skipped"):
         typer.echo("parity gate: SKIPPED (--no-check)")
     elif parity:
-        rows = [(b["batch"], f"{b['max_abs']:.2e}", f"{b['rel']:.2e}", f"{b['cosine']:.7f}", f"{b['top1']:.0%}",
-                 b["ties"]) for b in parity["batches"]]
+        rows = [(b["batch"], f"{b['height']}x{b['width']}", f"{b['max_abs']:.2e}", f"{b['rel']:.2e}",
+                 f"{b['cosine']:.7f}", f"{b['top1']:.0%}", b["ties"]) for b in parity["batches"]]
         typer.echo(f"parity gate ({parity['precision']}, onnxruntime CPU vs PyTorch): PASSED")
-        typer.echo(table(["batch", "max-abs", "rel", "cosine", "top-1", "ties"], rows,
+        typer.echo(table(["batch", "input", "max-abs", "rel", "cosine", "top-1", "ties"], rows,
                          right=["batch", "max-abs", "rel", "cosine", "top-1", "ties"]))
     if res.quantization:
         from edgecnn.cli.quantize import print_report

@@ -8,6 +8,7 @@ half-written.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import time
 import warnings
@@ -42,6 +43,7 @@ class ExportOptions:
     labels: str | None = None  # file, one label a line
     opset: int = DEFAULT_OPSET
     batch: str | int = "dynamic"
+    dynamic_size: bool = False  # height and width dynamic too (models whose head does not fix the size)
     out: str | None = None
     precision: str = "fp32"
     calib: str | None = None
@@ -81,16 +83,20 @@ def _validate(opts: ExportOptions) -> None:
 def _to_onnx(model, x, opts: ExportOptions) -> bytes:
     import torch
 
-    dynamic = opts.batch == "dynamic"
+    names = {0: "batch"} if opts.batch == "dynamic" else {}
+    if opts.dynamic_size:
+        names.update({2: "height", 3: "width"})
     buf = io.BytesIO()
+    # torch.onnx warns about every torchvision op it cannot register (torchvision is not a dependency)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if opts.exporter == "dynamo":
-            shapes = ({0: torch.export.Dim("batch")},) if dynamic else None
+            shapes = ({axis: torch.export.Dim.DYNAMIC for axis in names},) if names else None
             prog = torch.onnx.export(model, (x,), None, input_names=["input"], output_names=["logits"],
                                      opset_version=opts.opset, dynamo=True, dynamic_shapes=shapes, verbose=False)
             return prog.model_proto.SerializeToString()
-        axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None
+        axes = {"input": names, "logits": {0: "batch"} if 0 in names else {}} if names else None
         torch.onnx.export(model, (x,), buf, input_names=["input"], output_names=["logits"],
                           opset_version=opts.opset, dynamo=False, dynamic_axes=axes, do_constant_folding=True)
     return buf.getvalue()
@@ -123,6 +129,8 @@ def export(opts: ExportOptions) -> ExportResult:
     else:
         name = opts.model
     card = registry.get_card(name)
+    if opts.dynamic_size and card.fixed_input:
+        raise UsageError(f"--dynamic-size: {name}'s classifier width follows the input size, so the size cannot vary")
     if opts.weights:
         if ckpt is not None:
             raise UsageError("give either a checkpoint as MODEL or --weights, not both")
@@ -186,14 +194,17 @@ def export(opts: ExportOptions) -> ExportResult:
     report = None
     if opts.check:
         batches = PARITY_BATCHES if opts.batch == "dynamic" else [int(opts.batch)]
-        report = parity.check(model, proto.SerializeToString(), (in_channels, size, size), batches, gate_precision,
-                              seed=opts.seed)
+        cases = [(n, size, size) for n in batches]
+        if opts.dynamic_size:  # other sizes too, one of them not square
+            small, large = max(32, size // 2), size + 32
+            cases += [(batches[0], small, small), (batches[-1], small, large)]
+        report = parity.check(model, proto.SerializeToString(), in_channels, cases, gate_precision, seed=opts.seed)
         if not report.passed:
             raise parity.ParityError(f"parity gate failed, no file written: {report.failure}")
     t_gate = time.perf_counter() - t0 - t_export
 
     contract = Contract(
-        task="classify", model=name, preprocess=pre, batch=opts.batch, labels=labels,
+        task="classify", model=name, preprocess=pre, batch=opts.batch, dynamic_size=opts.dynamic_size, labels=labels,
         outputs=[{"name": "logits", "kind": "logits", "meaning": "class logits; softmax gives probabilities"}],
         weights=weights, precision=gate_precision, metrics=(base.metrics if base else None),
         parity=report.to_dict() if report else {"skipped": True}, versions=_versions(), opset=opts.opset,

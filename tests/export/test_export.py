@@ -168,3 +168,23 @@ def test_checkpoint_preprocessing_survives_a_new_input_size(tmp_path):
     p = res.contract.preprocess
     assert (p.resize, p.height, p.mean, p.std) == ("letterbox", 32, (0.5,) * 3, (0.25,) * 3)
     assert res.contract.labels == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "resnet18"])
+def test_dynamic_size_is_gated_at_other_sizes(name, tmp_path):
+    res = export(ExportOptions(model=name, input_size=64, num_classes=4, dynamic_size=True,
+                               out=str(tmp_path / "d.onnx")))
+    cases = [(b["batch"], b["height"], b["width"]) for b in res.contract.parity["batches"]]
+    assert cases == [(1, 64, 64), (2, 64, 64), (5, 64, 64), (1, 32, 32), (5, 32, 96)]
+    assert res.contract.dynamic_size
+    dims = onnx.load(res.path).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 80, 48)).astype(np.float32)
+    assert _run(res.path, x).shape == (1, 4)
+
+
+def test_dynamic_size_refused_where_the_head_fixes_it(tmp_path):
+    from edgecnn.errors import UsageError
+
+    with pytest.raises(UsageError, match="--dynamic-size: lenet5's classifier width follows the input size"):
+        export(ExportOptions(model="lenet5", dynamic_size=True, out=str(tmp_path / "x.onnx")))
