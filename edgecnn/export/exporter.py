@@ -76,6 +76,8 @@ def _validate(opts: ExportOptions) -> None:
         raise UsageError(f"--exporter must be torchscript or dynamo, got '{opts.exporter}'")
     if opts.batch != "dynamic" and (not isinstance(opts.batch, int) or opts.batch < 1):
         raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{opts.batch}'")
+    if opts.out and Path(opts.out).suffix != ".onnx":
+        raise UsageError(f"--out {opts.out}: the output file must end in .onnx")
     if not 7 <= opts.opset <= 20:
         raise UsageError(f"--opset {opts.opset} is outside what this exporter writes (7-20); use {DEFAULT_OPSET}")
 
@@ -211,15 +213,12 @@ def export(opts: ExportOptions) -> ExportResult:
     )
     attach(proto, contract)
     out = Path(opts.out) if opts.out else Path("export") / f"{name}.onnx"
-    if out.suffix != ".onnx":
-        raise UsageError(f"--out {out}: the output file must end in .onnx")
 
     quant = None
     if opts.precision == "int8":
         from edgecnn.quantize import QuantizeOptions, quantize
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".edgecnn-") as td:
+        with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as td:  # quantize writes ``out`` atomically
             fp32 = Path(td) / f"{name}.fp32.onnx"
             onnx.save(proto, fp32)
             result = quantize(QuantizeOptions(model=str(fp32), calib=opts.calib, out=str(out)))
