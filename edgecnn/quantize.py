@@ -160,13 +160,13 @@ def runtime_float_ops(model_bytes: bytes) -> dict[str, int]:
         return _float_ops(onnx.load(opts.optimized_model_filepath))
 
 
-def _session(path_or_bytes, threads: int | None = None):
+def _session(path_or_bytes):
+    """A CPU session with the runtime's options; pool threads spin, as for a latency measurement."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(path_or_bytes, opts, providers=["CPUExecutionProvider"])
+    from edgecnn.runtime.session import session_options
+
+    return ort.InferenceSession(path_or_bytes, session_options(spinning=True), providers=["CPUExecutionProvider"])
 
 
 def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:

@@ -50,10 +50,6 @@ class ParityReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def worst(self) -> BatchParity:
-        return max(self.batches, key=lambda b: b.rel)
-
 
 def compare(ref: np.ndarray, got: np.ndarray, batch: int, tie_rel: float = 1e-4, size: tuple[int, int] = (0, 0)
             ) -> BatchParity:
