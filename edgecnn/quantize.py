@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.bench.environment import cpu_flags
 from edgecnn.contract import Contract, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.fileio import atomic_path
@@ -67,17 +68,6 @@ class QuantizeResult:
         d = asdict(self)
         d["path"], d["contract"] = str(self.path), self.contract.to_dict()
         return d
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def choose_types(requested: str = "auto", reduce_range: bool | None = None) -> dict[str, Any]:
