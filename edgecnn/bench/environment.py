@@ -27,7 +27,8 @@ ISA_FLAGS = ("avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni", "a
 # The strongest level present names the tag (first match wins).
 _TAG_LEVELS = (("amx_int8", "amx"), ("avx512_vnni", "avx512vnni"), ("avx512f", "avx512"), ("avx_vnni", "avxvnni"),
                ("avx2", "avx2"), ("i8mm", "i8mm"), ("asimddp", "dotprod"), ("asimd", "neon"), ("neon", "neon"))
-_MODEL_NOISE = re.compile(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|\b\d+-core\b|@.*$|\bwith radeon.*$|\brev\b.*$", re.IGNORECASE)
+_MODEL_NOISE = re.compile(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|\b\d+-core\b|@.*$|\bwith radeon.*$|\brev\b.*$",
+                          re.IGNORECASE)
 _CPUINFO = Path("/proc/cpuinfo")
 
 
