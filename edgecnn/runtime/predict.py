@@ -137,7 +137,7 @@ class Predictor:
         for f in files:
             t0 = time.perf_counter()
             try:
-                im, x, geom = load_preprocessed(f.path, self.contract.preprocess)
+                im, x, geom = self._load(f)
                 pending.append(_Item(f, im if keep_images else None, x, geom))
                 ready += 1
             except ImageError as e:
@@ -148,6 +148,10 @@ class Predictor:
                 pending, ready = [], 0
         if pending:
             yield from self._flush(pending)
+
+    def _load(self, f: ImageFile) -> tuple[Image.Image, np.ndarray, Geometry]:
+        """Decode and preprocess one input (``eval`` overrides it for images held in memory, e.g. IDX)."""
+        return load_preprocessed(f.path, self.contract.preprocess)
 
     def _flush(self, items: list[_Item]) -> Iterator[Result]:
         good = [it for it in items if it.error is None]

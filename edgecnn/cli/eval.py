@@ -1,0 +1,88 @@
+"""``edgecnn eval MODEL --data DIR``: accuracy or COCO mAP of a model on a labelled split.
+
+Thin: options -> ``edgecnn.eval.run.evaluate`` -> a table or JSON on stdout; per-file errors and
+warnings on stderr; exit 1 when an image failed. Torch-free for ONNX files.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, emit_json, table
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def render(result: dict) -> str:
+    """The ``--format table`` report of an ``EvalResult.to_dict()``."""
+    m = result["metrics"]
+    head = (f"{result['model']} on {result['data']} ({result['backend']}): {result['images']:,} images, "
+            f"{result['failed']} failed, {result['seconds']:.1f} s")
+    if result["task"] == "detect":
+        rows = [("mAP@[.50:.95]", _num(m["map"])), ("mAP@.50", _num(m["map50"])), ("mAP@.75", _num(m["map75"])),
+                ("AP small", _num(m["map_small"])), ("AP medium", _num(m["map_medium"])),
+                ("AP large", _num(m["map_large"])), ("AR@100", _num(m["ar100"]))]
+        per = [(name, f"{r['gt']:,}", _num(r["ap"]), _num(r["ap50"])) for name, r in m["per_class"].items()]
+        return "\n".join([
+            head + f"; COCO bbox (pycocotools), conf {m['conf']:g}, max-det {m['max_det']}, "
+                   f"{m['detections']:,} detections",
+            table(["metric", "value"], rows, right=["value"]), "",
+            table(["class", "objects", "AP", "AP50"], per, right=["objects", "AP", "AP50"])])
+    rows = [(name, f"{r['n']:,}", f"{r['correct']:,}", _pct(r["acc"])) for name, r in m["per_class"].items()]
+    lines = [head, f"top-1 {_pct(m['top1'])}  top-5 {_pct(m['top5'])}  ({m['split']})",
+             table(["class", "images", "correct", "accuracy"], rows, right=["images", "correct", "accuracy"])]
+    if m["confusions"]:
+        lines += ["", "most frequent confusions (true -> predicted):"]
+        lines += [f"  {c['true']} -> {c['predicted']}: {c['count']:,}" for c in m["confusions"]]
+    return "\n".join(lines)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Argument(..., help="An ONNX file (or zoo name: export/NAME.onnx), or an edgecnn "
+                                          "checkpoint (.pt, run in PyTorch)."),
+    data: str = typer.Option(..., "--data", "-d", help="Detection: a COCO root (its val split) or split folder. "
+                                                       "Classification: an ImageFolder (its val/) or IDX folder."),
+    conf: float = typer.Option(0.001, "--conf", help="Detection: minimum score kept (mAP-style low)."),
+    iou: float = typer.Option(None, "--iou", help="Detection: NMS IoU threshold [default: the contract's]."),
+    max_det: int = typer.Option(100, "--max-det", help="Detection: most boxes per image (COCO: 100)."),
+    batch: int = typer.Option(8, "--batch", "-b", help="Images per inference call."),
+    provider: str = typer.Option("auto", "--provider", help="ONNX: auto, cpu, cuda or tensorrt."),
+    threads: int = typer.Option(None, "--threads", help="ONNX: onnxruntime intra-op threads."),
+    save_predictions: str = typer.Option(None, "--save-predictions",
+                                         help="Write the predictions as JSON (detection: COCO results format)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+) -> None:
+    """Evaluate a model on a labelled split: top-1/top-5, per-class accuracy and the most frequent
+    confusions for a classifier; COCO mAP@[.50:.95], mAP@.50, mAP@.75, AP small/medium/large and
+    per-class AP (computed by pycocotools, the [eval] extra) for a detector.
+
+    Preprocessing, labels and post-processing come from the model's contract, as in 'infer'.
+    Images that cannot be read are reported, counted and left out; the exit code is then 1.
+
+    Example: edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det --format json
+    """
+    check_format(fmt)
+    from edgecnn.eval.run import EvalOptions, evaluate
+
+    result = evaluate(EvalOptions(model=model, data=data, conf=conf, iou=iou, max_det=max_det, batch=batch,
+                                  provider=provider, threads=threads, save_predictions=save_predictions),
+                      on_error=lambda m: typer.echo(f"Error: {m}", err=True)).to_dict()
+    for w in result["warnings"]:
+        typer.echo(f"Warning: {w}", err=True)
+    if fmt == "json":
+        emit_json(result)
+    else:
+        typer.echo(render(result))
+    if save_predictions:
+        typer.echo(f"predictions -> {save_predictions}", err=True)
+    if result["failed"]:
+        typer.echo(f"{result['failed']} of {result['images']} images failed to decode", err=True)
+        raise typer.Exit(1)
