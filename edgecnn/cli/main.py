@@ -11,7 +11,23 @@ from edgecnn.errors import EdgeCNNError
 
 
 class _Group(TyperGroup):
-    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error."""
+    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error; takes ``--debug``
+    anywhere on the line; gives every command's help plain metavars (``MODEL``, ``--out TEXT``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                _plain_metavar(param)
+
+    def parse_args(self, ctx, args):
+        # ``edgecnn export x --debug`` means the same as ``edgecnn --debug export x``
+        args = list(args)
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args.remove("--debug")
+            args.insert(0, "--debug")
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -21,6 +37,26 @@ class _Group(TyperGroup):
                 raise
             typer.echo(f"Error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
+
+
+_TYPE_NAMES = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "Path": "PATH"}
+
+
+def _plain_metavar(param) -> None:
+    """Typer 0.2x prints ``{model}``, ``<str>``, ``<list[str]>``; show click's conventional names instead."""
+    if param.metavar is not None or getattr(param, "is_flag", False):
+        return
+    if param.param_type_name == "argument":
+        name = param.name.upper() + ("..." if param.nargs != 1 else "")
+        param.metavar = name
+        param._usage_display_name = lambda: name if param.required else f"[{name}]"
+        param.display_type_rich = lambda ctx: None
+        param._rich_display_name = lambda: name
+    else:
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        while getattr(annotation, "__args__", None):  # list[str] -> str, Optional[int] -> int
+            annotation = annotation.__args__[0]
+        param.metavar = _TYPE_NAMES.get(getattr(annotation, "__name__", ""), "TEXT")
 
 
 app = typer.Typer(

@@ -68,6 +68,12 @@ def load_file(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive (or a pickle before torch 1.6)
+        what = f"it starts with bytes {head.hex(' ')}" if head else "the file is empty"
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a file written by torch.save: {what}); "
+                              "pass a .pt/.pth checkpoint or state dict")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError,
@@ -78,9 +84,11 @@ def load_file(path: str | Path) -> Any:
 def _reason(e: Exception) -> str:
     """The informative line of a torch.load error (weights_only errors bury it under advice)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    line = next((ln.split("error:", 1)[1].strip() for ln in lines if "WeightsUnpickler error:" in ln),
-                lines[0] if lines else e.__class__.__name__)
-    return line[:200]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error:" in ln:  # the reason follows on the same line, or on the next one
+            after = ln.split("error:", 1)[1].strip()
+            return (after or (lines[i + 1] if i + 1 < len(lines) else e.__class__.__name__))[:200]
+    return (lines[0] if lines else e.__class__.__name__)[:200]
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
