@@ -109,6 +109,8 @@ class Detection:
     iou: float = 0.45
     max_det: int = 100
     background_class: bool = False  # class 0 of the scores is background (SSD)
+    candidates_per_class: int | None = None  # host NMS: best scores kept per class before NMS (torchvision's
+    # topk_candidates); graph NMS: baked into the graph
 
 
 @dataclass

@@ -32,7 +32,7 @@ class LayerRow:
 class Profile:
     model: str
     input_shape: list[int]
-    output_shape: list[int]
+    output_shape: list  # without the batch dimension; a list of shapes for a model of several outputs
     params: int
     trainable_params: int
     macs: int
@@ -140,7 +140,8 @@ def profile(model: nn.Module, input_shape: tuple[int, int, int], name: str = "")
     return Profile(
         model=name or type(model).__name__,
         input_shape=list(input_shape),
-        output_shape=list(out.shape[1:]),
+        # a detector returns (boxes, scores): one shape per output
+        output_shape=list(out.shape[1:]) if isinstance(out, torch.Tensor) else [list(o.shape[1:]) for o in out],
         params=sum(p.numel() for p in model.parameters()),
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         macs=sum(r.macs for r in layers),

@@ -19,6 +19,13 @@ def _saving_text(saving: dict | None) -> str:
     return text
 
 
+def _shape_text(shape: list) -> str:
+    """[3, 4] -> '3x4'; a detector's [[A, 4], [A, C]] -> 'Ax4, AxC'."""
+    if shape and isinstance(shape[0], list):
+        return ", ".join(_shape_text(s) for s in shape)
+    return "x".join(map(str, shape))
+
+
 @app.command("summary")
 def summary_cmd(
     name: str = typer.Argument(..., help="A zoo model name (see 'edgecnn models')."),
@@ -55,6 +62,6 @@ def summary_cmd(
     typer.echo(table(["layer", "type", "output", "params", "MACs", "vs standard conv"], rows,
                      right=["params", "MACs"]))
     typer.echo(
-        f"\n{name}: input {channels}x{h}x{w} -> {'x'.join(map(str, prof.output_shape))}; "
+        f"\n{name}: input {channels}x{h}x{w} -> {_shape_text(prof.output_shape)}; "
         f"params {prof.params:,} (trainable {prof.trainable_params:,}); MACs {prof.macs:,} ({human(prof.macs)})"
     )

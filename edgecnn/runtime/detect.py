@@ -348,8 +348,8 @@ def postprocess(outputs: Mapping[str, np.ndarray], geometries: Sequence[Geometry
                             "(expected (N, A, 4) and (N, A, C))")
     boxes = to_xyxy(boxes, spec.box_format, outputs.get("anchors"))
     first = 1 if spec.background_class else 0
-    return [_host_nms_image(b, s, first, g, conf, iou, max_det, allowed, scale, pre_nms_topk)
-            for b, s, g in zip(boxes, scores, geometries, strict=True)]
+    return [_host_nms_image(b, s, first, g, conf, iou, max_det, allowed, scale, pre_nms_topk,
+                            spec.candidates_per_class) for b, s, g in zip(boxes, scores, geometries, strict=True)]
 
 
 def _output(outputs: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarray:
@@ -361,8 +361,10 @@ def _output(outputs: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarr
     return x
 
 
-def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, scale, pre_nms_topk) -> Detections:
-    """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background."""
+def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, scale, pre_nms_topk,
+                    per_class=None) -> Detections:
+    """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background;
+    ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD)."""
     # One contiguous comparison and one nonzero over all anchor x class scores: faster than a
     # per-anchor max first, and the same at a mAP-style threshold where most anchors pass.
     mask = np.ascontiguousarray(scores) > conf
@@ -372,6 +374,11 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
     if allowed is not None:
         keep = np.isin(cls, allowed)
         a, cls, s = a[keep], cls[keep], s[keep]
+    if per_class is not None and len(s) > per_class:
+        order = np.lexsort((-s, cls))  # by class, best first
+        starts = np.searchsorted(cls[order], cls[order])  # where each one's class begins (cls sorted)
+        top = order[np.arange(len(order)) - starts < per_class]
+        a, cls, s = a[top], cls[top], s[top]
     if len(s) > pre_nms_topk:
         top = np.argpartition(-s, pre_nms_topk - 1)[:pre_nms_topk]
         a, cls, s = a[top], cls[top], s[top]

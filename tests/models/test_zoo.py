@@ -7,11 +7,12 @@ from edgecnn import registry
 from edgecnn.profile import profile
 
 NAMES = registry.names()
+CLASSIFIERS = [n for n in NAMES if registry.get_card(n).task == "classify"]  # detectors: tests/models/test_ssdlite.py
 # The smallest square input each family takes (AlexNet's 11x11/4 stem and three 3/2 pools need ~63).
 SMALL = {"simplecnn": 28, "lenet5": 32, "alexnet": 64}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_small_input_forward(name):
     card = registry.get_card(name)
     size = SMALL.get(name, 32)
@@ -44,7 +45,10 @@ def test_default_input_matches_card(name):
     prof = profile(model, (card.input_channels, card.input_size, card.input_size), name)
     assert prof.trainable_params == card.params
     assert prof.macs == card.macs
-    assert prof.output_shape == [card.num_classes]
+    # a classifier outputs logits; a detector (boxes (A, 4), scores (A, classes))
+    expected = [card.num_classes] if card.task == "classify" else [[prof.output_shape[0][0], 4],
+                                                                   [prof.output_shape[0][0], card.num_classes]]
+    assert prof.output_shape == expected
 
 
 def test_width_multiplier_scales_mobilenetv2():
