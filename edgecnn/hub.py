@@ -5,7 +5,8 @@ Where a file is looked for, in order:
   1. edgecnn's cache: ``$EDGECNN_HOME/checkpoints/`` (default ``~/.cache/edgecnn/checkpoints/``);
   2. torch hub's cache, used in place, never copied: ``$TORCH_HOME/hub/checkpoints/`` (default
      ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch``), where torchvision keeps what it downloaded;
-  3. the URL on the card, downloaded into edgecnn's cache with a progress bar (stderr, terminal only).
+  3. the URL on the card, downloaded into edgecnn's cache with a progress bar (stderr, terminal only);
+     ``$EDGECNN_WEIGHTS_MIRROR`` (a base URL) replaces download.pytorch.org/models/ for a local mirror.
 
 The hash check. torchvision publishes no full SHA-256, only its first hex digits in the file name
 (``resnet18-f37072fd.pth``: the file's SHA-256 starts with ``f37072fd``). A file is accepted when its
@@ -111,8 +112,14 @@ def fetch(p: Pretrained, timeout: float = 30.0, progress: bool | None = None) ->
                 return Fetched(path, digest, source)
             if source == "cache":  # ours and wrong (e.g. replaced by hand): download it again
                 path.unlink()
-    digest = download(p.url, target, p.sha256_prefix, timeout, progress)
+    digest = download(url(p), target, p.sha256_prefix, timeout, progress)
     return Fetched(target, digest, "download")
+
+
+def url(p: Pretrained) -> str:
+    """Where ``p`` is downloaded from: the card's URL, or the same file name under ``$EDGECNN_WEIGHTS_MIRROR``."""
+    mirror = os.environ.get("EDGECNN_WEIGHTS_MIRROR")
+    return f"{mirror.rstrip('/')}/{p.filename}" if mirror else p.url
 
 
 def download(url: str, target: Path, sha256_prefix: str, timeout: float = 30.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, table
+from edgecnn.cli.output import check_format, emit_json, human, parse_size, table
 from edgecnn.errors import UsageError, require
 
 
@@ -20,10 +20,12 @@ def _batch(value: str) -> str | int:
 @app.command("export")
 def export_cmd(
     model: str = typer.Argument(..., help="A zoo name, or an edgecnn checkpoint from 'edgecnn train'."),
-    weights: str = typer.Option(None, "--weights", help="edgecnn checkpoint or torchvision-format state dict .pth."),
+    weights: str = typer.Option(None, "--weights", help="imagenet (torchvision's published weights, downloaded "
+                                "once and cached; also imagenet1k_v1/_v2), an edgecnn checkpoint, or a "
+                                "torchvision-format state dict .pth."),
     num_classes: int = typer.Option(None, "--num-classes", help="Classes of the head."),
     in_channels: int = typer.Option(None, "--in-channels", help="Input channels."),
-    input_size: int = typer.Option(None, "--input-size", help="Square input size S."),
+    input_size: str = typer.Option(None, "--input-size", help="Input size: S (square), HxW or H,W."),
     labels: str = typer.Option(None, "--labels", help="Text file, one label a line."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset."),
     batch: str = typer.Option("dynamic", "--batch", help="'dynamic' or a fixed batch size N."),
@@ -42,15 +44,15 @@ def export_cmd(
     The parity gate runs PyTorch and onnxruntime on fresh random inputs (batch 1, 2, 5 when the
     batch is dynamic); out of tolerance, the export fails and no file is written.
 
-    Example: edgecnn export resnet18 --weights resnet18.pth --labels imagenet.txt
+    Example: edgecnn export mobilenetv2 --weights imagenet
     """
     check_format(fmt)
     require("torch", "torch", "edgecnn export")
     from edgecnn.export.exporter import ExportOptions, export
 
     res = export(ExportOptions(model=model, weights=weights, num_classes=num_classes, in_channels=in_channels,
-                               input_size=input_size, labels=labels, opset=opset, batch=_batch(batch), out=out,
-                               dynamic_size=dynamic_size,
+                               input_size=parse_size(input_size), labels=labels, opset=opset, batch=_batch(batch),
+                               out=out, dynamic_size=dynamic_size,
                                precision=precision, calib=calib, check=check, replace_head=replace_head,
                                exporter=exporter))
     for note in res.warnings:
@@ -61,10 +63,17 @@ def export_cmd(
     c = res.contract
     typer.echo(f"wrote {res.path} ({human(res.size_bytes)}B, {c.precision}, opset {c.opset}, batch {c.batch}) "
                f"in {res.timings['total']:.1f}s")
-    parity = c.parity or {}
+    if isinstance(c.weights, dict) and c.weights.get("published"):
+        p, m = c.preprocess, c.metrics or {}
+        top1 = f", ImageNet top-1 {m['imagenet1k_top1']:.2f}%" if "imagenet1k_top1" in m else ""
+        typer.echo(f"weights: {c.weights['published']}{top1} ({c.weights['path']}, "
+                   f"sha256 {c.weights['sha256'][:12]}...)")
+        typer.echo(f"preprocess: resize {p.resize_size}, center crop {p.height}x{p.width}, {p.interpolation}; labels: "
+                   f"{len(c.labels or []):,}" + (f" ({c.labels[0]}, {c.labels[1]}, ...)" if c.labels else ""))
+    parity = res.parity or {}
     if parity.get("skipped"):
         typer.echo("parity gate: SKIPPED (--no-check)")
-    elif parity:
+    elif parity.get("batches"):
         rows = [(b["batch"], f"{b['height']}x{b['width']}", f"{b['max_abs']:.2e}", f"{b['rel']:.2e}",
                  f"{b['cosine']:.7f}", f"{b['top1']:.0%}", b["ties"]) for b in parity["batches"]]
         typer.echo(f"parity gate ({parity['precision']}, onnxruntime CPU vs PyTorch): PASSED")

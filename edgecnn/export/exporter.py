@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgecnn import __version__, registry
+from edgecnn import __version__, hub, registry
 from edgecnn.contract import Contract, Preprocess, attach, read_labels
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.export import parity
@@ -36,10 +36,10 @@ class ExportError(EdgeCNNError):
 @dataclass
 class ExportOptions:
     model: str  # zoo name or an edgecnn checkpoint path
-    weights: str | None = None
+    weights: str | None = None  # a file, or published weights: imagenet | imagenet1k_v1 | imagenet1k_v2
     num_classes: int | None = None
     in_channels: int | None = None
-    input_size: int | None = None
+    input_size: int | tuple[int, int] | None = None  # S or (H, W)
     labels: str | None = None  # file, one label a line
     opset: int = DEFAULT_OPSET
     batch: str | int = "dynamic"
@@ -61,10 +61,12 @@ class ExportResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     quantization: dict[str, Any] | None = None
+    parity: dict[str, Any] | None = None  # the FP32/FP16 gate (an INT8 file's contract holds the INT8 gate)
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "size_bytes": self.size_bytes, "timings_s": self.timings,
-                "warnings": self.warnings, "contract": self.contract.to_dict(), "quantization": self.quantization}
+                "warnings": self.warnings, "contract": self.contract.to_dict(), "quantization": self.quantization,
+                "parity": self.parity}
 
 
 def _validate(opts: ExportOptions) -> None:
@@ -78,8 +80,20 @@ def _validate(opts: ExportOptions) -> None:
         raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{opts.batch}'")
     if opts.out and Path(opts.out).suffix != ".onnx":
         raise UsageError(f"--out {opts.out}: the output file must end in .onnx")
+    for flag, value in (("num-classes", opts.num_classes), ("in-channels", opts.in_channels)):
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag} must be a positive integer, got {value}")
+    if opts.in_channels not in (None, 1, 3):
+        raise UsageError(f"--in-channels must be 1 (grayscale) or 3 (colour) for an image model, "
+                         f"got {opts.in_channels}")
+    if opts.input_size is not None and min(_hw(opts.input_size)) < 1:
+        raise UsageError(f"--input-size must be positive, got {opts.input_size}")
     if not 7 <= opts.opset <= 20:
         raise UsageError(f"--opset {opts.opset} is outside what this exporter writes (7-20); use {DEFAULT_OPSET}")
+
+
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def _to_onnx(model, x, opts: ExportOptions) -> bytes:
@@ -133,17 +147,31 @@ def export(opts: ExportOptions) -> ExportResult:
     card = registry.get_card(name)
     if opts.dynamic_size and card.fixed_input:
         raise UsageError(f"--dynamic-size: {name}'s classifier width follows the input size, so the size cannot vary")
+    published = fetched = None
     if opts.weights:
         if ckpt is not None:
             raise UsageError("give either a checkpoint as MODEL or --weights, not both")
-        ckpt = read_weights(opts.weights)
+        if hub.is_tag(opts.weights):
+            published = hub.resolve(card, opts.weights)
+            fetched = hub.fetch(published)
+        else:
+            published = hub.match_file(card, opts.weights)  # a torchvision file fetched by hand
+            if published is not None and not hub.hash_ok(Path(opts.weights), published.sha256_prefix)[0]:
+                raise WeightsError(f"{opts.weights}: its SHA-256 does not start with {published.sha256_prefix} "
+                                   "(the hash in its name): a truncated or different file; download it again")
+        ckpt = read_weights(fetched.path if fetched else opts.weights)
         if ckpt.model and ckpt.model != name:
             raise WeightsError(f"{opts.weights} is a checkpoint of '{ckpt.model}', not '{name}'; "
                                f"run: edgecnn export {opts.weights}")
     cfg = dict(ckpt.config) if ckpt is not None else {}
-    num_classes = opts.num_classes or cfg.get("num_classes") or card.num_classes
-    in_channels = opts.in_channels or cfg.get("in_channels") or card.input_channels
-    size = opts.input_size or cfg.get("input_size") or card.input_size
+    num_classes = _first_set(opts.num_classes, cfg.get("num_classes"), card.num_classes)
+    in_channels = _first_set(opts.in_channels, cfg.get("in_channels"), card.input_channels)
+    default_size = published.crop if published else card.input_size  # the size the weights were measured at
+    h, w = _hw(_first_set(opts.input_size, cfg.get("input_size"), default_size))
+    if card.fixed_input and h != w:
+        raise UsageError(f"--input-size: {name} takes a square input (its classifier width follows the size), "
+                         f"got {h}x{w}")
+    size = h
     base = Contract.from_dict(ckpt.contract) if ckpt is not None and ckpt.contract else None
 
     torch.manual_seed(opts.seed)
@@ -152,20 +180,34 @@ def export(opts: ExportOptions) -> ExportResult:
         replaced = load_into(model, ckpt.state_dict, str(ckpt.path), opts.replace_head)
         if replaced:
             notes.append(f"head replaced ({', '.join(replaced)} left at random init): predictions need training")
-        weights: str | dict[str, str] = {"path": str(ckpt.path), "sha256": sha256(ckpt.path)}
+        weights: str | dict[str, str] = {"path": str(ckpt.path),
+                                         "sha256": fetched.sha256 if fetched else sha256(ckpt.path)}
+        if published is not None:
+            weights.update(url=published.url, published=f"torchvision {name} {published.tag.upper()}")
     else:
         weights = "random-init"
         notes.append(f"no --weights: exporting RANDOM-INIT weights for {name}; its predictions are meaningless")
     model.eval()
 
     labels = read_labels(opts.labels, num_classes) if opts.labels else (base.labels if base else None)
+    imagenet = published is not None and num_classes == 1000 and not replaced
+    if imagenet and labels is None:
+        labels = hub.imagenet_labels()
     if base is not None and base.preprocess.channels == in_channels:
-        pre = base.preprocess.resized(size, size)  # the trained eval transform, at the export size
+        pre = base.preprocess.resized(h, w)  # the trained eval transform, at the export size
+    elif published is not None and in_channels == 3:  # the transform these weights were measured with
+        pre = Preprocess(published.crop, published.crop, resize_size=published.resize,
+                         interpolation=published.interpolation).resized(h, w)
     else:
-        pre = Preprocess.imagenet(size, in_channels)
+        pre = Preprocess.imagenet(size, in_channels).resized(h, w)
+    metrics = base.metrics if base else None
+    if imagenet:
+        metrics = {"imagenet1k_top1": published.top1, "imagenet1k_top5": published.top5,
+                   "measured_by": f"torchvision ({published.tag.upper()}, crop {published.crop} from "
+                                  f"{published.resize}, {published.interpolation})"}
 
     # 2. export and validate the graph
-    x = torch.randn(1 if opts.batch == "dynamic" else int(opts.batch), in_channels, size, size)
+    x = torch.randn(1 if opts.batch == "dynamic" else int(opts.batch), in_channels, h, w)
     try:
         data = _to_onnx(model, x, opts)
     except Exception as e:
@@ -196,7 +238,7 @@ def export(opts: ExportOptions) -> ExportResult:
     report = None
     if opts.check:
         batches = PARITY_BATCHES if opts.batch == "dynamic" else [int(opts.batch)]
-        cases = [(n, size, size) for n in batches]
+        cases = [(n, h, w) for n in batches]
         if opts.dynamic_size:  # other sizes too, one of them not square
             small, large = max(32, size // 2), size + 32
             cases += [(batches[0], small, small), (batches[-1], small, large)]
@@ -208,7 +250,7 @@ def export(opts: ExportOptions) -> ExportResult:
     contract = Contract(
         task="classify", model=name, preprocess=pre, batch=opts.batch, dynamic_size=opts.dynamic_size, labels=labels,
         outputs=[{"name": "logits", "kind": "logits", "meaning": "class logits; softmax gives probabilities"}],
-        weights=weights, precision=gate_precision, metrics=(base.metrics if base else None),
+        weights=weights, precision=gate_precision, metrics=metrics,
         parity=report.to_dict() if report else {"skipped": True}, versions=_versions(), opset=opts.opset,
     )
     attach(proto, contract)
@@ -227,4 +269,10 @@ def export(opts: ExportOptions) -> ExportResult:
         with atomic_path(out) as tmp:
             onnx.save(proto, tmp)
     timings = {"export": round(t_export, 3), "gate": round(t_gate, 3), "total": round(time.perf_counter() - t0, 3)}
-    return ExportResult(out, contract, out.stat().st_size, timings, notes, quant)
+    return ExportResult(out, contract, out.stat().st_size, timings, notes, quant,
+                        report.to_dict() if report else {"skipped": True})
+
+
+def _first_set(*values):
+    """The first value that is not None (0 stays 0: a usage error caught by validation, not a default)."""
+    return next(v for v in values if v is not None)
