@@ -1,0 +1,97 @@
+"""The sweep: targets x backend x provider x precision x batch x threads x input size.
+
+A ``Config`` is one measured configuration (one row); a ``Sweep`` holds the comma lists of the
+command line and expands them into every combination, in a stable order (the order of the lists).
+Measurement order is not this order: the protocol interleaves configurations in blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+
+from edgecnn.errors import UsageError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration. ``provider``: where it runs, in the backend's words (ort: auto|cpu|cuda|tensorrt,
+    torch: cpu|cuda, openvino: CPU|GPU|AUTO); ``threads`` None: the backend's default; ``input_size``
+    (height, width) None: the model's own; ``mode``: a backend's variant of the run (torch: eager,
+    channels_last, cuda_graph, compile); "default" for backends without variants."""
+
+    target: str
+    backend: str = "ort"
+    provider: str = "auto"
+    precision: str = "fp32"
+    batch: int = 1
+    threads: int | None = None
+    input_size: tuple[int, int] | None = None
+    mode: str = "default"
+
+    @property
+    def key(self) -> str:
+        """A readable unique id of the configuration (also the row's ``id``)."""
+        size = "x".join(map(str, self.input_size)) if self.input_size else "native"
+        parts = [self.target, self.backend, self.provider, self.precision, f"b{self.batch}",
+                 f"t{self.threads if self.threads is not None else 'default'}", size]
+        if self.mode != "default":
+            parts.append(self.mode)
+        return "|".join(parts)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        return d
+
+
+@dataclass
+class Sweep:
+    targets: list[str]
+    backends: list[str] = field(default_factory=lambda: ["ort"])
+    providers: list[str] = field(default_factory=lambda: ["auto"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    batches: list[int] = field(default_factory=lambda: [1])
+    threads: list[int | None] = field(default_factory=lambda: [None])
+    input_sizes: list[tuple[int, int] | None] = field(default_factory=lambda: [None])
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
+        for p in self.precisions:
+            if p not in PRECISIONS:
+                raise UsageError(f"unknown --precision '{p}'; choose from: {', '.join(PRECISIONS)}")
+        for b in self.batches:
+            if b < 1:
+                raise UsageError(f"--batch must be >= 1, got {b}")
+        for t in self.threads:
+            if t is not None and t < 1:
+                raise UsageError(f"--threads must be >= 1, got {t}")
+
+    def configs(self) -> list[Config]:
+        """Every combination, targets outermost."""
+        return [Config(t, be, pr, prec, b, th, size) for t, be, pr, prec, b, th, size in itertools.product(
+            _unique(self.targets), _unique(self.backends), _unique(self.providers), _unique(self.precisions),
+            _unique(self.batches), _unique(self.threads), _unique(self.input_sizes))]
+
+
+def _unique(values: list) -> list:
+    return list(dict.fromkeys(values))
+
+
+def parse_list(text: str | None, option: str, cast=str) -> list:
+    """``"1,2"`` -> [1, 2] (``cast`` applied to each item); an item that does not cast is a usage error."""
+    if text is None:
+        return []
+    items = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not items:
+        raise UsageError(f"{option} takes a comma-separated list, got '{text}'")
+    out = []
+    for item in items:
+        try:
+            out.append(cast(item))
+        except ValueError:
+            raise UsageError(f"{option}: '{item}' is not valid (comma-separated list expected, got '{text}')") from None
+    return out

@@ -1,0 +1,285 @@
+"""The measurement protocol and the sweep runner. Torch-free (backends import their own frameworks).
+
+Per configuration: the session is created (timed: ``session_s``), the first run is timed apart
+(``first_run_ms``: allocations, kernel selection, lazy initialisation), ``warmup`` untimed calls
+follow, then timed calls with ``time.perf_counter_ns`` around the model call only. Configurations
+of one target are measured together, interleaved in blocks (``timing.run_blocks``: a settle pause,
+two untimed calls, ``block`` timed calls, the order reshuffled every round) so that machine drift
+hits all alike; targets are measured one after another, so only one target's sessions are in memory.
+A configuration that fails (missing provider, a static batch that cannot take the batch asked, a
+failing conversion) becomes a row with ``status: "failed"`` and its one-line ``error``; the sweep
+goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from edgecnn.bench import peak as peak_mod
+from edgecnn.bench.backends import Artifact, Backend, get_backend
+from edgecnn.bench.config import Config, Sweep
+from edgecnn.bench.environment import capture, device_tag
+from edgecnn.bench.stats import latency_figures, summarize
+from edgecnn.bench.targets import Target, Workspace, contract_of, input_spec, resolve
+from edgecnn.bench.timing import run_blocks
+from edgecnn.errors import EdgeCNNError, UsageError, first_line
+
+DEFAULT_RUNS = 100
+SCHEMA = "edgecnn.bench/1"
+
+
+@dataclass
+class Protocol:
+    warmup: int = 10
+    runs: int | None = None  # None with min_time_s None: DEFAULT_RUNS
+    min_time_s: float | None = None
+    block: int = 10
+    paced_fps: float | None = None
+    settle_s: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.runs is not None and self.runs < 1:
+            raise UsageError(f"--runs must be >= 1, got {self.runs}")
+        if self.min_time_s is not None and self.min_time_s <= 0:
+            raise UsageError(f"--min-time must be > 0 seconds, got {self.min_time_s:g}")
+        if self.runs is not None and self.min_time_s is not None:
+            raise UsageError("give --runs or --min-time, not both")
+        if self.paced_fps is not None and self.paced_fps <= 0:
+            raise UsageError(f"--paced must be > 0 frames per second, got {self.paced_fps:g}")
+        if self.block < 1:
+            raise UsageError(f"block must be >= 1, got {self.block}")
+        if self.runs is None and self.min_time_s is None:
+            self.runs = DEFAULT_RUNS
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "timer": "time.perf_counter_ns around the model call",
+                "interleaving": "blocks, round-robin, order reshuffled every round"}
+
+
+@dataclass
+class _Live:
+    """A configuration being measured."""
+
+    cfg: Config
+    row: dict
+    runner: object = None
+    call: Callable[[], object] | None = None
+    pipeline: object = None
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident memory so far (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
+
+
+def rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Bench:
+    """Runs a sweep. ``images``: end-to-end mode on these files; ``peak``: "cached" (floors from the
+    machine's cache where present), "measure" (measure the peak for each thread count now) or None.
+    ``on_progress(fraction_done, text)`` is told as the work advances."""
+
+    def __init__(self, sweep: Sweep, protocol: Protocol | None = None, *, images: list | None = None,
+                 peak: str | None = "cached", on_progress: Callable[[float, str], None] | None = None,
+                 environment: dict | None = None):
+        self.sweep, self.protocol = sweep, protocol or Protocol()
+        self.images, self.peak_mode, self.on_progress = images, peak, on_progress
+        self.configs = sweep.configs()
+        self.backends: dict[str, Backend] = {}
+        for name in dict.fromkeys(c.backend for c in self.configs):
+            be = get_backend(name)
+            be.check()
+            for p in dict.fromkeys(c.provider for c in self.configs if c.backend == name):
+                if be.providers and p not in be.providers:
+                    raise UsageError(f"--backend {name} does not know '{p}'; choose from: {', '.join(be.providers)}")
+            self.backends[name] = be
+        self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(c.target for c in self.configs)}
+        self.environment = environment or capture()
+        self.tag = device_tag(self.environment)
+        self.peaks: dict = {}
+        self.rows: list[dict] = []
+
+    # ---- the sweep -----------------------------------------------------------------------------
+
+    def run(self) -> list[dict]:
+        self._peaks()
+        groups: dict[str, list[Config]] = {}
+        for c in self.configs:
+            groups.setdefault(c.target, []).extend(self.backends[c.backend].expand(c))
+        total = sum(len(g) for g in groups.values())
+        self._done, self._total = 0.0, max(total, 1)
+        with Workspace() as ws:
+            for target, cfgs in groups.items():
+                self.rows.extend(self._measure_group(ws, self.targets[target], cfgs))
+        return self.rows
+
+    def document(self) -> dict:
+        """The whole result: environment, protocol, peaks and every row (JSON-ready)."""
+        return {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "device_tag": self.tag, "environment": self.environment, "protocol": self.protocol.to_dict(),
+                "mode": "end_to_end" if self.images else "model_call",
+                "peak": {_thread_key(k): v for k, v in self.peaks.items()} or None, "rows": self.rows}
+
+    def _peaks(self) -> None:
+        if self.peak_mode is None:
+            return
+        for threads in dict.fromkeys(c.threads for c in self.configs):
+            if self.peak_mode == "measure":
+                self._tell(f"measuring this machine's peak (threads {_thread_key(threads)})")
+                self.peaks[threads] = peak_mod.measure_and_cache(threads)
+            else:
+                found = peak_mod.cached(threads)
+                if found:
+                    self.peaks[threads] = found
+
+    def _tell(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self._done / self._total if getattr(self, "_total", 0) else 0.0, text)
+
+    def _measure_group(self, ws: Workspace, target: Target, cfgs: list[Config]) -> list[dict]:
+        lives = [self._prepare(ws, target, c) for c in cfgs]
+        by_key = {lv.cfg.key: lv for lv in lives if lv.row["status"] == "ok"}
+        p = self.protocol
+        frac = {k: 0.0 for k in by_key}
+        start = self._done + len(lives) - len(by_key)  # failed preparations count as done
+
+        def on_block(key: str, n: int, spent_ns: int) -> None:
+            frac[key] = min(1.0, n / p.runs if p.runs else spent_ns / (p.min_time_s * 1e9))
+            self._done = start + sum(frac.values())
+            lv = by_key[key]
+            self._tell(f"{target.name} {lv.cfg.backend} {lv.cfg.precision} b{lv.cfg.batch}")
+
+        if by_key:
+            ns = run_blocks({k: lv.call for k, lv in by_key.items()}, runs=p.runs, min_time_s=p.min_time_s,
+                            block=p.block, warmup=0 if self.images else 2, settle_s=p.settle_s,
+                            period_s=1 / p.paced_fps if p.paced_fps else None, seed=p.seed,
+                            on_error=lambda key, e: _fail(by_key[key].row, e), on_block=on_block)
+            for key, samples in ns.items():
+                if by_key[key].row["status"] == "ok":
+                    self._finish(by_key[key], samples)
+        for lv in lives:
+            if lv.runner is not None:
+                lv.runner.close()
+        self._done = start + len(by_key)
+        return [lv.row for lv in lives]
+
+    # ---- one configuration ---------------------------------------------------------------------
+
+    def _prepare(self, ws: Workspace, target: Target, cfg: Config) -> _Live:
+        row = base_row(cfg, target, self.environment, self.tag, self.protocol, bool(self.images))
+        lv = _Live(cfg, row)
+        self._tell(f"{target.name}: preparing {cfg.precision} b{cfg.batch}")
+        try:
+            path = ws.onnx(target, cfg.precision, cfg.input_size)
+            shape, layout = input_spec(path, cfg.input_size)
+            row["input_size"] = [shape[1], shape[2]]
+            row["file"] = str(path) if target.kind == "onnx" and path == target.path else None
+            row["file_bytes"] = path.stat().st_size
+            row.update(ws.cost(target, path, (shape[1], shape[2])))
+            art = Artifact(target, path, contract_of(path), shape, layout)
+            rss0 = rss_bytes()
+            t0 = time.perf_counter_ns()
+            lv.runner = runner = self.backends[cfg.backend].load(cfg, art)
+            row["session_s"] = (time.perf_counter_ns() - t0) / 1e9
+            row.update({k: v for k, v in runner.info.items() if k in ("device", "providers_used", "threads_used")})
+            extra = {k: v for k, v in runner.info.items() if k not in ("device", "providers_used", "threads_used")}
+            if extra:
+                row["backend_info"] = extra
+            if self.images:
+                lv.call = self._pipeline(lv, art)
+            else:
+                x = runner.make_input(cfg.batch)
+                lv.call = lambda r=runner, x=x: r(x)
+            t0 = time.perf_counter_ns()
+            lv.call()
+            row["first_run_ms"] = (time.perf_counter_ns() - t0) / 1e6
+            for _ in range(self.protocol.warmup):
+                lv.call()
+            if lv.pipeline is not None:
+                lv.pipeline.reset()
+            rss1 = rss_bytes()
+            row["rss_growth_bytes"] = rss1 - rss0 if rss0 is not None and rss1 is not None else None
+            row["peak_rss_bytes"] = peak_rss_bytes()
+        except Exception as e:  # a failing configuration is a row, never the end of the sweep
+            _fail(row, e)
+        return lv
+
+    def _pipeline(self, lv: _Live, art: Artifact):
+        from edgecnn.bench.e2e import Pipeline
+        from edgecnn.runtime.session import Engine
+
+        engine = getattr(lv.runner, "engine", None)
+        if engine is None:  # the runtime's contract handling for preprocessing and postprocessing
+            engine = Engine(art.onnx_path, provider="cpu", size=lv.cfg.input_size)
+        lv.pipeline = Pipeline(lv.runner, engine, self.images, lv.cfg.batch)
+        return lv.pipeline
+
+    def _finish(self, lv: _Live, samples_ns: list[int]) -> None:
+        row, cfg = lv.row, lv.cfg
+        samples = [t / 1e6 for t in samples_ns]
+        row["samples_ms"] = samples
+        row.update(latency_figures(samples, cfg.batch))
+        infer_p50 = row["latency_ms"]["p50"]
+        if lv.pipeline is not None:
+            stages = {s: summarize([t / 1e6 for t in v]) for s, v in lv.pipeline.samples.items() if v}
+            stages["total"] = row["latency_ms"]
+            row["stages_ms"] = stages
+            row["stage_samples_ms"] = {s: [t / 1e6 for t in v] for s, v in lv.pipeline.samples.items()}
+            infer_p50 = stages["inference"]["p50"]
+        pk = self.peaks.get(cfg.threads)
+        if row.get("device") == "cpu" and pk:
+            f = peak_mod.floor_ms(row.get("macs"), cfg.batch, cfg.precision, pk)
+            row["floor_ms"] = f
+            row["efficiency"] = f / infer_p50 if f and infer_p50 > 0 else None
+        row["peak_rss_bytes"] = peak_rss_bytes()
+
+
+def _thread_key(threads: int | None) -> str:
+    return str(threads) if threads is not None else "default"
+
+
+def _fail(row: dict, e: BaseException) -> None:
+    row["status"] = "failed"
+    row["error"] = str(e) if isinstance(e, EdgeCNNError) else f"{type(e).__name__}: {first_line(e)}"
+
+
+def base_row(cfg: Config, target: Target, env: dict, tag: str, protocol: Protocol, e2e: bool) -> dict:
+    """A row before measurement: the configuration and every field with its empty value."""
+    return {
+        "id": cfg.key, "target": cfg.target, "model": target.name, "target_kind": target.kind,
+        "backend": cfg.backend, "provider": cfg.provider, "mode": cfg.mode, "precision": cfg.precision,
+        "speed_only": cfg.precision == "int8" and not _is_own_precision(target, cfg.precision),
+        "batch": cfg.batch, "threads": cfg.threads, "input_size": list(cfg.input_size) if cfg.input_size else None,
+        "measure": "end_to_end" if e2e else "model_call", "paced_fps": protocol.paced_fps,
+        "status": "ok", "error": None,
+        "device": None, "providers_used": None, "threads_used": None,
+        "file": None, "file_bytes": None, "params": None, "macs": None, "cost_source": None,
+        "session_s": None, "first_run_ms": None, "warmup": protocol.warmup,
+        "latency_ms": None, "throughput_ips": None, "noisy": None, "samples_ms": [],
+        "stages_ms": None, "floor_ms": None, "efficiency": None,
+        "rss_growth_bytes": None, "peak_rss_bytes": None,
+        "device_tag": tag, "environment": env,
+    }
+
+
+def _is_own_precision(target: Target, precision: str) -> bool:
+    c = contract_of(target.path) if target.kind == "onnx" else None
+    return c is not None and c.precision == precision
