@@ -22,6 +22,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_POLICIES = ("resize_crop", "letterbox", "stretch")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+DECODES = ("fast", "exact")  # see edgecnn.runtime.image
 
 
 class ContractError(EdgeCNNError):
@@ -51,12 +52,17 @@ class Preprocess:
     std: tuple[float, ...] = IMAGENET_STD
     pad_value: int = 114  # letterbox padding, 0-255
     background: str = "white"  # what transparent pixels (RGBA, LA, PA) are composited on
+    # fast: large images decoded at reduced size (JPEG DCT scaling, Image.reduce), within a few levels of
+    # exact; exact: the whole image decoded. Training's eval, export and infer use the same one.
+    decode: str = "fast"
 
     def __post_init__(self):
         if self.resize not in RESIZE_POLICIES:
             raise ContractError(f"unknown resize policy '{self.resize}'; expected one of {RESIZE_POLICIES}")
         if self.interpolation not in INTERPOLATIONS:
             raise ContractError(f"unknown interpolation '{self.interpolation}'; expected one of {INTERPOLATIONS}")
+        if self.decode not in DECODES:
+            raise ContractError(f"unknown decode '{self.decode}'; expected one of {DECODES}")
         if self.color not in ("RGB", "BGR", "L"):
             raise ContractError(f"unknown colour order '{self.color}'; expected RGB, BGR or L")
         if (self.color == "L") != (self.channels == 1):
@@ -163,7 +169,8 @@ class Contract:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         try:
-            kw["preprocess"] = Preprocess(**d["preprocess"])
+            # a contract written before ``decode`` existed was trained and evaluated on the exact decode
+            kw["preprocess"] = Preprocess(**{"decode": "exact", **d["preprocess"]})
             if d.get("detection"):
                 kw["detection"] = Detection(**d["detection"])
             return cls(**kw)
