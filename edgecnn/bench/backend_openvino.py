@@ -22,12 +22,12 @@ Settings, chosen so that the row compares like with like against onnxruntime's:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.bench.backends import Artifact, Backend, Runner
+from edgecnn.bench.config import Config
 from edgecnn.errors import EdgeCNNError, UsageError, first_line, require
 
 PRECISION_HINTS = ("f32", "bf16", "f16")
@@ -50,20 +50,35 @@ def _ov():
     return require("openvino", "openvino", "--backend openvino")
 
 
-@dataclass
-class OpenVINORunner:
-    run: Callable[[], object]  # one batch through the compiled model
-    load_s: float  # read + reshape + compile
-    first_s: float  # first inference
-    input: np.ndarray  # the random batch every call runs
-    info: dict = field(default_factory=dict)
+class OpenVINORunner(Runner):
+    """A compiled model at one static shape (the bench protocol's ``Runner``)."""
+
+    def __init__(self, request, shape: list[int], dtype, load_s: float, info: dict, output_names: list[str]):
+        self.request, self.shape, self.dtype = request, shape, dtype
+        self.load_s, self.info, self.output_names = load_s, info, output_names
+
+    def make_input(self, batch: int, seed: int = 0) -> np.ndarray:
+        if batch != self.shape[0]:
+            raise OpenVINOError(f"compiled for batch {self.shape[0]}, asked for {batch}")
+        x = np.random.default_rng(seed).random(self.shape, dtype=np.float32)  # [0, 1) as the other backends
+        return x.astype(self.dtype)
+
+    def __call__(self, x: np.ndarray):
+        return self.request.infer({0: x}, share_inputs=True)
+
+    def run_numpy(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.request.infer({0: np.ascontiguousarray(x, dtype=self.dtype)})
+        return {name: np.asarray(v) for name, v in zip(self.output_names, out.values(), strict=False)}
+
+    def close(self) -> None:
+        self.request = None
 
 
 def compile_file(path: str | Path, *, batch: int = 1, threads: int | None = None,
                  size: tuple[int, int] | None = None, inference_precision: str = "f32",
-                 seed: int = 0) -> OpenVINORunner:
-    """Read ``path`` (ONNX), reshape it to (batch, C, H, W), compile it for the CPU and return a runner on a
-    random input. ``size`` (height, width) is needed when the file's height/width are dynamic."""
+                 layout: str = "NCHW") -> OpenVINORunner:
+    """Read ``path`` (ONNX), reshape it to (batch, C, H, W) (``layout`` NHWC: (batch, H, W, C)), compile it
+    for the CPU. ``size`` (height, width) is needed when the file's height/width are dynamic."""
     ov = _ov()
     if batch < 1:
         raise UsageError(f"--batch must be >= 1, got {batch}")
@@ -94,14 +109,15 @@ def compile_file(path: str | Path, *, batch: int = 1, threads: int | None = None
     if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
         raise OpenVINOError(f"{path}: the input is not an image batch (N, C, H, W): shape {pshape}")
     dims = [d.get_length() if d.is_static else None for d in pshape]
-    if dims[1] is None:
+    c_at, hw_at = (3, (1, 2)) if layout == "NHWC" else (1, (2, 3))
+    if dims[c_at] is None:
         raise OpenVINOError(f"{path}: the input's channel count is dynamic; export it with a fixed one")
-    hw = size or (dims[2], dims[3])
+    hw = size or (dims[hw_at[0]], dims[hw_at[1]])
     if hw[0] is None or hw[1] is None:
         raise UsageError(f"{path}: the input's height/width are dynamic; give --input-size")
     if dims[0] is not None and dims[0] != batch:
         raise OpenVINOError(f"{path}: the file's batch is fixed at {dims[0]}; it cannot run batch {batch}")
-    shape = [batch, dims[1], int(hw[0]), int(hw[1])]
+    shape = [batch, int(hw[0]), int(hw[1]), dims[3]] if layout == "NHWC" else [batch, dims[1], int(hw[0]), int(hw[1])]
     try:
         model.reshape({port.get_any_name(): shape})
         compiled = core.compile_model(model, DEVICE, {
@@ -110,17 +126,9 @@ def compile_file(path: str | Path, *, batch: int = 1, threads: int | None = None
     except Exception as e:
         raise OpenVINOError(f"OpenVINO cannot compile {path} at {shape}: {_message(e)}") from e
     load_s = time.perf_counter() - t0
-    request = compiled.create_infer_request()
     dtype = np.float16 if port.get_element_type() == ov.Type.f16 else np.float32
-    x = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).astype(dtype)
-
-    def run():
-        return request.infer({0: x}, share_inputs=True)
-
-    t1 = time.perf_counter()
-    run()
-    first_s = time.perf_counter() - t1
-    info = {"openvino": ov.__version__.split("-")[0], "device": DEVICE, "input_shape": shape}
+    info = {"device": "cpu", "providers_used": [f"OpenVINO {ov.__version__.split('-')[0]} {DEVICE}"],
+            "input_shape": shape}
     for key in ("INFERENCE_NUM_THREADS", "NUM_STREAMS", "INFERENCE_PRECISION_HINT", "PERFORMANCE_HINT",
                 "ENABLE_CPU_PINNING"):
         try:
@@ -128,7 +136,33 @@ def compile_file(path: str | Path, *, batch: int = 1, threads: int | None = None
             info[key.lower()] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
         except Exception:  # noqa: BLE001 - a property this OpenVINO version does not report
             pass
-    return OpenVINORunner(run, load_s, first_s, x, info)
+    threads_used = int(info.get("inference_num_threads", 0) or 0)
+    info["threads_used"] = threads_used or None
+    names = [o.get_any_name() for o in compiled.outputs]
+    return OpenVINORunner(compiled.create_infer_request(), shape, dtype, load_s, info, names)
+
+
+class OpenVinoBackend(Backend):
+    """``--backend openvino``: ``mode`` "default" runs with the f32 precision hint, "bf16" with bf16."""
+
+    name = "openvino"
+    providers = ("auto", "cpu")  # both mean OpenVINO's CPU plugin
+
+    def check(self) -> None:
+        _ov()
+
+    def load(self, cfg: Config, art: Artifact) -> Runner:
+        if cfg.mode not in ("default", "bf16"):
+            raise UsageError(f"unknown OpenVINO mode '{cfg.mode}'; choose default or bf16")
+        outputs = None
+        if art.contract is not None and art.contract.outputs:
+            outputs = [o["name"] for o in art.contract.outputs]
+        runner = compile_file(art.onnx_path, batch=cfg.batch, threads=cfg.threads,
+                              size=(art.input_shape[1], art.input_shape[2]),  # (C, H, W) whatever the layout
+                              inference_precision="bf16" if cfg.mode == "bf16" else "f32", layout=art.layout)
+        if outputs:
+            runner.output_names = outputs
+        return runner
 
 
 def _message(e: BaseException) -> str:

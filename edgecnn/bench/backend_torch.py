@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecnn import registry
+from edgecnn.bench.backends import Artifact, Backend, Runner
+from edgecnn.bench.config import Config
 from edgecnn.errors import EdgeCNNError, UsageError, require
 
 MODES = ("eager", "channels_last", "cuda_graph", "compile")
@@ -116,52 +118,106 @@ def load_model(target: str, input_size: tuple[int, int] | None = None, seed: int
     return TorchModel(model.eval(), name, channels, tuple(size), weights)
 
 
+class TorchRunner(Runner):
+    """One configuration of a PyTorch model (the bench protocol's ``Runner``): ``make_input`` makes the
+    fixed-seed batch on the device and, for ``cuda_graph``/``compile``, captures or compiles at that shape;
+    a call runs the batch and returns once the output is computed."""
+
+    def __init__(self, tm: TorchModel, *, device: str = "cpu", precision: str = "fp32", mode: str = "eager",
+                 threads: int | None = None, output_names: list[str] | None = None):
+        check(device, precision, mode)
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        self.tm, self.device, self.mode, self.threads = tm, device, mode, threads
+        self.output_names = output_names or ["logits"]
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.format = torch.preserve_format if mode == "eager" else torch.channels_last
+        if device == "cpu":
+            self.model = tm.model
+            if threads is not None:
+                torch.set_num_threads(threads)
+        else:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithm once
+            # a copy per configuration: .half()/.to() on the shared module would change the other rows' model
+            self.model = copy.deepcopy(tm.model).to(device="cuda", dtype=self.dtype, memory_format=self.format)
+        self._replay: Callable | None = None
+        self._static = None
+        self.info = {"device": device, "providers_used": [f"torch {torch.__version__} {device}"],
+                     "threads_used": torch.get_num_threads() if device == "cpu" else None,
+                     "weights": tm.weights, "mode": mode}
+
+    def _to_device(self, x):
+        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.format)
+
+    def make_input(self, batch: int, seed: int = 0):
+        if batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {batch}")
+        import numpy as np
+        import torch
+
+        rng = np.random.default_rng(seed)  # the same values as the other backends' rows: [0, 1), fixed seed
+        x = self._to_device(torch.from_numpy(rng.random((batch, self.tm.channels, *self.tm.size), dtype=np.float32)))
+        if self.mode == "cuda_graph":
+            self._static, self._replay = _capture(self.model, x)
+        elif self.mode == "compile":
+            self._replay = _compile(self.model)
+            for _ in range(WARMUP_CALLS):  # compile, record the CUDA graph, first replay
+                self(x)
+        return x
+
+    def __call__(self, x):
+        import torch
+
+        if self.device == "cpu":
+            if self.threads is not None and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)  # process-wide: set again in case another row changed it
+            with torch.inference_mode():
+                return self.model(x)
+        if self.mode == "cuda_graph":
+            if self._replay is None:
+                raise TorchBackendError("cuda_graph: make_input() captures the graph; call it first")
+            if x is not self._static:
+                self._static.copy_(x)  # a new frame goes into the captured input buffer
+            y = self._replay()
+        elif self.mode == "compile":
+            torch.compiler.cudagraph_mark_step_begin()  # outputs of the previous call may be overwritten
+            with torch.no_grad():
+                y = self._replay(x)
+        else:
+            with torch.inference_mode():
+                y = self.model(x)
+        torch.cuda.synchronize()
+        return y
+
+    def run_numpy(self, x):
+        import torch
+
+        t = self._to_device(torch.from_numpy(x))
+        if self.mode == "cuda_graph" and (self._static is None or self._static.shape != t.shape):
+            self._static, self._replay = _capture(self.model, t)
+        elif self.mode == "compile" and self._replay is None:
+            self._replay = _compile(self.model)
+        y = self(t)
+        ys = y if isinstance(y, (tuple, list)) else [y]
+        return {name: v.float().cpu().numpy() for name, v in zip(self.output_names, ys, strict=False)}
+
+    def close(self) -> None:
+        self.model = self._replay = self._static = None
+
+
 def prepare(tm: TorchModel, *, batch: int = 1, device: str = "cpu", precision: str = "fp32", mode: str = "eager",
-            threads: int | None = None, seed: int = 0) -> Callable[[], object]:
-    """A callable running one (batch, C, H, W) batch in the given configuration; it returns once the output
-    is computed (CUDA: synchronised). The warm-up that a mode needs before it can be timed (capture,
-    compilation) happens here, not in the timed calls."""
-    check(device, precision, mode)
-    if batch < 1:
-        raise UsageError(f"--batch must be >= 1, got {batch}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, tm.channels, *tm.size, generator=gen)
-    if device == "cpu":
-        model = tm.model
-
-        def run_cpu():
-            if threads is not None and torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)  # process-wide: set again in case another row changed it
-            with torch.inference_mode():
-                return model(x)
-
-        return run_cpu
-
-    torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest algorithm once
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    fmt = torch.preserve_format if mode == "eager" else torch.channels_last
-    # a copy per configuration: .half()/.to() on the shared module would change the other rows' model
-    model = copy.deepcopy(tm.model).to(device="cuda", dtype=dtype, memory_format=fmt).eval()
-    x = x.to(device="cuda", dtype=dtype).contiguous(memory_format=fmt)
-
-    if mode in ("eager", "channels_last"):
-        def run_eager():
-            with torch.inference_mode():
-                y = model(x)
-            torch.cuda.synchronize()
-            return y
-
-        return run_eager
-    if mode == "cuda_graph":
-        return _graphed(model, x)
-    return _compiled(model, x)
+            threads: int | None = None) -> Callable[[], object]:
+    """A zero-argument callable running one fixed (batch, C, H, W) batch in the given configuration (for
+    scripts: ``timing.interleaved``); the warm-up a mode needs (capture, compilation) happens here."""
+    runner = TorchRunner(tm, device=device, precision=precision, mode=mode, threads=threads)
+    x = runner.make_input(batch)
+    return lambda: runner(x)
 
 
-def _graphed(model, x) -> Callable[[], object]:
+def _capture(model, x):
+    """(static input, replay) of ``model`` captured into a CUDA graph at x's shape."""
     import torch
 
     static_x = x.clone()
@@ -178,29 +234,53 @@ def _graphed(model, x) -> Callable[[], object]:
     torch.cuda.synchronize()
 
     def replay():
-        static_x.copy_(x)  # a new frame arrives in the captured input buffer, as a real caller's would
         graph.replay()
-        torch.cuda.synchronize()
         return static_y
 
-    return replay
+    return static_x, replay
 
 
-def _compiled(model, x) -> Callable[[], object]:
+def _compile(model):
     import torch
 
-    compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+    return torch.compile(model, mode="reduce-overhead", fullgraph=True)
 
-    def run_compiled():
-        torch.compiler.cudagraph_mark_step_begin()  # outputs of the previous call may be overwritten
-        with torch.no_grad():
-            y = compiled(x)
-        torch.cuda.synchronize()
-        return y
 
-    for _ in range(WARMUP_CALLS):  # compile, record the CUDA graph, first replay
-        run_compiled()
-    return run_compiled
+class TorchBackend(Backend):
+    """``--backend torch``: ``--device cpu`` runs eager; ``--device cuda`` expands to the four modes."""
+
+    name = "torch"
+    providers = ("auto", *DEVICES)  # auto: cuda where torch sees a GPU, else cpu (as ort's auto)
+
+    def __init__(self):
+        self._models: dict = {}
+
+    def check(self) -> None:
+        require("torch", "torch", "--backend torch")
+
+    def expand(self, cfg: Config) -> list[Config]:
+        if cfg.provider == "auto":
+            cfg = replace(cfg, provider="cuda" if cuda_available() else "cpu")
+        if cfg.mode != "default":
+            return [cfg]
+        modes = MODES if cfg.provider == "cuda" else ("eager",)
+        return [replace(cfg, mode=m) for m in modes]
+
+    def load(self, cfg: Config, art: Artifact) -> Runner:
+        mode = "eager" if cfg.mode == "default" else cfg.mode
+        check(cfg.provider, cfg.precision, mode)  # before building anything
+        if art.target.kind == "onnx":
+            raise TorchBackendError(f"{art.target.spec}: --backend torch needs a zoo name or a checkpoint; an "
+                                    "ONNX file has no PyTorch model behind it")
+        size = (art.input_shape[1], art.input_shape[2])
+        key = (art.target.spec, size)
+        if key not in self._models:
+            self._models = {key: load_model(art.target.spec, input_size=size)}  # one target at a time
+        outputs = None
+        if art.contract is not None and art.contract.outputs:
+            outputs = [o["name"] for o in art.contract.outputs]
+        return TorchRunner(self._models[key], device=cfg.provider, precision=cfg.precision, mode=mode,
+                           threads=cfg.threads, output_names=outputs)
 
 
 def gpu_time_ms(fn: Callable[[], object], runs: int = 50) -> list[float]:
