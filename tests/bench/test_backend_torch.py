@@ -96,3 +96,19 @@ def test_gpu_rows(precision, mode):
     torch.testing.assert_close(first, ref, rtol=tol, atol=tol)  # the same input as the CPU reference
     torch.testing.assert_close(second, first)  # replay gives the same answer again
     assert len(bt.gpu_time_ms(run, runs=3)) == 3
+
+
+def test_torch_rows_in_a_bench_sweep(tmp_path):
+    from edgecnn.bench.config import Sweep
+    from edgecnn.bench.protocol import Bench, Protocol
+    from tests.onnx_models import classifier
+
+    onnx_file = str(classifier(tmp_path / "c.onnx"))
+    rows = Bench(Sweep(["lenet5", onnx_file], backends=["torch"], precisions=["fp32", "int8"], threads=[1]),
+                 Protocol(runs=3, warmup=1), peak=None).run()
+    by = {(r["model"], r["precision"]): r for r in rows}
+    ok = by[("lenet5", "fp32")]
+    assert ok["status"] == "ok" and ok["mode"] == "eager" and ok["device"] == "cpu" and len(ok["samples_ms"]) == 3
+    assert ok["params"] == 61_706  # the same architecture as the ONNX row: the card's count
+    assert "int8 is not a torch backend precision" in by[("lenet5", "int8")]["error"]
+    assert "an ONNX file has no PyTorch model behind it" in by[("c", "fp32")]["error"]

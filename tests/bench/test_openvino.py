@@ -94,3 +94,18 @@ def test_missing_openvino_names_the_extra():
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == "False"
     assert MissingDependencyError.__name__ in out.stdout and 'pip install "edgecnn[openvino]"' in out.stdout
+
+
+def test_openvino_rows_in_a_bench_sweep(tmp_path):
+    _ov()
+    from edgecnn.bench.config import Sweep
+    from edgecnn.bench.protocol import Bench, Protocol
+
+    path = _conv_net(tmp_path / "net.onnx")
+    rows = Bench(Sweep([str(path)], backends=["ort", "openvino"], threads=[1], batches=[1, 2]),
+                 Protocol(runs=3, warmup=1), peak=None).run()
+    assert [(r["backend"], r["batch"], r["status"]) for r in rows] == [
+        ("ort", 1, "ok"), ("ort", 2, "ok"), ("openvino", 1, "ok"), ("openvino", 2, "ok")]
+    ov_row = rows[2]
+    assert ov_row["threads_used"] == 1 and len(ov_row["samples_ms"]) == 3
+    assert ov_row["backend_info"]["inference_precision_hint"] == "f32"
