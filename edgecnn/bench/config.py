@@ -51,7 +51,8 @@ class Config:
 class Sweep:
     targets: list[str]
     backends: list[str] = field(default_factory=lambda: ["ort"])
-    providers: list[str] = field(default_factory=lambda: ["auto"])
+    # backend -> where it runs (ort: --provider, torch: --device); a backend not named: its default
+    providers: dict[str, list[str]] = field(default_factory=dict)
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batches: list[int] = field(default_factory=lambda: [1])
     threads: list[int | None] = field(default_factory=lambda: [None])
@@ -71,10 +72,12 @@ class Sweep:
                 raise UsageError(f"--threads must be >= 1, got {t}")
 
     def configs(self) -> list[Config]:
-        """Every combination, targets outermost."""
-        return [Config(t, be, pr, prec, b, th, size) for t, be, pr, prec, b, th, size in itertools.product(
-            _unique(self.targets), _unique(self.backends), _unique(self.providers), _unique(self.precisions),
-            _unique(self.batches), _unique(self.threads), _unique(self.input_sizes))]
+        """Every combination, targets outermost; ``provider`` "default" where the backend's was not given."""
+        return [Config(t, be, pr, prec, b, th, size)
+                for t, be in itertools.product(_unique(self.targets), _unique(self.backends))
+                for pr, prec, b, th, size in itertools.product(
+                    _unique(self.providers.get(be) or ["default"]), _unique(self.precisions), _unique(self.batches),
+                    _unique(self.threads), _unique(self.input_sizes))]
 
 
 def _unique(values: list) -> list:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from edgecnn.bench import peak as peak_mod
 from edgecnn.bench.backends import Artifact, Backend, get_backend
@@ -102,15 +102,19 @@ class Bench:
                  environment: dict | None = None):
         self.sweep, self.protocol = sweep, protocol or Protocol()
         self.images, self.peak_mode, self.on_progress = images, peak, on_progress
-        self.configs = sweep.configs()
         self.backends: dict[str, Backend] = {}
-        for name in dict.fromkeys(c.backend for c in self.configs):
+        for name in dict.fromkeys(sweep.backends):
             be = get_backend(name)
             be.check()
-            for p in dict.fromkeys(c.provider for c in self.configs if c.backend == name):
-                if be.providers and p not in be.providers:
-                    raise UsageError(f"--backend {name} does not know '{p}'; choose from: {', '.join(be.providers)}")
             self.backends[name] = be
+        self.configs = [c if c.provider != "default" or not self.backends[c.backend].providers
+                        else replace(c, provider=self.backends[c.backend].providers[0]) for c in sweep.configs()]
+        for c in self.configs:
+            be = self.backends[c.backend]
+            if be.providers and c.provider not in be.providers:
+                what = "--provider" if c.backend == "ort" else "--device"
+                raise UsageError(f"{what} '{c.provider}' is not one of --backend {c.backend}'s: "
+                                 f"{', '.join(be.providers)}")
         self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(c.target for c in self.configs)}
         self.environment = environment or capture()
         self.tag = device_tag(self.environment)

@@ -88,7 +88,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command to ``app``; importing them is cheap (no torch at import time).
-    from edgecnn.cli import data, demo, eval, export, infer, inspect, models, quantize, summary, train  # noqa: F401
+    from edgecnn.cli import bench, data, demo, eval, export, infer, inspect, models, quantize, summary, train  # noqa: F401
 
 
 _register()

@@ -1,0 +1,167 @@
+"""``edgecnn bench TARGET...``: latency benchmarks on this device (torch-free for ONNX files).
+
+The work is ``edgecnn.bench`` (sweep -> protocol -> rows -> reports); this module parses options,
+prints the chosen format on stdout and the progress bar, the files written and errors on stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgecnn.cli.main import app
+from edgecnn.cli.output import check_format, parse_size
+from edgecnn.errors import EdgeCNNError, UsageError, require
+
+FORMATS = ("table", "json", "csv", "md")
+
+
+def default_out(tag: str) -> Path:
+    """benchmarks/results/<tag>/ of the checkout edgecnn runs from, else ./bench-results/<tag>/."""
+    from edgecnn.bench.environment import checkout_root
+
+    root = checkout_root()
+    return root / "benchmarks" / "results" / tag if root else Path("bench-results") / tag
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before measuring when ``--out`` cannot be created or written (nothing is created here)."""
+    import os
+
+    p = out
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise UsageError(f"--out {out}: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {p} is not writable")
+
+
+def _ints(text: str | None, option: str) -> list:
+    from edgecnn.bench.config import parse_list
+
+    def cast(s: str) -> int | None:
+        if option == "--threads" and s in ("default", "auto"):
+            return None
+        return int(s)
+
+    return parse_list(text, option, cast)
+
+
+@app.command("bench")
+def bench_cmd(
+    targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
+    backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
+    provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
+    device: str = typer.Option("cpu", "--device", help="torch / openvino: cpu or cuda (comma list)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (comma list; made on the fly)."),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes (comma list)."),
+    threads: str = typer.Option(None, "--threads", help="Intra-op threads (comma list; default: the backend's)."),
+    input_size: str = typer.Option(None, "--input-size", help="S or HxW (comma list; default: the model's)."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed calls after the first run."),
+    runs: int = typer.Option(None, "--runs", help="Timed calls per configuration (default 100)."),
+    min_time: float = typer.Option(None, "--min-time", help="Instead of --runs: seconds of timed calls each."),
+    image: list[str] = typer.Option(None, "--image", help="End to end on this image file or folder "
+                                                          "(decode / preprocess / inference / postprocess)."),
+    paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
+    fmt: str = typer.Option("table", "--format", "-f", help="What stdout gets: table, json, csv or md."),
+    out: str = typer.Option(None, "--out", "-o", help="Results folder (default: benchmarks/results/<device-tag>/ "
+                                                      "in a checkout, else ./bench-results/<device-tag>/)."),
+    plot: bool = typer.Option(False, "--plot", help="Also write a PNG: latency vs params (needs [plot])."),
+    page: bool = typer.Option(False, "--html", help="Also write one self-contained HTML page (needs [plot])."),
+    peak: bool = typer.Option(False, "--peak", help="Measure this machine's peak FP32/INT8 throughput (cached) "
+                                                    "for floors and efficiency."),
+) -> None:
+    """Latency of models on this device: session creation, first run, then p50/p90/p99, CV and
+    throughput of the model call (or of the whole pipeline with --image), with params, MACs, file
+    size, memory and the environment in every row. Comma lists sweep every combination,
+    interleaved in blocks; a configuration that fails is reported and the sweep goes on (exit 1
+    at the end). Results: JSON (every sample), CSV and markdown under --out.
+
+    Example: edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak
+    """
+    check_format(fmt, FORMATS)
+    from edgecnn.bench import report
+    from edgecnn.bench.config import Sweep, parse_list
+    from edgecnn.bench.protocol import Bench, Protocol
+
+    backends = parse_list(backend, "--backend")
+    where = {"ort": parse_list(provider, "--provider")}
+    for be in backends:
+        if be != "ort":
+            where[be] = parse_list(device, "--device")
+    sizes = [parse_size(s) for s in parse_list(input_size, "--input-size")] if input_size else [None]
+    protocol = Protocol(warmup=warmup, runs=runs, min_time_s=min_time, paced_fps=paced)
+    if plot or page:
+        require("matplotlib", "plot", "--plot/--html")
+    if not targets:
+        if peak:
+            _peak_only(_ints(threads, "--threads") or [None])
+            return
+        raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
+    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision"), _ints(batch, "--batch"),
+                  _ints(threads, "--threads") or [None], sizes)
+    images = None
+    if image:
+        from edgecnn.bench.e2e import find_images
+
+        images = find_images(image)
+    bar = _progress()
+    bench = Bench(sweep, protocol, images=images, peak="measure" if peak else "cached", on_progress=bar.tell)
+    out_dir = Path(out) if out else default_out(bench.tag)
+    _check_writable(out_dir)
+    try:
+        rows = bench.run()
+    finally:
+        bar.close()
+    failed = [r for r in rows if r["status"] != "ok"]
+    if len(failed) == len(rows):
+        raise EdgeCNNError(failed[0]["error"] + ("" if len(rows) == 1 else f" (and all {len(rows)} configurations "
+                                                                             "failed)"))
+    doc = bench.document()
+    import time
+
+    stem = "bench-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    written = report.write(doc, out_dir, stem, plot=plot, page=page)
+    if fmt == "json":
+        typer.echo(report.to_json(doc), nl=False)
+    elif fmt == "csv":
+        typer.echo(report.to_csv(doc), nl=False)
+    elif fmt == "md":
+        typer.echo(report.to_markdown(doc), nl=False)
+    else:
+        typer.echo(report.text_table(doc))
+        for line in report.footnotes(doc):
+            typer.echo(line)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    if failed:
+        raise EdgeCNNError(f"{len(failed)} of {len(rows)} configurations failed (first: {failed[0]['id']}: "
+                           f"{failed[0]['error']})")
+
+
+def _peak_only(threads: list[int | None]) -> None:
+    from edgecnn.bench import peak as peak_mod
+
+    for t in threads:
+        p = peak_mod.measure_and_cache(t)
+        typer.echo(f"threads {t if t is not None else 'default'}: FP32 {p['fp32_gflops']:.0f} GFLOP/s (MatMul), "
+                   f"INT8 {p['int8_gops']:.0f} GOP/s (MatMulInteger u8s8)")
+    typer.echo(f"cached in {peak_mod.cache_file()}", err=True)
+
+
+class _progress:
+    """The progress bar on stderr (only on a terminal), driven by Bench's on_progress."""
+
+    def __init__(self):
+        from edgecnn.progress import Progress
+
+        self.bar = Progress(1000, "bench")
+        self.bar.min_interval = 0.2
+
+    def tell(self, fraction: float, text: str) -> None:
+        target = int(fraction * 1000)
+        self.bar.update(max(0, target - self.bar.done), now=text)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,81 @@
+"""Tables and number formatting shared by the commands and the demo (plain text and markdown). No torch.
+
+Below ``cli/`` on purpose: library code (the demo, bench reports) renders tables without importing
+the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def human(n: float) -> str:
+    """12_345_678 -> '12.35M' (for MACs and parameter columns people scan)."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(int(n))
+
+
+def ms(x: float | None) -> str:
+    """Milliseconds with three significant figures at least two decimals ('0.0123', '2.18', '143.2')."""
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:.1f}"
+    if x >= 0.1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def percent(x: float | None, digits: int = 0) -> str:
+    return "-" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[str] = ()) -> str:
+    """Columns padded to their widest cell; columns named in ``right`` are right-aligned."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        parts = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, headers, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[str] = ()) -> str:
+    """A GitHub-flavoured markdown table; ``|`` in cells is escaped."""
+
+    def cell(c: object) -> str:
+        return ("" if c is None else str(c)).replace("|", "\\|").replace("\n", " ")
+
+    align = ["---:" if h in right else "---" for h in headers]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def quantize_report(r: dict) -> list[str]:
+    """The lines of ``edgecnn quantize``'s report, from ``QuantizeResult.to_dict()``."""
+    t, a = r["types"], r["agreement"]
+    lines = [f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
+             f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)",
+             f"types: {t['activations']} activations x {t['weights']} weights"
+             f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}",
+             f"agreement with FP32 on {a['images']} calibration images: top-1 {a['top1_agreement']:.1%}, "
+             f"max-abs logits {a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}"]
+    gate = r["contract"]["parity"]
+    verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
+    lines.append(f"INT8 gate (top-1 agreement >= {gate['min_agreement']:.0%}): {verdict}")
+    if "accuracy_fp32" in a:
+        lines.append(f"accuracy on the labelled folder: FP32 {a['accuracy_fp32']:.1%}, INT8 {a['accuracy_int8']:.1%}")
+    if r.get("latency_ms"):
+        lat = r["latency_ms"]
+        lines.append(f"latency (batch 1, {lat['protocol']}): FP32 {lat['fp32_p50']:.2f} ms, "
+                     f"INT8 {lat['int8_p50']:.2f} ms -> {lat['speedup']:.2f}x")
+    ops = r["float_ops"]
+    lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in ops.items()) if ops else "none"))
+    lines += [f"note: {note}" for note in r.get("notes", [])]
+    return lines
