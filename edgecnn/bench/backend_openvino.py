@@ -68,7 +68,7 @@ class OpenVINORunner(Runner):
 
     def run_numpy(self, x: np.ndarray) -> dict[str, np.ndarray]:
         out = self.request.infer({0: np.ascontiguousarray(x, dtype=self.dtype)})
-        return {name: np.asarray(v) for name, v in zip(self.output_names, out.values(), strict=False)}
+        return {name: np.asarray(out[name]) for name in self.output_names}  # the ONNX file's output names
 
     def close(self) -> None:
         self.request = None
@@ -154,15 +154,9 @@ class OpenVinoBackend(Backend):
     def load(self, cfg: Config, art: Artifact) -> Runner:
         if cfg.mode not in ("default", "bf16"):
             raise UsageError(f"unknown OpenVINO mode '{cfg.mode}'; choose default or bf16")
-        outputs = None
-        if art.contract is not None and art.contract.outputs:
-            outputs = [o["name"] for o in art.contract.outputs]
-        runner = compile_file(art.onnx_path, batch=cfg.batch, threads=cfg.threads,
+        return compile_file(art.onnx_path, batch=cfg.batch, threads=cfg.threads,
                               size=(art.input_shape[1], art.input_shape[2]),  # (C, H, W) whatever the layout
                               inference_precision="bf16" if cfg.mode == "bf16" else "f32", layout=art.layout)
-        if outputs:
-            runner.output_names = outputs
-        return runner
 
 
 def _message(e: BaseException) -> str:

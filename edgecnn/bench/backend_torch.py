@@ -124,14 +124,14 @@ class TorchRunner(Runner):
     a call runs the batch and returns once the output is computed."""
 
     def __init__(self, tm: TorchModel, *, device: str = "cpu", precision: str = "fp32", mode: str = "eager",
-                 threads: int | None = None, output_names: list[str] | None = None):
+                 threads: int | None = None, onnx_path: str | Path | None = None):
         check(device, precision, mode)
         if threads is not None and threads < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")
         import torch
 
         self.tm, self.device, self.mode, self.threads = tm, device, mode, threads
-        self.output_names = output_names or ["logits"]
+        self.onnx_path = onnx_path  # the exported file of the same model: its output names, in the model's order
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.format = torch.preserve_format if mode == "eager" else torch.channels_last
         if device == "cpu":
@@ -201,7 +201,13 @@ class TorchRunner(Runner):
             self._replay = _compile(self.model)
         y = self(t)
         ys = y if isinstance(y, (tuple, list)) else [y]
-        return {name: v.float().cpu().numpy() for name, v in zip(self.output_names, ys, strict=False)}
+        if self.onnx_path is not None:
+            import onnx
+
+            names = [o.name for o in onnx.load(str(self.onnx_path), load_external_data=False).graph.output]
+        else:
+            names = ["logits"] if len(ys) == 1 else [f"output{i}" for i in range(len(ys))]
+        return {name: v.float().cpu().numpy() for name, v in zip(names, ys, strict=True)}
 
     def close(self) -> None:
         self.model = self._replay = self._static = None
@@ -276,11 +282,8 @@ class TorchBackend(Backend):
         key = (art.target.spec, size)
         if key not in self._models:
             self._models = {key: load_model(art.target.spec, input_size=size)}  # one target at a time
-        outputs = None
-        if art.contract is not None and art.contract.outputs:
-            outputs = [o["name"] for o in art.contract.outputs]
         return TorchRunner(self._models[key], device=cfg.provider, precision=cfg.precision, mode=mode,
-                           threads=cfg.threads, output_names=outputs)
+                           threads=cfg.threads, onnx_path=art.onnx_path)
 
 
 def gpu_time_ms(fn: Callable[[], object], runs: int = 50) -> list[float]:
