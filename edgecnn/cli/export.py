@@ -37,14 +37,23 @@ def export_cmd(
     check: bool = typer.Option(True, "--check/--no-check", help="Run the parity gate (default on)."),
     replace_head: bool = typer.Option(False, "--replace-head", help="Allow a head of another size in --weights."),
     exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (fast) or dynamo."),
+    nms: str = typer.Option(None, "--nms", help="Detectors: 'host' (outputs boxes + scores, runtime NMS) or "
+                            "'graph' (ONNX NonMaxSuppression in the file, outputs detections) [default: host]."),
+    conf: float = typer.Option(None, "--conf", help="Detectors: score threshold in the contract (baked in with "
+                               "--nms graph) [default: the model's]."),
+    iou: float = typer.Option(None, "--iou", help="Detectors: NMS IoU threshold [default: the model's]."),
+    max_det: int = typer.Option(None, "--max-det", help="Detectors: most detections per image [default: the "
+                                "model's]."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
 ) -> None:
     """Export a model to ONNX with its deploy contract, then check it against PyTorch.
 
     The parity gate runs PyTorch and onnxruntime on fresh random inputs (batch 1, 2, 5 when the
-    batch is dynamic); out of tolerance, the export fails and no file is written.
+    batch is dynamic); out of tolerance, the export fails and no file is written. Detectors are
+    gated on boxes and scores before NMS and on the final detections after it.
 
-    Example: edgecnn export mobilenetv2 --weights imagenet
+    Examples: edgecnn export mobilenetv2 --weights imagenet;
+    edgecnn export ssdlite_mobilenetv2 --weights best.pt --nms graph
     """
     check_format(fmt)
     require("torch", "torch", "edgecnn export")
@@ -54,7 +63,7 @@ def export_cmd(
                                input_size=parse_size(input_size), labels=labels, opset=opset, batch=_batch(batch),
                                out=out, dynamic_size=dynamic_size,
                                precision=precision, calib=calib, check=check, replace_head=replace_head,
-                               exporter=exporter))
+                               exporter=exporter, nms=nms, conf=conf, iou=iou, max_det=max_det))
     for note in res.warnings:
         typer.echo(f"Warning: {note}", err=True)
     if fmt == "json":
@@ -73,6 +82,8 @@ def export_cmd(
     parity = res.parity or {}
     if parity.get("skipped"):
         typer.echo("parity gate: SKIPPED (--no-check)")
+    elif parity.get("batches") and "f1" in parity["batches"][0]:
+        _print_detection_parity(parity, c)
     elif parity.get("batches"):
         rows = [(b["batch"], f"{b['height']}x{b['width']}", f"{b['max_abs']:.2e}", f"{b['rel']:.2e}",
                  f"{b['cosine']:.7f}", f"{b['top1']:.0%}", b["ties"]) for b in parity["batches"]]
@@ -83,3 +94,17 @@ def export_cmd(
         from edgecnn.cli.quantize import print_report
 
         print_report(res.quantization)
+
+
+def _print_detection_parity(parity: dict, c) -> None:
+    def num(v, f):
+        return "-" if v is None else format(v, f)
+
+    rows = [(b["batch"], f"{b['height']}x{b['width']}", num(b["boxes_rel"], ".2e"), num(b["scores_rel"], ".2e"),
+             num(b["scores_cosine"], ".7f"), b["detections"], f"{b['f1']:.3f}", f"{b['mean_iou']:.4f}", b["ties"])
+            for b in parity["batches"]]
+    d = c.detection
+    typer.echo(f"parity gate ({parity['precision']}, onnxruntime CPU vs PyTorch, boxes/scores then final detections "
+               f"with NMS on the {d.nms}: conf {d.conf:g}, IoU {d.iou:g}, max {d.max_det}): PASSED")
+    head = ["batch", "input", "boxes rel", "scores rel", "scores cos", "dets", "det F1", "mean IoU", "ties"]
+    typer.echo(table(head, rows, right=head[2:]))

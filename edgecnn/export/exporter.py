@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__, hub, registry
-from edgecnn.contract import Contract, Preprocess, attach, read_labels
+from edgecnn.contract import Contract, Detection, Preprocess, attach, read_labels
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
-from edgecnn.export import parity
+from edgecnn.export import graph_nms, parity, parity_detect
 from edgecnn.export.weights import WeightsError, load_into, read_weights
 from edgecnn.fileio import atomic_path, sha256
 
@@ -51,6 +51,11 @@ class ExportOptions:
     replace_head: bool = False
     exporter: str = "torchscript"
     seed: int = 0
+    # detectors: where NMS runs (host | graph) and the contract's thresholds [default: the model's]
+    nms: str | None = None
+    conf: float | None = None
+    iou: float | None = None
+    max_det: int | None = None
 
 
 @dataclass
@@ -88,6 +93,12 @@ def _validate(opts: ExportOptions) -> None:
                          f"got {opts.in_channels}")
     if opts.input_size is not None and min(_hw(opts.input_size)) < 1:
         raise UsageError(f"--input-size must be positive, got {opts.input_size}")
+    if opts.nms not in (None, "host", "graph"):
+        raise UsageError(f"--nms must be host or graph, got '{opts.nms}'")
+    limits = (("conf", opts.conf, 0, 1), ("iou", opts.iou, 0, 1), ("max-det", opts.max_det, 1, None))
+    for flag, value, low, high in limits:
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise UsageError(f"--{flag} must be {'in [0, 1]' if high else 'a positive integer'}, got {value}")
     if not 7 <= opts.opset <= 20:
         raise UsageError(f"--opset {opts.opset} is outside what this exporter writes (7-20); use {DEFAULT_OPSET}")
 
@@ -96,7 +107,7 @@ def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def _to_onnx(model, x, opts: ExportOptions) -> bytes:
+def _to_onnx(model, x, opts: ExportOptions, outputs: tuple[str, ...] = ("logits",)) -> bytes:
     import torch
 
     names = {0: "batch"} if opts.batch == "dynamic" else {}
@@ -109,11 +120,11 @@ def _to_onnx(model, x, opts: ExportOptions) -> bytes:
         warnings.simplefilter("ignore")
         if opts.exporter == "dynamo":
             shapes = ({axis: torch.export.Dim.DYNAMIC for axis in names},) if names else None
-            prog = torch.onnx.export(model, (x,), None, input_names=["input"], output_names=["logits"],
+            prog = torch.onnx.export(model, (x,), None, input_names=["input"], output_names=list(outputs),
                                      opset_version=opts.opset, dynamo=True, dynamic_shapes=shapes, verbose=False)
             return prog.model_proto.SerializeToString()
-        axes = {"input": names, "logits": {0: "batch"} if 0 in names else {}} if names else None
-        torch.onnx.export(model, (x,), buf, input_names=["input"], output_names=["logits"],
+        axes = {"input": names, **{o: {0: "batch"} if 0 in names else {} for o in outputs}} if names else None
+        torch.onnx.export(model, (x,), buf, input_names=["input"], output_names=list(outputs),
                           opset_version=opts.opset, dynamo=False, dynamic_axes=axes, do_constant_folding=True)
     return buf.getvalue()
 
@@ -145,6 +156,12 @@ def export(opts: ExportOptions) -> ExportResult:
     else:
         name = opts.model
     card = registry.get_card(name)
+    detect = card.task == "detect"
+    if detect and opts.dynamic_size:
+        raise UsageError(f"--dynamic-size: {name}'s anchors are built into the graph for one input size; "
+                         "export each size with --input-size")
+    if not detect and (opts.nms or opts.conf is not None or opts.iou is not None or opts.max_det is not None):
+        raise UsageError(f"--nms/--conf/--iou/--max-det are for detectors; {name} is a classifier")
     if opts.dynamic_size and card.fixed_input:
         raise UsageError(f"--dynamic-size: {name}'s classifier width follows the input size, so the size cannot vary")
     published = fetched = None
@@ -189,12 +206,19 @@ def export(opts: ExportOptions) -> ExportResult:
         notes.append(f"no --weights: exporting RANDOM-INIT weights for {name}; its predictions are meaningless")
     model.eval()
 
-    labels = read_labels(opts.labels, num_classes) if opts.labels else (base.labels if base else None)
+    if opts.labels:
+        labels = read_labels(opts.labels, None if detect else num_classes)
+        if detect:
+            labels = detector_labels(labels, num_classes, opts.labels)
+    else:
+        labels = base.labels if base else None
     imagenet = published is not None and num_classes == 1000 and not replaced
     if imagenet and labels is None:
         labels = hub.imagenet_labels()
     if base is not None and base.preprocess.channels == in_channels:
         pre = base.preprocess.resized(h, w)  # the trained eval transform, at the export size
+    elif detect:
+        pre = model.preprocess.resized(h, w)  # letterbox or stretch, the model's normalisation
     elif published is not None and in_channels == 3:  # the transform these weights were measured with
         pre = Preprocess(published.crop, published.crop, resize_size=published.resize,
                          interpolation=published.interpolation).resized(h, w)
@@ -208,8 +232,9 @@ def export(opts: ExportOptions) -> ExportResult:
 
     # 2. export and validate the graph
     x = torch.randn(1 if opts.batch == "dynamic" else int(opts.batch), in_channels, h, w)
+    outputs = ("boxes", "scores") if detect else ("logits",)
     try:
-        data = _to_onnx(model, x, opts)
+        data = _to_onnx(model, x, opts, outputs)
     except Exception as e:
         first = first_line(e)
         if opts.exporter != "torchscript":
@@ -219,7 +244,7 @@ def export(opts: ExportOptions) -> ExportResult:
         notes.append(f"the torchscript exporter failed ({first[:120]}); used the dynamo exporter")
         opts = replace(opts, exporter="dynamo")
         try:
-            data = _to_onnx(model, x, opts)
+            data = _to_onnx(model, x, opts, outputs)
         except Exception as e2:
             raise ExportError(f"torch.onnx.export failed for {name} with both exporters: {first_line(e2)}") from e2
     proto = onnx.load_from_string(data)
@@ -231,6 +256,11 @@ def export(opts: ExportOptions) -> ExportResult:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         proto = convert_float_to_float16(proto, keep_io_types=True)
+    spec = None
+    if detect:
+        base_spec = base.detection if base is not None and base.detection else model.detection
+        spec = replace(base_spec, **{k: v for k, v in (("nms", opts.nms), ("conf", opts.conf), ("iou", opts.iou),
+                                                      ("max_det", opts.max_det)) if v is not None})
     t_export = time.perf_counter() - t0
 
     # 3. the gate
@@ -242,14 +272,28 @@ def export(opts: ExportOptions) -> ExportResult:
         if opts.dynamic_size:  # other sizes too, one of them not square
             small, large = max(32, size // 2), size + 32
             cases += [(batches[0], small, small), (batches[-1], small, large)]
-        report = parity.check(model, proto.SerializeToString(), in_channels, cases, gate_precision, seed=opts.seed)
+        if detect:
+            report = parity_detect.check(model, proto.SerializeToString(), in_channels, cases, gate_precision,
+                                         replace(spec, nms="host"), seed=opts.seed)
+        else:
+            report = parity.check(model, proto.SerializeToString(), in_channels, cases, gate_precision,
+                                  seed=opts.seed)
+        if report.passed and spec is not None and spec.nms == "graph":  # before AND after the graph's NMS
+            final = parity_detect.check(model, graph_nms.append_nms(proto, spec).SerializeToString(), in_channels,
+                                        cases, gate_precision, spec, seed=opts.seed)
+            report.batches += final.batches
+            report.passed, report.failure, report.nms = final.passed, final.failure, "host+graph"
         if not report.passed:
             raise parity.ParityError(f"parity gate failed, no file written: {report.failure}")
     t_gate = time.perf_counter() - t0 - t_export
 
+    if spec is not None and spec.nms == "graph" and not opts.check:
+        graph_nms.append_nms(proto, spec)
     contract = Contract(
-        task="classify", model=name, preprocess=pre, batch=opts.batch, dynamic_size=opts.dynamic_size, labels=labels,
-        outputs=[{"name": "logits", "kind": "logits", "meaning": "class logits; softmax gives probabilities"}],
+        task="detect" if detect else "classify", model=name, preprocess=pre, batch=opts.batch,
+        dynamic_size=opts.dynamic_size, labels=labels, detection=spec,
+        outputs=detector_outputs(spec) if detect else
+        [{"name": "logits", "kind": "logits", "meaning": "class logits; softmax gives probabilities"}],
         weights=weights, precision=gate_precision, metrics=metrics,
         parity=report.to_dict() if report else {"skipped": True}, versions=_versions(), opset=opts.opset,
     )
@@ -271,6 +315,24 @@ def export(opts: ExportOptions) -> ExportResult:
     timings = {"export": round(t_export, 3), "gate": round(t_gate, 3), "total": round(time.perf_counter() - t0, 3)}
     return ExportResult(out, contract, out.stat().st_size, timings, notes, quant,
                         report.to_dict() if report else {"skipped": True})
+
+
+def detector_labels(labels: list[str], num_classes: int, source: str) -> list[str]:
+    """A detector's labels start with the background: a file of the C-1 object classes gets it prepended."""
+    if len(labels) == num_classes - 1:
+        return ["background", *labels]
+    if len(labels) != num_classes:
+        raise UsageError(f"{source} has {len(labels)} labels; the detector has {num_classes - 1} object classes "
+                         f"(+ background): give {num_classes - 1} or {num_classes} lines")
+    return labels
+
+
+def detector_outputs(spec: Detection) -> list[dict[str, str]]:
+    if spec.nms == "graph":
+        return [{"name": "detections", "kind": "detections",
+                 "meaning": "(N, K, 6) x1 y1 x2 y2 score class, input pixels, by decreasing score; score 0 pads"}]
+    return [{"name": "boxes", "kind": "boxes", "meaning": "(N, A, 4) xyxy input pixels, decoded against the anchors"},
+            {"name": "scores", "kind": "scores", "meaning": "(N, A, C) softmax probabilities, column 0 background"}]
 
 
 def _first_set(*values):

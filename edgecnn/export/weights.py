@@ -58,7 +58,10 @@ def read_weights(path: str | Path) -> WeightsFile:
 
 
 def head_keys(model: nn.Module) -> list[str]:
-    """State-dict keys of the final Linear layer (the classification head)."""
+    """State-dict keys of the classification head: the final Linear layer, or what the model names
+    (a detector's per-map class predictors)."""
+    if hasattr(model, "head_keys"):
+        return model.head_keys()
     name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
     return [f"{name}.weight", f"{name}.bias"]
 
@@ -97,7 +100,9 @@ def _first(keys: list[str], n: int = 3) -> str:
 def _hint(model: nn.Module, state: dict[str, torch.Tensor], mismatched: list[str]) -> str:
     heads = head_keys(model)
     if mismatched and set(mismatched) <= set(heads):
-        n = int(state[heads[0]].shape[0])
+        own = int(model.state_dict()[heads[0]].shape[0])
+        per_class = own // getattr(model, "num_classes", own) or 1  # a detector predicts each class per anchor
+        n = int(state[heads[0]].shape[0]) // per_class
         return f"; the file has a {n}-class head: pass --num-classes {n}, or --replace-head to train a new one"
     if mismatched and "conv" in mismatched[0] and mismatched[0] == next(iter(model.state_dict())):
         return f"; the first layer takes {int(state[mismatched[0]].shape[1])} channels: pass --in-channels"

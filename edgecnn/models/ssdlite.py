@@ -138,6 +138,11 @@ class SSDLite(nn.Module):
         self.register_buffer("anchors", self.anchors_for(torch.zeros(1, features[0][0].in_channels,
                                                                      input_size, input_size)), persistent=False)
 
+    def head_keys(self) -> list[str]:
+        """State-dict keys that depend on num_classes (what ``--replace-head`` may re-initialise)."""
+        return [f"head.classification_head.module_list.{i}.1.{p}"
+                for i in range(len(self.head.classification_head.module_list)) for p in ("weight", "bias")]
+
     def _grid(self, h: int, w: int) -> list[tuple[int, int]]:
         """Feature-map sizes at an input of h x w (stride-2 convs with padding 1: ceil halving)."""
         if (h, w) not in self._grids:

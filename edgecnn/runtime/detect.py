@@ -412,3 +412,39 @@ def _finish(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> De
     b = geom.to_original(b)
     live = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     return Detections(b[live], s[live].astype(np.float32), cls[live].astype(np.int64))
+
+
+def agreement(ref: Sequence[Detections], got: Sequence[Detections], iou: float = 0.5,
+              tie: float = 0.0) -> dict[str, float | int]:
+    """How far two runs' final detections agree (FP32 vs INT8, PyTorch vs onnxruntime), image by image:
+    each ``ref`` detection, by decreasing score, takes the best-IoU unmatched ``got`` one of its class
+    (IoU >= ``iou``). An unmatched detection whose score is within ``tie`` of an unmatched one of the
+    other run, or of the lowest score kept in its image (the max-det or threshold cutoff), is a numerical
+    tie (two near-equal boxes swapped places in NMS), counted apart as in the classifier gate.
+    Returns ``f1`` = 2 x matched / (2 x matched + unmatched non-ties) (1.0 when nothing is left to
+    compare), ``mean_iou`` and ``max_score_diff`` of the matched pairs, and the counts."""
+    matched, n_ref, n_got, ties, ious, diffs = 0, 0, 0, 0, [], []
+    for r, g in zip(ref, got, strict=True):
+        n_ref, n_got = n_ref + len(r), n_got + len(g)
+        free_r, free_g = np.ones(len(r), dtype=bool), np.ones(len(g), dtype=bool)
+        if len(r) and len(g):
+            m = box_iou(np.asarray(r.boxes, np.float64), np.asarray(g.boxes, np.float64))
+            m[r.classes[:, None] != g.classes[None, :]] = 0
+            for i in np.argsort(-r.scores, kind="stable"):
+                j = int(np.argmax(np.where(free_g, m[i], -1)))
+                if free_g[j] and m[i, j] >= iou:
+                    free_r[i] = free_g[j] = False
+                    ious.append(m[i, j])
+                    diffs.append(abs(float(r.scores[i]) - float(g.scores[j])))
+            matched += int((~free_g).sum())
+        left_r, left_g = r.scores[free_r].astype(np.float64), g.scores[free_g].astype(np.float64)
+        cutoff = min([float(x.scores.min()) for x in (r, g) if len(x)], default=0.0)
+        for mine, other in ((left_r, left_g), (left_g, left_r)):
+            near = np.abs(mine - cutoff) <= tie
+            if len(other):
+                near |= (np.abs(mine[:, None] - other[None, :]) <= tie).any(1)
+            ties += int(near.sum())
+    unmatched = n_ref + n_got - 2 * matched - ties
+    return {"f1": 1.0 if matched + unmatched == 0 else 2 * matched / (2 * matched + unmatched),
+            "mean_iou": float(np.mean(ious)) if ious else 1.0, "max_score_diff": max(diffs, default=0.0),
+            "matched": matched, "ref": n_ref, "got": n_got, "ties": ties}

@@ -1,0 +1,111 @@
+"""The parity gate for detectors: PyTorch vs onnxruntime on the raw outputs AND on the final detections.
+
+Before NMS, ``boxes`` (N, A, 4) and ``scores`` (N, A, C) are compared as the classifier gate compares
+logits (max-abs relative to the output scale, worst per-sample cosine). After NMS, the PyTorch outputs
+go through ``edgecnn.runtime.detect.postprocess`` with the contract's settings and are matched to
+onnxruntime's final detections (host NMS on its boxes/scores, or the graph's own ``detections``):
+matched-box F1 (same class, IoU >= 0.9). Two candidates whose scores differ by less than twice the
+tolerated score error are a numerical tie: NMS may keep either, so such swaps are counted apart as
+``ties`` (as the classifier gate does with top-1 flips), not failed. Random-init heads give nearly
+equal scores everywhere (all ties): the gate then proves the raw outputs, not NMS; the tests prove
+NMS on trained-like weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from edgecnn.contract import Detection
+from edgecnn.errors import first_line
+from edgecnn.export.parity import TOLERANCES, compare
+from edgecnn.runtime.detect import agreement, postprocess
+from edgecnn.runtime.image import Geometry
+
+MIN_F1 = {"fp32": 1.0, "fp16": 0.95}
+MATCH_IOU = 0.9
+
+
+@dataclass
+class DetectionParity:
+    batch: int
+    height: int
+    width: int
+    boxes_rel: float | None  # None when the file only outputs detections (graph NMS)
+    scores_rel: float | None
+    scores_cosine: float | None
+    detections: int  # final detections of the PyTorch model, all images
+    f1: float
+    mean_iou: float
+    ties: int
+
+
+@dataclass
+class DetectionParityReport:
+    precision: str
+    tolerance: dict[str, float]
+    nms: str
+    batches: list[DetectionParity] = field(default_factory=list)
+    passed: bool = True
+    failure: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, int]], precision: str,
+          spec: Detection, seed: int = 0) -> DetectionParityReport:
+    """Gate a detector file on each ``(batch, height, width)`` case. The file outputs ``boxes`` and
+    ``scores`` (host NMS) or ``detections`` (graph NMS, ``spec.nms == "graph"``)."""
+    import onnxruntime as ort
+    import torch
+
+    tol = {**TOLERANCES[precision], "f1": MIN_F1[precision], "match_iou": MATCH_IOU}
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    names = [o.name for o in sess.get_outputs()]
+    host = replace(spec, nms="host")
+    gen = torch.Generator().manual_seed(seed)
+    report = DetectionParityReport(precision, tol, spec.nms)
+    for n, h, w in cases:
+        x = torch.randn(n, channels, h, w, generator=gen)
+        with torch.no_grad():
+            boxes, scores = (t.float().numpy() for t in model(x))
+        feed = x.numpy().astype(np.float16) if inp.type == "tensor(float16)" else x.numpy()
+        try:
+            got = dict(zip(names, sess.run(None, {inp.name: feed}), strict=True))
+        except Exception as e:
+            report.passed, report.failure = False, f"batch {n} at {h}x{w}: onnxruntime failed ({first_line(e)})"
+            return report
+        geoms = [Geometry((w, h), (1.0, 1.0), (0.0, 0.0))] * n
+        ref = postprocess({"boxes": boxes, "scores": scores}, geoms, host, (w, h))
+        row = DetectionParity(n, h, w, None, None, None, sum(len(d) for d in ref), 1.0, 1.0, 0)
+        if "boxes" in got:
+            if got["boxes"].shape != boxes.shape or got["scores"].shape != scores.shape:
+                report.passed, report.failure = False, (f"batch {n}: output shapes {list(got['boxes'].shape)}, "
+                                                        f"{list(got['scores'].shape)} != {list(boxes.shape)}, "
+                                                        f"{list(scores.shape)}")
+                return report
+            b = compare(boxes, got["boxes"].astype(np.float32), n)
+            s = compare(scores, got["scores"].astype(np.float32), n)
+            row.boxes_rel, row.scores_rel, row.scores_cosine = b.rel, s.rel, s.cosine
+        final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
+        a = agreement(ref, final, MATCH_IOU, tie=2 * tol["rel"])
+        row.f1, row.mean_iou, row.ties = a["f1"], a["mean_iou"], a["ties"]
+        report.batches.append(row)
+        bad = []
+        for label, rel in (("boxes", row.boxes_rel), ("scores", row.scores_rel)):
+            if rel is not None and (not np.isfinite(rel) or rel > tol["rel"]):
+                bad.append(f"{label} max-abs is {rel:.3g} of the output scale (limit {tol['rel']:g})")
+        if row.scores_cosine is not None and row.scores_cosine < tol["cosine"]:
+            bad.append(f"scores cosine {row.scores_cosine:.6f} < {tol['cosine']}")
+        if row.f1 < tol["f1"]:
+            bad.append(f"final detections agree at F1 {row.f1:.3f} < {tol['f1']} ({a['matched']} of {a['ref']} "
+                       f"PyTorch / {a['got']} onnxruntime boxes matched)")
+        if bad:
+            report.passed, report.failure = False, f"{precision} batch {n} at {h}x{w}: " + ", ".join(bad)
+            return report
+    return report
