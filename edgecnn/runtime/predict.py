@@ -1,8 +1,9 @@
 """Image files -> predictions, streamed in batches through an ``Engine``.
 
 Decoding and preprocessing use ``image`` (the contract's transform), post-processing ``classify``
-or ``detect``. A file that cannot be decoded becomes a result with an ``error`` and the stream
-goes on; results come out in input order, and only one batch of images is held at a time.
+or ``detect``. Images are decoded ahead on a small thread pool (``pipeline``) while the model runs;
+a file that cannot be decoded becomes a result with an ``error`` and the stream goes on; results
+come out in input order, and only a few batches of images are held at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from edgecnn.contract import Detection
 from edgecnn.errors import UsageError
 from edgecnn.runtime import detect
 from edgecnn.runtime.classify import classify, looks_like_probabilities
-from edgecnn.runtime.image import Geometry, ImageError, load_preprocessed
+from edgecnn.runtime.image import REDUCED, Geometry, ImageError, load_image, load_preprocessed
+from edgecnn.runtime.pipeline import decode_workers, ordered_map
 from edgecnn.runtime.session import Engine
 from edgecnn.runtime.sources import ImageFile
 
@@ -58,6 +60,7 @@ class _Item:
     x: np.ndarray | None = None
     geom: Geometry | None = None
     error: str | None = None
+    seconds: float = 0.0  # decode + preprocess
 
 
 def resolve_classes(items: Sequence[str], labels: Sequence[str] | None) -> list[int]:
@@ -128,21 +131,33 @@ class Predictor:
             raise UsageError(f"--classes: class {max(self.classes)} does not exist; the model has "
                              f"{n} classes (0-{n - 1})")
 
-    def predict(self, files: Iterable[ImageFile], batch: int = 1, keep_images: bool = False) -> Iterator[Result]:
-        """Results in input order; at most ``batch`` decoded images are held at once."""
+    def predict(self, files: Iterable[ImageFile], batch: int = 1, keep_images: bool = False,
+                workers: int | None = None) -> Iterator[Result]:
+        """Results in input order. ``workers`` threads decode ahead (None: ``decode_workers()``, one per
+        core beyond the first; 0: decode inline), holding at most ``2 * batch + workers`` decoded
+        images besides the batch being run."""
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
-        pending: list[_Item] = []
-        ready = 0
-        for f in files:
+        workers = decode_workers() if workers is None else workers
+
+        def load(f: ImageFile) -> _Item:
             t0 = time.perf_counter()
             try:
                 im, x, geom = self._load(f)
-                pending.append(_Item(f, im if keep_images else None, x, geom))
-                ready += 1
+                if keep_images and REDUCED in im.info:  # annotate the whole image, not the reduced decode
+                    im = load_image(f.path)
+                item = _Item(f, im if keep_images else None, x, geom)
             except ImageError as e:
-                pending.append(_Item(f, error=str(e)))
-            self.stats.decode_s += time.perf_counter() - t0
+                item = _Item(f, error=str(e))
+            item.seconds = time.perf_counter() - t0
+            return item
+
+        pending: list[_Item] = []
+        ready = 0
+        for _, item in ordered_map(load, files, workers, depth=2 * batch + workers):
+            self.stats.decode_s += item.seconds
+            pending.append(item)
+            ready += item.error is None
             if ready == batch or (ready == 0 and not self._unchecked):  # a full batch, or only failures wait
                 yield from self._flush(pending)
                 pending, ready = [], 0
@@ -158,7 +173,7 @@ class Predictor:
         preds: list[list[dict]] = []
         if good:
             t0 = time.perf_counter()
-            outputs = self.engine.run(np.stack([it.x for it in good]))
+            outputs = self.engine.run(good[0].x[None] if len(good) == 1 else np.stack([it.x for it in good]))
             t1 = time.perf_counter()
             preds = self._post(outputs, [it.geom for it in good])
             self.stats.infer_s += t1 - t0

@@ -387,13 +387,14 @@ def _open_shapes(source: str, val_split: float | None, seed: int) -> Data:
 # --------------------------------------------------------------------------------------------- dataset
 
 
-def decode(item) -> Image.Image:
-    """A sample item -> PIL image: files through ``runtime.image.load_image`` (the device's decoder)."""
+def decode(item, spec=None) -> Image.Image:
+    """A sample item -> PIL image: files through ``runtime.image.load_image`` (the device's decoder);
+    with an eval transform's ``spec`` (a ``Preprocess``), decoded as its ``decode`` says, as on the device."""
     if isinstance(item, Image.Image):
         return item
     if isinstance(item, np.ndarray):
         return Image.fromarray(item)
-    return load_image(item)
+    return load_image(item, spec)
 
 
 class ImageDataset:
@@ -423,7 +424,9 @@ class ImageDataset:
         if self._cache is not None and i in self._cache:
             return self._cache[i], self.split.targets[i]
         try:
-            x = self.transform(decode(self.split.items[i]), i)
+            # a deterministic (eval) transform sees the device's decode; random crops start from the whole image
+            spec = self.transform.spec if getattr(self.transform, "deterministic", False) else None
+            x = self.transform(decode(self.split.items[i], spec), i)
         except ImageError as e:
             return None, str(e)
         if self._cache is not None:
