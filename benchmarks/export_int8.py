@@ -2,7 +2,8 @@
 
     python benchmarks/export_int8.py [--models mobilenetv2 resnet18 ...] [--skip-export-times]
 
-Writes benchmarks/results/<tag>/export_times.csv, int8.csv and int8.md. Latency: onnxruntime CPU
+Writes benchmarks/results/<device-tag>/export_times.csv, int8.csv and int8.md (``--tag`` to override;
+the default is this host's ``edgecnn.bench.environment.device_tag()``). Latency: onnxruntime CPU
 provider, batch 1, 224x224, default session options with 2 intra-op threads, configurations
 interleaved in blocks (edgecnn.bench.timing), medians. Weights are random-init: speed and size do
 not depend on the weight values; the agreement column is therefore not an accuracy claim.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import sys
 import tempfile
 import time
@@ -20,19 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from host import describe, results_dir  # benchmarks/host.py
 from PIL import Image
 
 from edgecnn import registry
 from edgecnn.bench.timing import interleaved, summarize
 from edgecnn.export.exporter import ExportOptions, export
 from edgecnn.quantize import QuantizeOptions, choose_types, quantize
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def make_calib(root: Path, n: int = 32) -> Path:
@@ -54,11 +48,11 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["mobilenetv2", "resnet18", "efficientnet_b0",
                                                      "mobilenetv3_large"])
     ap.add_argument("--skip-export-times", action="store_true")
-    ap.add_argument("--tag", default="cpu-2core")
+    ap.add_argument("--tag", help="results folder name (default: this host's device tag)")
     args = ap.parse_args()
-    out_dir = Path(__file__).parent / "results" / args.tag
+    out_dir = results_dir(args.tag)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = (f"{cpu_name()}, {platform.machine()}, VNNI={'yes' if choose_types()['vnni'] else 'no'}, "
+    env = (f"{describe()}; VNNI={'yes' if choose_types()['vnni'] else 'no'}, "
            f"onnxruntime {ort.__version__}, python {sys.version.split()[0]}")
     print(env)
     work = Path(tempfile.mkdtemp(prefix="edgecnn-bench-"))

@@ -1,27 +1,31 @@
 """Speed of detection post-processing (edgecnn.runtime.detect) next to a model's inference time.
 
     python benchmarks/nms_bench.py                       # exports mobilenetv2@320 with torch if needed
-    python benchmarks/nms_bench.py --model export/mobilenetv2_320.onnx --rounds 7 --out results/cpu-2core/nms.md
+    python benchmarks/nms_bench.py --model export/mobilenetv2.onnx --rounds 7   # any classifier file, its own size
+
+Writes benchmarks/results/<device-tag>/nms.md (the tag from edgecnn.bench.environment.device_tag(): CPU
+model, cores, ISA level), or --out.
 
 Measures, interleaved in blocks (DESIGN.md, "Measuring on a small shared machine"):
   - ``nms`` / ``batched_nms`` over 1,000 and 10,000 overlapping boxes (clustered around 25 objects
-    in a 640x640 image, random scores; 80 classes for the batched case), all kept boxes and the
-    first 100 (``max_output=100``, what ``postprocess`` asks for with ``max_det=100``);
+    in a 640x640 image, random scores; 80 classes for the batched case), without a cap and capped at the
+    first 100 (``max_output=100``, what ``postprocess`` asks for with ``max_det=100``); "no cap" rows
+    keep every box that survives NMS, and the note says how many that is;
   - the whole post-processing of one SSDLite-shaped output, what ``edgecnn infer`` does per image:
     3,234 anchors (SSDLite at 320: (20^2 + 10^2 + 5^2 + 3^2 + 2^2 + 1^2) x 6) x 91 classes of
     softmax probabilities, class 0 background, 6 objects; threshold, class-aware NMS, letterbox
     undo, clipping and the JSON records; boxes decoded in the graph (xyxy) or on the host from
     regression deltas + anchors; at infer's default conf 0.25 and at a mAP-style conf 0.001;
-  - the inference time of a mobilenetv2 classifier at 320x320 through the same ``Engine`` that
-    ``infer`` uses: a stand-in for SSDLite-MobileNetV2 at 320 (not in the zoo yet), whose
-    backbone is that network (its extra SSDLite head adds roughly 10-15% MACs).
+  - the inference time of a mobilenetv2 classifier at 320x320 (or of ``--model``'s file at the input
+    size its contract or graph gives) through the same ``Engine`` that ``infer`` uses: a stand-in for
+    SSDLite-MobileNetV2 at 320, whose backbone is that network (its extra SSDLite head adds roughly
+    10-15% MACs).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -90,31 +94,41 @@ def mobilenetv2_onnx(path: Path) -> Path:
 
 
 def environment(engine) -> dict:
-    import onnxruntime as ort
+    from edgecnn.bench.environment import capture
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "onnxruntime": ort.__version__, "provider": engine.providers[0],
+    env = capture()
+    return {"cpu": env["cpu"], "ISA flags": " ".join(env["isa"]) or "none of interest",
+            "cores": f"{env['physical_cores']} physical / {env['logical_cores']} logical", "python": env["python"],
+            "numpy": env["numpy"], "onnxruntime": env["onnxruntime"], "provider": engine.providers[0],
             "threads": "onnxruntime default (one per physical core)",
             "load average before the run": " / ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="mobilenetv2 ONNX at 320 (default: export one with torch to a temp dir)")
+    ap.add_argument("--model", help="a classifier ONNX file, timed at its own input size (default: export "
+                                    "mobilenetv2 at 320 with torch to a temp dir)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--block", type=int, default=10)
-    ap.add_argument("--out", help="write the markdown report here as well")
+    ap.add_argument("--out", help="markdown report (default: benchmarks/results/<device-tag>/nms.md)")
     args = ap.parse_args()
 
+    from edgecnn.bench.environment import device_tag
+    from edgecnn.errors import EdgeCNNError
     from edgecnn.runtime.session import Engine
+
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / device_tag() / "nms.md"
 
     rng = np.random.default_rng(0)
     tmp = tempfile.TemporaryDirectory()
     model = Path(args.model) if args.model else mobilenetv2_onnx(Path(tmp.name) / "mobilenetv2_320.onnx")
-    engine = Engine(model, provider="cpu")  # infer's defaults: default threads, no spinning
-    x = rng.standard_normal((1, 3, SIZE, SIZE), dtype=np.float32)
+    try:
+        engine = Engine(model, provider="cpu")  # infer's defaults: default threads, no spinning
+    except EdgeCNNError as e:
+        sys.exit(f"Error: {e}")
+    pre = engine.contract.preprocess  # the file's own input, not an assumed 320x320
+    x = rng.standard_normal((1, pre.channels, pre.height, pre.width), dtype=np.float32)
+    infer_row = f"inference: {model.stem} {pre.height}x{pre.width}, batch 1"
 
     anchors, deltas, decoded, scores = ssdlite_output(rng)
     geom = Geometry((640, 480), (0.5, 0.5), (0.0, 40.0))  # a 640x480 photo letterboxed into 320x320
@@ -129,42 +143,44 @@ def main() -> None:
     b1k, s1k, c1k = overlapping_boxes(1_000, rng)
     b10k, s10k, c10k = overlapping_boxes(10_000, rng)
     configs = {
-        "inference: mobilenetv2 320x320, batch 1": lambda: engine.run(x),
+        infer_row: lambda: engine.run(x),
         "postprocess SSDLite 3,234x91, boxes decoded in graph, conf 0.25": post("xyxy", 0.25),
         "postprocess SSDLite 3,234x91, deltas decoded on host, conf 0.25": post("deltas", 0.25),
         "postprocess SSDLite 3,234x91, boxes decoded in graph, conf 0.001 (mAP setting)": post("xyxy", 0.001),
-        "nms 1,000 boxes, all kept": lambda: detect.nms(b1k, s1k, 0.45),
+        "nms 1,000 boxes, no cap": lambda: detect.nms(b1k, s1k, 0.45),
         "nms 1,000 boxes, first 100": lambda: detect.nms(b1k, s1k, 0.45, max_output=100),
         "batched_nms 1,000 boxes, 80 classes, first 100": lambda: detect.batched_nms(b1k, s1k, c1k, 0.45, 100),
-        "nms 10,000 boxes, all kept": lambda: detect.nms(b10k, s10k, 0.45),
+        "nms 10,000 boxes, no cap": lambda: detect.nms(b10k, s10k, 0.45),
         "nms 10,000 boxes, first 100": lambda: detect.nms(b10k, s10k, 0.45, max_output=100),
         "batched_nms 10,000 boxes, 80 classes, first 100": lambda: detect.batched_nms(b10k, s10k, c10k, 0.45, 100),
-        "batched_nms 10,000 boxes, 80 classes, all kept": lambda: detect.batched_nms(b10k, s10k, c10k, 0.45),
+        "batched_nms 10,000 boxes, 80 classes, no cap": lambda: detect.batched_nms(b10k, s10k, c10k, 0.45),
     }
-    kept = {k: len(v()) for k, v in configs.items() if k.startswith(("nms", "batched"))}
+    kept = {k: len(v()) for k, v in configs.items() if k.startswith(("nms", "batched"))}  # survivors of NMS
     n_det = {k: len(configs[k]()[0]) for k in configs if k.startswith("postprocess")}
     stats = {k: summarize(v) for k, v in interleaved(configs, rounds=args.rounds, block=args.block).items()}
-    infer = stats["inference: mobilenetv2 320x320, batch 1"]
+    infer = stats[infer_row]
 
     env = environment(engine)
     lines = ["# Detection post-processing vs inference", "",
-             f"`python benchmarks/nms_bench.py --rounds {args.rounds} --block {args.block}`; "
+             f"`python benchmarks/nms_bench.py{' --model ' + args.model if args.model else ''} --rounds {args.rounds} "
+             f"--block {args.block}`; "
              f"{args.rounds} rounds x {args.block} timed calls per configuration, interleaved in blocks "
              "(settle 50 ms, 2 untimed calls, order reshuffled each round); milliseconds.", "",
              "Environment: " + "; ".join(f"{k} {v}" for k, v in env.items()) + ".", "",
              "| configuration | p50 ms | p90 ms | min ms | CV | p50 / inference p50 | min / inference min | note |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, s in stats.items():
-        note = f"{kept[name]} kept" if name in kept else f"{n_det[name]} detections" if name in n_det else ""
+        note = f"{kept[name]:,} of {name.split()[1]} kept" if name in kept else \
+            f"{n_det[name]} detections" if name in n_det else ""
         ratios = ("", "") if name.startswith("inference") else \
             (f"{100 * s['p50'] / infer['p50']:.1f}%", f"{100 * s['min'] / infer['min']:.1f}%")
         cells = (name, f"{s['p50']:.3f}", f"{s['p90']:.3f}", f"{s['min']:.3f}", f"{s['cv']:.2f}", *ratios, note)
         lines.append("| " + " | ".join(cells) + " |")
     report = "\n".join(lines) + "\n"
     print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(f"wrote {out}")
     tmp.cleanup()
 
 

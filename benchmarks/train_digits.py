@@ -11,26 +11,26 @@ edgecnn's own environment and reads them with ``edgecnn train --data DIR``:
     .venv/bin/python benchmarks/train_digits.py run --data /tmp/digits
 
 Validation split: every fifth image of each class (1,000 of the MNIST subset, 360 of the 8x8 set),
-written as the ``t10k`` files. Results go to ``benchmarks/results/cpu-2core/train_digits.md``.
+written as the ``t10k`` files. Results go to ``benchmarks/results/<device-tag>/train_digits.md``
+(this host's tag, see host.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from host import describe, results_dir  # benchmarks/host.py
 
 SETS = ("mnist5k", "digits8x8")
 MODELS = {"lenet5": 32, "simplecnn": 28}  # model -> input size (its card's)
 RECIPE = {"epochs": 20, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "schedule": "cosine", "augment": True,
           "flip": False, "seed": 0}
-RESULTS = Path(__file__).resolve().parent / "results" / "cpu-2core" / "train_digits.md"
 
 
 # ------------------------------------------------------------------------------ data (scratch env)
@@ -129,16 +129,6 @@ def run(data: Path, work: Path, epochs: int, out: Path) -> None:
     print(f"-> {out}")
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _report(rows: list[dict], epochs: int, torch) -> str:
     def pct(v):
         return "-" if v is None else f"{v:.2%}"
@@ -146,7 +136,7 @@ def _report(rows: list[dict], epochs: int, torch) -> str:
     lines = [
         "# Training on real handwritten digits (benchmarks/train_digits.py)",
         "",
-        f"CPU: {_cpu()}, {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"CPU: {describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"{time.strftime('%Y-%m-%d')}.",
         f"Recipe (both models, both sets): {epochs} epochs, batch {RECIPE['batch_size']}, SGD momentum 0.9 lr "
         f"{RECIPE['lr']} with 1 warm-up epoch and cosine decay, weight decay 5e-4, `--augment --no-flip` "
@@ -193,12 +183,13 @@ def main() -> None:
     r.add_argument("--data", type=Path, default=Path("/tmp/digits"))
     r.add_argument("--work", type=Path, default=Path("/tmp/train_digits"))
     r.add_argument("--epochs", type=int, default=RECIPE["epochs"])
-    r.add_argument("--out", type=Path, default=RESULTS)
+    r.add_argument("--out", type=Path, default=None,
+                   help="default: benchmarks/results/<device-tag>/train_digits.md")
     args = ap.parse_args()
     if args.step == "data":
         make_data(args.out)
     else:
-        run(args.data, args.work, args.epochs, args.out)
+        run(args.data, args.work, args.epochs, args.out or results_dir() / "train_digits.md")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,25 @@ def device_accuracy(path: Path, folder: Path, classes: list[str]) -> dict:
             "labels": engine.contract.labels == classes}
 
 
+def check(opts: DemoOptions) -> None:
+    """Every option, before any work: a bad value fails in one line, not after minutes of earlier stages."""
+    from edgecnn.errors import UsageError
+    from edgecnn.profile import profile
+
+    for flag, value, least in (("--epochs", opts.epochs, 1), ("--runs", opts.runs, 1), ("--images", opts.images, 16),
+                               ("--input-size", opts.input_size, 1)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}, got {value}")
+    for name in (*opts.zoo, opts.model):
+        registry.get_card(name)
+    if Path(opts.out).exists() and not Path(opts.out).is_dir():
+        raise UsageError(f"--out {opts.out} is a file; the demo needs a work folder")
+    card = registry.get_card(opts.model)
+    # the model must take the input size (a too-small input makes a feature map vanish: one line, now)
+    profile(registry.build(opts.model, num_classes=4, input_size=opts.input_size),
+            (card.input_channels, opts.input_size, opts.input_size), opts.model)
+
+
 def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
     from edgecnn.cli.output import table
     from edgecnn.cli.quantize import print_report
@@ -95,6 +114,7 @@ def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
     from edgecnn.train.loop import train
     from edgecnn.train.shapes import CLASSES, write_shapes
 
+    check(opts)
     out = Path(opts.out)
     t_start = time.perf_counter()
     say(f"[1/6] zoo: {len(registry.names())} models; building {len(opts.zoo)} and checking them against "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.errors import UsageError, require
+from edgecnn.errors import require
 
 
 @app.command("demo")
@@ -27,7 +27,5 @@ def demo_cmd(
     require("torch", "torch", "edgecnn demo")
     from edgecnn.demo import ZOO_CHECK, DemoOptions, run
 
-    if epochs < 1 or images < 16 or runs < 1:
-        raise UsageError("--epochs and --runs must be positive and --images at least 16")
     run(DemoOptions(out=out, model=model, epochs=epochs, images=images, input_size=input_size, seed=seed,
                     zoo=tuple(zoo) if zoo else ZOO_CHECK, runs=runs), typer.echo)

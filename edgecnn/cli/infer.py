@@ -150,7 +150,8 @@ def _unique(target: Path, taken: set[Path]) -> Path:
 def _summary(stats, seconds: float, provider: str) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
-            "images_per_s": round(stats.images / seconds, 2) if seconds > 0 else None,
+            # no speed when nothing was inferred: a rate of failures is not a throughput
+            "images_per_s": round(stats.images / seconds, 2) if seconds > 0 and stats.ok else None,
             "ms_per_image": {"decode": round(stats.decode_s / max(stats.images, 1) * 1e3, 3),
                              "inference": round(stats.infer_s / per * 1e3, 3),
                              "postprocess": round(stats.post_s / per * 1e3, 3)},
@@ -159,6 +160,9 @@ def _summary(stats, seconds: float, provider: str) -> dict:
 
 def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
     ms = summary["ms_per_image"]
+    if not summary["ok"]:
+        return (f"{_count(summary['images'], 'image')}: 0 ok, {summary['failed']} failed in {summary['seconds']:.2f} s "
+                "(no image could be read, so no speed to report)")
     line = (f"{_count(summary['images'], 'image')}: {summary['ok']} ok, {summary['failed']} failed "
             f"in {summary['seconds']:.2f} s ({summary['images_per_s'] or 0:.1f} images/s; per image: "
             f"decode+preprocess {ms['decode']:.1f} ms, inference {ms['inference']:.1f} ms, "

@@ -15,7 +15,10 @@ def print_report(r: dict) -> None:
         f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)")
     say(f"types: {t['activations']} activations x {t['weights']} weights"
         f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}")
-    line = (f"agreement with FP32 on {a['images']} calibration images: top-1 {a['top1_agreement']:.1%}, "
+    top1 = f"top-1 {a['top1_agreement']:.1%}"
+    if a.get("fp32_classes") == 1 and a["images"] > 1:  # agreement on a constant answer proves nothing
+        top1 += f" (uninformative: FP32 gives one class to all {a['images']} images)"
+    line = (f"agreement with FP32 on {a['images']} calibration images: {top1}, "
             f"max-abs logits {a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}")
     say(line)
     gate = r["contract"]["parity"]

@@ -46,7 +46,7 @@ def summary_cmd(
     h, w = parse_size(input_size) or (card.input_size, card.input_size)
     if card.fixed_input and h != w:
         raise UsageError(f"{name} takes a square input (its classifier width follows the size), got {h}x{w}")
-    channels = in_channels or card.input_channels
+    channels = card.input_channels if in_channels is None else in_channels  # 0 is an error, not the default
     model = registry.build(name, num_classes=num_classes, in_channels=channels, input_size=h)
     from edgecnn.profile import profile
 
@@ -65,3 +65,6 @@ def summary_cmd(
         f"\n{name}: input {channels}x{h}x{w} -> {_shape_text(prof.output_shape)}; "
         f"params {prof.params:,} (trainable {prof.trainable_params:,}); MACs {prof.macs:,} ({human(prof.macs)})"
     )
+    for p in card.pretrained:  # what --weights imagenet gives, and at which input it was measured
+        typer.echo(f"pretrained: {p.tag}{' (--weights imagenet)' if p is card.pretrained[0] else ''}: ImageNet "
+                   f"top-1 {p.top1:.2f}% at {p.crop}x{p.crop} (resize {p.resize}, {p.interpolation}); {p.url}")

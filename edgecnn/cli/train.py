@@ -23,8 +23,9 @@ def train_cmd(
     model: str = typer.Argument(..., help="A zoo model name (see 'edgecnn models'), or an edgecnn checkpoint "
                                           "to fine-tune."),
     data: str = typer.Option(..., "--data", "-d", help="ImageFolder directory (train/ + val/, or class folders "
-                                                         "with --val-split), a directory of MNIST IDX files, or "
-                                                         "'shapes' / 'shapes:N' (built-in synthetic set)."),
+                                                         "with --val-split), a directory of MNIST IDX files, "
+                                                         "'shapes' / 'shapes:N' (built-in synthetic set), or a "
+                                                         "COCO root for a detector."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs [default: 10; on --resume the run's own]."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Global batch, split over --nproc processes."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: sgd 0.05, adamw 0.001]."),
@@ -54,7 +55,8 @@ def train_cmd(
                                                       "[default: models/<model>-<data>/]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last complete epoch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh in an --out that holds a run."),
-    init: str = typer.Option(None, "--init", help="Initial weights: an edgecnn checkpoint or a torchvision-format "
+    init: str = typer.Option(None, "--init", help="Initial weights: imagenet (the published weights, see export "
+                                                  "--weights), an edgecnn checkpoint or a torchvision-format "
                                                   "state dict; the head is replaced when the classes differ."),
     freeze: str = typer.Option("none", "--freeze", help="none, backbone (train the head only) or stages:N "
                                                         "(freeze the first N stages)."),
@@ -63,10 +65,13 @@ def train_cmd(
     nproc: int = typer.Option(1, "--nproc", help="DDP processes on this machine (runs torchrun)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json (the final metrics)."),
 ) -> None:
-    """Train a zoo model on a classification data set, or fine-tune a checkpoint.
+    """Train a zoo model on a classification or COCO detection data set, or fine-tune a checkpoint.
 
-    Writes MODEL's run folder: last.pt (every epoch), best.pt (best validation top-1), log.csv and
-    log.json; prints a line per epoch and, at the end, validation top-1/top-5 and per-class accuracy.
+    Writes MODEL's run folder: last.pt (every epoch), best.pt (best validation top-1, or mAP@.50 for
+    a detector), log.csv and log.json; prints a line per epoch and, at the end, validation top-1/top-5
+    and per-class accuracy (detectors: COCO mAP and per-class AP, by pycocotools). Detectors read a
+    COCO root (annotations/instances_{train,val}.json + train/, val/; or split folders holding
+    _annotations.coco.json); --init takes a checkpoint of their backbone classifier (mobilenetv2).
     Checkpoints hold the deploy contract (labels, preprocessing) that 'edgecnn export' puts into the
     ONNX file. Transfer learning: --init, --freeze, --layer-lr-decay. Multi-process: --nproc N, or
     torchrun --nproc-per-node N -m edgecnn.train MODEL --data ...
@@ -107,8 +112,19 @@ def summary(result: dict) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.2%}"
 
-    rows = [(c, f"{r['n']:,}", f"{r['correct']:,}", pct(r["acc"])) for c, r in result["per_class"].items()]
     files = result["files"]
+    if result.get("task") == "detect":
+        rows = [(c, f"{r['gt']:,}", "-" if r["ap"] is None else f"{r['ap']:.3f}",
+                 "-" if r["ap50"] is None else f"{r['ap50']:.3f}") for c, r in result["per_class"].items()]
+        return "\n".join([
+            "",
+            f"validation ({result['val_images']:,} images, epoch {result['epochs']}): "
+            f"mAP@.50 {result['val_map50']:.3f}  mAP@[.50:.95] {result['val_map']:.3f}  "
+            f"(best mAP@.50 {result['best_map50']:.3f} at epoch {result['best_epoch']}; COCO eval by pycocotools)",
+            table(["class", "objects", "AP", "AP50"], rows, right=["objects", "AP", "AP50"]),
+            f"saved: {files[0]}, " + ", ".join(os.path.basename(f) for f in files[1:]),
+        ])
+    rows = [(c, f"{r['n']:,}", f"{r['correct']:,}", pct(r["acc"])) for c, r in result["per_class"].items()]
     return "\n".join([
         "",
         f"validation ({result['val_images']:,} images, epoch {result['epochs']}): top-1 {pct(result['val_top1'])}  "
