@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from edgecnn import __version__, registry
+from edgecnn import __version__, hub, registry
 from edgecnn.contract import Contract, Preprocess
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
@@ -198,6 +198,8 @@ class Trainer:
         cfg, data = self.cfg, self.data
         base = resume
         init = cfg.init
+        if hub.is_tag(init) and cfg.model in registry.REGISTRY:  # --init imagenet: the card's published weights
+            init = str(hub.fetch(hub.resolve(registry.get_card(cfg.model), init)).path)
         if cfg.model not in registry.REGISTRY:  # a checkpoint to fine-tune
             if init is not None:
                 raise UsageError("give a checkpoint either as MODEL or with --init, not both")
