@@ -61,10 +61,15 @@ class TrainTransform:
         im = im.resize((self.spec.width, self.spec.height), self._resample, box=box)
         if rng.random() < 0.5 and self.flip:
             im = ImageOps.mirror(im)
-        if self.jitter:
-            for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-                im = enhancer(im).enhance(rng.uniform(1 - self.jitter, 1 + self.jitter))
-        return preprocess(im, self._normalize)[0]
+        return preprocess(colour_jitter(im, rng, self.jitter), self._normalize)[0]
+
+
+def colour_jitter(im: Image.Image, rng: random.Random, jitter: float = JITTER) -> Image.Image:
+    """Brightness, contrast and saturation each scaled by a factor in ``[1 - jitter, 1 + jitter]``."""
+    if jitter:
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            im = enhancer(im).enhance(rng.uniform(1 - jitter, 1 + jitter))
+    return im
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

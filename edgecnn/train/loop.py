@@ -32,12 +32,11 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from edgecnn import __version__, hub, registry
-from edgecnn.contract import Contract, Preprocess
+from edgecnn.contract import Preprocess
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.progress import Progress
 from edgecnn.train import ddp, transfer
-from edgecnn.train.augment import EvalTransform, TrainTransform
 from edgecnn.train.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -57,7 +56,8 @@ from edgecnn.train.config import (
     default_out,
     resolve_device,
 )
-from edgecnn.train.datasets import Data, ImageDataset, open_data
+from edgecnn.train.datasets import Data
+from edgecnn.train.task import init_backbone, make_task
 
 CACHE_BYTES = 1 << 30  # preprocessed samples kept in memory (no --augment, no --workers) up to this size
 # Testing hook: the process SIGKILLs itself after this many optimizer steps (a crash mid-epoch).
@@ -78,14 +78,6 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if schedule == "step":
         return 0.1 ** ((step >= int(0.5 * total)) + (step >= int(0.75 * total)))
     return 1.0
-
-
-def collate(batch: list[tuple]) -> tuple[torch.Tensor | None, torch.Tensor, list[str]]:
-    """Stack the decodable samples; ``bad`` lists why the others failed (dropped, counted)."""
-    good = [b for b in batch if b[0] is not None]
-    bad = [b[1] for b in batch if b[0] is None]
-    x = torch.from_numpy(np.stack([b[0] for b in good])) if good else None
-    return x, torch.tensor([b[1] for b in good], dtype=torch.int64), bad
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -126,7 +118,8 @@ class Trainer:
         self.device, self.dist, self.echo, self.warn = device, d, echo, warn
         self.cfg, resume = self._resolve_run(cfg)
         cfg = self.cfg
-        self.data = open_data(cfg.data, cfg.val_split, cfg.seed)
+        self.task = make_task(_task_kind(cfg.model, resume), cfg)  # classification or detection
+        self.data = self.task.open_data(cfg)
         self._report_data(self.data)
         torch.manual_seed(cfg.seed)
         self.model, self.name, self.spec = self._build_model(resume)
@@ -139,13 +132,12 @@ class Trainer:
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=cfg.momentum)
         else:
             self.optimizer = torch.optim.AdamW(groups, lr=self.lr)
-        self.ddp_model = ddp.wrap(self.model, d, device)
+        self.ddp_model = ddp.wrap(self.task.train_module(self.model), d, device)
         self._make_loaders()
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup = min(round(cfg.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch, self.step, self.history = 0, 0, []
-        self.best = (-1.0, 0)  # (val top-1, epoch)
+        self.best = (-1.0, 0)  # (val metric: top-1 or mAP@.50, epoch)
         self._describe(wd)
         if resume is not None:
             self._restore(resume)
@@ -212,32 +204,33 @@ class Trainer:
                     raise other_model(init, base["model"], cfg.model)
         name = base["model"] if base is not None and cfg.model not in registry.REGISTRY else cfg.model
         card = registry.get_card(name)
-        if card.task != "classify":
-            raise UsageError(f"{name} is a {card.task} model; edgecnn train trains classifiers")
         stored = model_config(base) if base is not None else {}
         if resume is not None:
             in_ch, size = stored["in_channels"], stored["input_size"]
             labels = resume["contract"].get("labels")
-            if labels != data.classes:
+            if labels != self.task.labels(data):
                 raise TrainError(f"--resume: the classes of {cfg.data} ({', '.join(data.classes[:5])}...) are not "
                                  f"those of the run ({', '.join((labels or [])[:5])}...)")
         else:
             in_ch = cfg.in_channels or stored.get("in_channels") or card.input_channels
             size = cfg.input_size or stored.get("input_size") or card.input_size
+        model = registry.build(name, num_classes=self.task.num_classes(data), in_channels=in_ch, input_size=size)
         if base is not None and in_ch == stored["in_channels"]:
             spec = Preprocess(**base["contract"]["preprocess"]).resized(size, size)  # keep the trained transform
-        else:
-            spec = Preprocess.imagenet(size, in_ch)
+        else:  # the model's own (a detector's letterbox or stretch), else the ImageNet transform
+            spec = getattr(model, "preprocess", None) or Preprocess.imagenet(size, in_ch)
         if cfg.resize and cfg.resize != spec.resize:
             spec = dataclasses.replace(spec, resize=cfg.resize, resize_size=None)
-        model = registry.build(name, num_classes=len(data.classes), in_channels=in_ch, input_size=size)
+        if hasattr(model, "preprocess"):
+            model.preprocess = spec  # a detector's validation reads it
         from edgecnn.profile import profile
 
         profile(model, (in_ch, size, size), name)  # a too-small input fails here, in one line
         if resume is not None:
             model.load_state_dict(resume["state_dict"])
         elif init is not None:
-            for note in transfer.load_init(model, init, name):
+            notes = init_backbone(model, init, name) if self.task.kind == "detect" else None
+            for note in notes if notes is not None else transfer.load_init(model, init, name):
                 self.echo(f"init: {note}")
             self.echo(f"init: weights from {init}")
         return model, name, spec
@@ -254,19 +247,17 @@ class Trainer:
             self.warn(f"--batch-size {cfg.batch_size} is more than the {n_train} training images; "
                       f"using {self.batch_size}")
         local = self.batch_size // d.world
-        transform = TrainTransform(self.spec, cfg.seed, cfg.flip) if cfg.augment else EvalTransform(self.spec)
         cache = CACHE_BYTES if cfg.workers == 0 else 0
-        self.train_set = ImageDataset(self.data.train, transform, cache)
+        self.train_set, val_set = self.task.datasets(self.data, self.spec, cfg, cache)
         self.sampler = DistributedSampler(self.train_set, num_replicas=d.world, rank=d.rank, shuffle=True,
                                           seed=cfg.seed)
         self.loader_rng = torch.Generator()
         pin = self.device.type == "cuda"
         self.train_loader = DataLoader(self.train_set, batch_size=local, sampler=self.sampler,
-                                       num_workers=cfg.workers, collate_fn=collate, drop_last=True,
+                                       num_workers=cfg.workers, collate_fn=self.task.collate, drop_last=True,
                                        pin_memory=pin, generator=self.loader_rng)
-        val_set = ImageDataset(self.data.val, EvalTransform(self.spec), cache)
         self.val_loader = DataLoader(val_set, batch_size=local, sampler=range(d.rank, len(val_set), d.world),
-                                     num_workers=cfg.workers, collate_fn=collate, pin_memory=pin)
+                                     num_workers=cfg.workers, collate_fn=self.task.collate, pin_memory=pin)
         self.steps_per_epoch = len(self.train_loader)
 
     def _restore(self, ckpt: dict) -> None:
@@ -274,7 +265,7 @@ class Trainer:
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
         metrics = ckpt.get("metrics") or {}
         self.history = list(metrics.get("history", []))
-        self.best = (float(metrics.get("best_top1", -1.0)), int(metrics.get("best_epoch", 0)))
+        self.best = (float(metrics.get(self._best_store, -1.0)), int(metrics.get("best_epoch", 0)))
         rng = (ckpt.get("rng") or {}).get("torch")
         if isinstance(rng, torch.Tensor):
             torch.set_rng_state(rng)
@@ -308,24 +299,23 @@ class Trainer:
         for epoch in range(self.epoch, cfg.epochs):
             row = self._train_epoch(epoch, kill_after)
             last_eval = self._evaluate()
-            row.update({k: last_eval[k] for k in ("val_loss", "val_top1", "val_top5")})
+            row.update(self._val_fields(last_eval))
             self.history.append(row)
-            is_best = last_eval["val_top1"] > self.best[0]
+            is_best = last_eval[self.task.best_key] > self.best[0]
             if is_best:
-                self.best = (last_eval["val_top1"], epoch + 1)
+                self.best = (last_eval[self.task.best_key], epoch + 1)
             self.epoch = epoch + 1
             if self.dist.main:
                 self._save(last_eval, is_best)
             ddp.barrier(self.dist)
-            self.echo(_epoch_line(row, cfg.epochs, is_best))
+            self.echo(self.task.epoch_line(row, cfg.epochs, is_best))
         if not last_eval:  # resumed a finished run: nothing trained, report the weights as they are
             last_eval = self._evaluate()
         out = Path(cfg.out)
         return {
-            "model": self.name, "out": str(out), "epochs": self.epoch, "classes": self.data.classes,
-            "train_images": len(self.data.train),
-            "val_top1": last_eval["val_top1"], "val_top5": last_eval["val_top5"], "val_loss": last_eval["val_loss"],
-            "val_images": last_eval["n"], "best_top1": self.best[0], "best_epoch": self.best[1],
+            "model": self.name, "task": self.task.kind, "out": str(out), "epochs": self.epoch,
+            "classes": self.data.classes, "train_images": len(self.data.train), **self._val_fields(last_eval),
+            "val_images": last_eval["n"], self._best_store: self.best[0], "best_epoch": self.best[1],
             "per_class": last_eval["per_class"], "history": self.history,
             "files": [str(out / f) for f in ("last.pt", "best.pt", "log.csv", "log.json")],
         }
@@ -337,7 +327,8 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         transfer.set_train_mode(self.ddp_model, self.frozen)
-        loss_sum, correct, seen, bad = 0.0, 0, 0, []
+        loss_sum, seen, bad = 0.0, 0, []
+        sums: dict[str, float] = {}
         start = time.perf_counter()
         with Progress(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
                       enabled=None if d.main else False) as bar:
@@ -351,15 +342,15 @@ class Trainer:
                     continue
                 if dummy:  # a zero-weight step keeps DDP ranks in lockstep; eval mode keeps BN stats untouched
                     x = torch.zeros(1, self.spec.channels, self.spec.height, self.spec.width)
-                    y, weight = torch.zeros(1, dtype=torch.int64), 0.0
+                    y, weight = self.task.dummy_targets(), 0.0
                     self.ddp_model.eval()
                 else:
                     weight = 1.0
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                logits = self.ddp_model(x)
+                x, y = x.to(self.device, non_blocking=True), self.task.to_device(y, self.device)
+                loss, n, parts = self.task.step(self.ddp_model, x, y)
                 if dummy:
                     transfer.set_train_mode(self.ddp_model, self.frozen)
-                loss = self.criterion(logits, y) * weight
+                loss = loss * weight
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -369,73 +360,51 @@ class Trainer:
                     raise TrainError(f"the loss became {value} at epoch {epoch + 1}, step {self.step}; lower --lr "
                                      "(the last checkpoint is kept)")
                 if weight:
-                    n = len(y)
                     loss_sum += value * n
-                    correct += int((logits.argmax(1) == y).sum())
+                    for k, v in parts.items():
+                        sums[k] = sums.get(k, 0.0) + v
                     seen += n
                 elapsed = time.perf_counter() - start
-                bar.update(1, loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.1%}",
+                bar.update(1, **self.task.running(sums, loss_sum, seen),
                            **{"img/s": f"{seen * d.world / max(elapsed, 1e-9):,.0f}"})
                 if kill_after and self.step == kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
         seconds = time.perf_counter() - start
-        totals = ddp.sum_all(d, [loss_sum, correct, seen, len(bad)])
-        loss_sum, correct, seen, n_bad = float(totals[0]), int(totals[1]), int(totals[2]), int(totals[3])
+        keys = sorted(sums)
+        totals = ddp.sum_all(d, [loss_sum, seen, len(bad), *(sums[k] for k in keys)])
+        loss_sum, seen, n_bad = float(totals[0]), int(totals[1]), int(totals[2])
+        sums = {k: float(v) for k, v in zip(keys, totals[3:], strict=True)}
         if n_bad:
             self.warn(f"epoch {epoch + 1}: skipped {n_bad} image{'s' if n_bad > 1 else ''} that failed to decode "
                       f"(first: {bad[0] if bad else 'on another rank'})")
         return {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                **self.task.train_row(sums, loss_sum, seen),
                 "images_per_s": seen / max(seconds, 1e-9), "seconds": seconds}
 
-    @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:
-        """Validation loss, top-1, top-5 (None with 5 classes or fewer) and per-class accuracy, summed
-        over ranks. Runs on the unwrapped model: ranks may hold different numbers of batches."""
-        k = len(self.data.classes)
-        self.model.eval()
-        loss_sum, top1, top5 = 0.0, 0, 0
-        class_correct, class_total = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.float64)
-        for x, y, _failed in self.val_loader:
-            if x is None:
-                continue
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            logits = self.model(x)
-            loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-            topk = logits.topk(min(5, k), dim=1).indices
-            hit1 = topk[:, 0] == y
-            top1 += int(hit1.sum())
-            top5 += int((topk == y[:, None]).any(1).sum())
-            class_total += torch.bincount(y.cpu(), minlength=k).double()
-            class_correct += torch.bincount(y.cpu()[hit1.cpu()], minlength=k).double()
-        totals = ddp.sum_all(self.dist, torch.cat([torch.tensor([loss_sum, top1, top5], dtype=torch.float64),
-                                                   class_correct, class_total]))
-        correct_k, total_k = totals[3:3 + k], totals[3 + k:]
-        n = int(total_k.sum())
-        per_class = {c: {"n": int(total_k[i]), "correct": int(correct_k[i]),
-                         "acc": float(correct_k[i] / total_k[i]) if total_k[i] else None}
-                     for i, c in enumerate(self.data.classes)}
-        return {"n": n, "val_loss": float(totals[0]) / max(n, 1), "val_top1": float(totals[1]) / max(n, 1),
-                "val_top5": float(totals[2]) / max(n, 1) if k > 5 else None, "per_class": per_class}
+        return self.task.evaluate(self.model, self.val_loader, self.device, self.dist, self.data)
+
+    @property
+    def _best_store(self) -> str:
+        return "best_" + self.task.best_key.removeprefix("val_")  # best_top1 | best_map50
+
+    def _val_fields(self, last_eval: dict[str, Any]) -> dict[str, Any]:
+        return {k: last_eval.get(k) for k in self.task.log_fields if k.startswith("val_")}
 
     # ------------------------------------------------------------------------------------- persisting
 
     def _save(self, last_eval: dict[str, Any], is_best: bool) -> None:
         out = Path(self.cfg.out)
-        metrics = {"epoch": self.epoch, **{k: last_eval[k] for k in ("val_loss", "val_top1", "val_top5")},
-                   "train_loss": self.history[-1]["train_loss"], "train_acc": self.history[-1]["train_acc"],
-                   "best_top1": self.best[0], "best_epoch": self.best[1], "per_class": last_eval["per_class"],
+        train_fields = {k: self.history[-1][k] for k in self.task.log_fields if k.startswith("train_")}
+        metrics = {"epoch": self.epoch, **self._val_fields(last_eval), **train_fields,
+                   self._best_store: self.best[0], "best_epoch": self.best[1], "per_class": last_eval["per_class"],
                    "history": self.history}
-        contract = Contract(
-            task="classify", model=self.name, preprocess=self.spec, labels=list(self.data.classes),
-            weights={"source": "edgecnn train", "data": self.cfg.data, "epoch": str(self.epoch)},
-            metrics={"val_top1": last_eval["val_top1"], "val_top5": last_eval["val_top5"],
-                     "val_images": last_eval["n"], "data": self.cfg.data},
-            versions={"edgecnn": __version__, "torch": str(torch.__version__)},
-        )
+        versions = {"edgecnn": __version__, "torch": str(torch.__version__)}
+        weights = {"source": "edgecnn train", "data": self.cfg.data, "epoch": str(self.epoch)}
+        contract = self.task.contract(self.model, self.name, self.spec, self.data, weights, last_eval, versions)
         ckpt = {
             "format": FORMAT, "model": self.name,
-            "config": {"num_classes": len(self.data.classes), "in_channels": self.spec.channels,
+            "config": {"num_classes": self.task.num_classes(self.data), "in_channels": self.spec.channels,
                        "input_size": self.spec.height, "train": asdict(self.cfg)},
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "contract": contract.to_dict(), "metrics": metrics, "epoch": self.epoch, "step": self.step,
@@ -448,25 +417,28 @@ class Trainer:
         save_checkpoint(ckpt, out / "last.pt")
         if is_best:
             save_checkpoint(ckpt, out / "best.pt")
-        _write_logs(out, self.history)
+        _write_logs(out, self.history, ("epoch", "lr", *self.task.log_fields, "images_per_s", "seconds"))
 
 
 def _checkpoint_model(path: str) -> str:
     return load_checkpoint(path)["model"]
 
 
-LOG_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "images_per_s", "seconds")
+def _task_kind(model: str, resume: dict | None) -> str:
+    """classify | detect: from the card of a zoo name, else of the checkpoint's model."""
+    name = model if model in registry.REGISTRY else (resume or load_checkpoint(model))["model"]
+    return registry.get_card(name).task
 
 
-def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
+def _write_logs(out: Path, history: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
     """``log.csv`` and ``log.json``, rewritten whole (atomically) from the history each epoch, so a
     resumed run's logs hold exactly its complete epochs."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if row.get(k) is None else round(row[k], 6) if isinstance(row[k], float) else row[k])
-                         for k in LOG_FIELDS})
+                         for k in fields})
     try:
         with atomic_path(out / "log.csv") as tmp:
             tmp.write_text(buf.getvalue())
@@ -474,15 +446,3 @@ def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
             tmp.write_text(json.dumps(history, indent=1) + "\n")
     except OSError as e:
         raise CheckpointError(f"could not write the logs in {out}: {e.strerror or e}; the checkpoints are kept") from e
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1%}"
-
-
-def _epoch_line(row: dict[str, Any], epochs: int, best: bool) -> str:
-    width = len(str(epochs))
-    return (f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  acc {_pct(row['train_acc'])}  "
-            f"val_loss {row['val_loss']:.4f}  top1 {_pct(row['val_top1'])}  top5 {_pct(row['val_top5'])}  "
-            f"lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f}s"
-            + ("  *best" if best else ""))
