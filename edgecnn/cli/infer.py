@@ -7,6 +7,7 @@ summary line to stderr. Output keys are documented in the README ("Inference").
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -194,6 +195,9 @@ def infer_cmd(
     std: str = typer.Option(None, "--std", help="Override the per-channel std, e.g. 0.5,0.5,0.5."),
     labels: str = typer.Option(None, "--labels",
                                help="Override the labels: a file (one per line, or a JSON list) or a,b,c."),
+    exact_decode: bool = typer.Option(False, "--exact-decode",
+                                      help="Decode every image whole, even where the contract says decode: fast "
+                                           "(large photos then decode slower; see README, Inference)."),
 ) -> None:
     """Classify or detect objects in images with an ONNX model, without torch.
 
@@ -219,6 +223,8 @@ def infer_cmd(
     engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
                     size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
                     std=parse_floats(std, "--std"), labels=_labels(labels))
+    if exact_decode:
+        engine.contract.preprocess = dataclasses.replace(engine.contract.preprocess, decode="exact")
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
     predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them
