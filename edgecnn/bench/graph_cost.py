@@ -51,12 +51,33 @@ def _fix_input(model, size: tuple[int, int] | None) -> int:
     return batch
 
 
+def _toposort(graph) -> None:
+    """Order the nodes so every input is produced before use (shape inference needs it; converters such
+    as onnxruntime's FP16 one append their Cast nodes at the end)."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:  # a cycle or an input from nowhere: leave the rest as it was
+            ordered += pending
+            break
+        for n in ready:
+            known.update(n.output)
+        ordered += ready
+        done = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in done]
+    copies = [type(n).FromString(n.SerializeToString()) for n in ordered]
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
 def count_macs(model, size: tuple[int, int] | None = None) -> int:
     """MACs per image of Conv, ConvTranspose, Gemm and MatMul nodes (with shape inference)."""
     import onnx
 
     model = onnx.ModelProto.FromString(model.SerializeToString())  # shape inference edits a copy
     batch = _fix_input(model, size)
+    _toposort(model.graph)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as e:
