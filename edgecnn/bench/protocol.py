@@ -120,6 +120,9 @@ class Bench:
         self.tag = device_tag(self.environment)
         self.peaks: dict = {}
         self.rows: list[dict] = []
+        # called as hook(cfg, row, call) for every configuration measured OK, while its runner is still
+        # loaded (``call()`` runs the model once, as timed): MLPerf scenarios and the like run here
+        self.after_measure: list[Callable[[Config, dict, Callable[[], object]], None]] = []
 
     # ---- the sweep -----------------------------------------------------------------------------
 
@@ -179,6 +182,10 @@ class Bench:
             for key, samples in ns.items():
                 if by_key[key].row["status"] == "ok":
                     self._finish(by_key[key], samples)
+            for hook in self.after_measure:
+                for lv in by_key.values():
+                    if lv.row["status"] == "ok":
+                        hook(lv.cfg, lv.row, lv.call)
         for lv in lives:
             if lv.runner is not None:
                 lv.runner.close()
