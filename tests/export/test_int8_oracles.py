@@ -130,23 +130,23 @@ def test_per_tensor_and_explicit_types_are_in_the_file(trained, tmp_path):
     assert r.returncode == 2 and r.stderr == "Error: --types must be auto, u8s8 or s8s8, got 'u4s4'\n"
 
 
-@pytest.mark.parametrize("speedup, float_ops, note", [
-    (0.8, {"Gemm": 2}, "INT8 is NOT faster than FP32 here (0.80x): ops left in float: Gemm x2"),
-    (1.1, {}, "INT8 is barely faster than FP32 here (1.10x): every op runs an integer kernel"),
-    (1.5, {}, None),
+@pytest.mark.parametrize("speedup, note", [
+    (0.8, "INT8 is NOT faster than FP32 here (0.80x): "),
+    (1.1, "INT8 is barely faster than FP32 here (1.10x): "),
+    (1.5, None),
 ])
-def test_int8_not_faster_note(trained, tmp_path, monkeypatch, speedup, float_ops, note):
+def test_int8_not_faster_note(trained, tmp_path, monkeypatch, speedup, note):
+    """The verdict follows the measured speed-up (stubbed here: timing on a loaded machine is not a test)."""
     import edgecnn.quantize as q
 
     fp32, calib = trained
     monkeypatch.setattr(q, "_latency", lambda *a: {"fp32_p50": 1.0, "int8_p50": 1 / speedup, "speedup": speedup,
                                                    "batch": 1, "protocol": "stub"})
-    monkeypatch.setattr(q, "runtime_float_ops", lambda _b: float_ops)
     res = quantize(QuantizeOptions(model=str(fp32), calib=str(calib), out=str(tmp_path / "q.onnx")))
     speed_notes = [n for n in res.notes if "faster than FP32" in n]
-    assert speed_notes == ([] if note is None else [speed_notes[0]])
+    assert len(speed_notes) == (0 if note is None else 1), res.notes
     if note:
-        assert speed_notes[0].startswith(note)
+        assert speed_notes[0].startswith(note) and len(speed_notes[0]) > len(note)  # and says why
 
 
 def test_inspect_nodes_lists_the_names_quantize_excludes(trained, tmp_path, cli):

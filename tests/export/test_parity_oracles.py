@@ -68,7 +68,7 @@ def _with_bn_eps(m: nn.Module, eps: float) -> nn.Module:
 def _onnx(m: nn.Module, *, batch="dynamic", dynamic_size=True) -> bytes:
     """The model as ONNX, exported directly with torch.onnx (not through edgecnn's exporter)."""
     opts = ExportOptions(model="tiny", batch=batch, dynamic_size=dynamic_size)
-    return exporter._to_onnx(m, torch.randn(1 if batch == "dynamic" else batch, 3, 32, 32), opts)
+    return exporter._to_onnx(m, torch.randn(1 if batch == "dynamic" else batch, 3, 32, 32), opts)  # noqa: SLF001
 
 
 def _fp16(data: bytes) -> bytes:
@@ -188,8 +188,8 @@ def _state_dict(tmp_path, scale_features: float = 1.0, near_tie: bool = False):
 def _patch(monkeypatch, *, after=None, model=None, opts=None):
     orig = exporter._to_onnx
 
-    def bad(m, x, o):
-        data = orig(model(m) if model else m, x, opts(o) if opts else o)
+    def bad(m, x, o, *rest):
+        data = orig(model(m) if model else m, x, opts(o) if opts else o, *rest)
         return after(data) if after else data
 
     monkeypatch.setattr(exporter, "_to_onnx", bad)
