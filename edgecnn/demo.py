@@ -38,8 +38,8 @@ def zoo_check(names, runs: int) -> list[tuple]:
     """Build each model at its default input, count params/MACs against its card, time a forward pass."""
     import torch
 
-    from edgecnn.cli.output import human
     from edgecnn.profile import profile
+    from edgecnn.tables import human
 
     torch.manual_seed(0)
     rows = []
@@ -106,10 +106,9 @@ def check(opts: DemoOptions) -> None:
 
 
 def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
-    from edgecnn.cli.output import table
-    from edgecnn.cli.quantize import print_report
     from edgecnn.export.exporter import ExportOptions, export
     from edgecnn.quantize import QuantizeOptions, quantize
+    from edgecnn.tables import quantize_report, table
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.loop import train
     from edgecnn.train.shapes import CLASSES, write_shapes
@@ -142,7 +141,8 @@ def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
     say("\n[5/6] quantize to INT8, calibrated on the validation images (torch-free)")
     q = quantize(QuantizeOptions(model=str(exp.path), calib=str(data / "val"),
                                  out=str(out / f"{opts.model}.int8.onnx")))
-    print_report(q.to_dict())
+    for line in quantize_report(q.to_dict()):
+        say(line)
 
     say("\n[6/6] the device side: both files through the torch-free runtime on the validation folder")
     classes = list(CLASSES)

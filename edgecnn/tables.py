@@ -60,11 +60,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], rig
 def quantize_report(r: dict) -> list[str]:
     """The lines of ``edgecnn quantize``'s report, from ``QuantizeResult.to_dict()``."""
     t, a = r["types"], r["agreement"]
+    top1 = f"top-1 {a['top1_agreement']:.1%}"
+    if a.get("fp32_classes") == 1 and a["images"] > 1:  # agreement on a constant answer proves nothing
+        top1 += f" (uninformative: FP32 gives one class to all {a['images']} images)"
     lines = [f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
              f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)",
              f"types: {t['activations']} activations x {t['weights']} weights"
              f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}",
-             f"agreement with FP32 on {a['images']} calibration images: top-1 {a['top1_agreement']:.1%}, "
+             f"agreement with FP32 on {a['images']} calibration images: {top1}, "
              f"max-abs logits {a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}"]
     gate = r["contract"]["parity"]
     verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, table
+from edgecnn.cli.output import check_format, emit_json
+from edgecnn.tables import table
 
 
 def _pct(v: float | None) -> str:

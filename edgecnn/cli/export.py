@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, parse_size, table
+from edgecnn.cli.output import check_format, emit_json, parse_size
 from edgecnn.errors import UsageError, require
+from edgecnn.tables import human, table
 
 
 def _batch(value: str) -> str | int:

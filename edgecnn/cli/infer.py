@@ -16,9 +16,10 @@ import typer
 
 from edgecnn.cli import output
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, parse_floats, parse_size, table
+from edgecnn.cli.output import check_format, parse_floats, parse_size
 from edgecnn.contract import read_labels
 from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
 

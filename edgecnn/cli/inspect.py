@@ -7,7 +7,8 @@ import json
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human
+from edgecnn.cli.output import check_format, emit_json
+from edgecnn.tables import human
 
 
 @app.command("inspect")

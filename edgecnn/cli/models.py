@@ -6,7 +6,8 @@ import typer
 
 from edgecnn import registry
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, table
+from edgecnn.cli.output import check_format, emit_json
+from edgecnn.tables import human, table
 
 
 @app.command("models")

@@ -1,10 +1,11 @@
-"""Rendering of command results: aligned plain-text tables, JSON, streamed JSON/JSONL/CSV records,
-and the parsing of size/number options. No torch."""
+"""CLI output: format checks, JSON, streamed JSON/JSONL/CSV records, and the parsing of size/number
+options. No torch. (Tables and number formatting, shared with library code: ``edgecnn.tables``.)"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -20,27 +21,6 @@ def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> str:
     return fmt
 
 
-def human(n: float) -> str:
-    """12_345_678 -> '12.35M' (for MACs and parameter columns people scan)."""
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(int(n))
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Sequence[str] = ()) -> str:
-    """Columns padded to their widest cell; columns named in ``right`` are right-aligned."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(r: list[str]) -> str:
-        parts = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, headers, strict=True)]
-        return "  ".join(parts).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
-
-
 def emit_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
@@ -49,12 +29,9 @@ def parse_size(text: str | None, option: str = "--input-size") -> tuple[int, int
     """``S``, ``HxW`` or ``H,W`` (also ``"H W"``) -> (H, W); ``option`` names the flag in errors."""
     if text is None:
         return None
-    parts = text.replace("x", " ").replace(",", " ").split()
-    try:
-        hw = [int(p) for p in parts]
-    except ValueError:
-        hw = []
-    if len(hw) not in (1, 2) or min(hw) < 1:
+    m = re.fullmatch(r"\s*(\d+)\s*(?:(?:[xX,]|\s)\s*(\d+)\s*)?", text)
+    hw = [int(g) for g in m.groups() if g is not None] if m else []
+    if not hw or min(hw) < 1:
         raise UsageError(f"{option} takes S, HxW or H,W with positive integers, got '{text}'")
     return (hw[0], hw[-1])
 

@@ -5,35 +5,13 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, parse_size
+from edgecnn.cli.output import check_format, emit_json, parse_size
+from edgecnn.tables import quantize_report
 
 
 def print_report(r: dict) -> None:
-    say = typer.echo
-    t, a = r["types"], r["agreement"]
-    say(f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
-        f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)")
-    say(f"types: {t['activations']} activations x {t['weights']} weights"
-        f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}")
-    top1 = f"top-1 {a['top1_agreement']:.1%}"
-    if a.get("fp32_classes") == 1 and a["images"] > 1:  # agreement on a constant answer proves nothing
-        top1 += f" (uninformative: FP32 gives one class to all {a['images']} images)"
-    line = (f"agreement with FP32 on {a['images']} calibration images: {top1}, "
-            f"max-abs logits {a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}")
-    say(line)
-    gate = r["contract"]["parity"]
-    verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
-    say(f"INT8 gate (top-1 agreement >= {gate['min_agreement']:.0%}): {verdict}")
-    if "accuracy_fp32" in a:
-        say(f"accuracy on the labelled folder: FP32 {a['accuracy_fp32']:.1%}, INT8 {a['accuracy_int8']:.1%}")
-    if r.get("latency_ms"):
-        lat = r["latency_ms"]
-        say(f"latency (batch 1, {lat['protocol']}): FP32 {lat['fp32_p50']:.2f} ms, INT8 {lat['int8_p50']:.2f} ms "
-            f"-> {lat['speedup']:.2f}x")
-    ops = r["float_ops"]
-    say("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in ops.items()) if ops else "none"))
-    for note in r.get("notes", []):
-        say(f"note: {note}")
+    for line in quantize_report(r):
+        typer.echo(line)
 
 
 @app.command("quantize")

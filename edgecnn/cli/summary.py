@@ -6,8 +6,9 @@ import typer
 
 from edgecnn import registry
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, human, parse_size, table
+from edgecnn.cli.output import check_format, emit_json, parse_size
 from edgecnn.errors import UsageError
+from edgecnn.tables import human, table
 
 
 def _saving_text(saving: dict | None) -> str:

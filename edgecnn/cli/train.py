@@ -13,8 +13,9 @@ import typer
 from typer.core import TyperArgument
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, table
+from edgecnn.cli.output import check_format, emit_json
 from edgecnn.errors import UsageError, require
+from edgecnn.tables import table
 
 
 @app.command("train")

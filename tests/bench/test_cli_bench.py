@@ -115,3 +115,18 @@ def test_bench_without_torch(model, tmp_path):
                                            "first) needs torch, which is not installed; install it with: "
                                            'pip install "edgecnn[torch]"\n')
     assert not (tmp_path / "z").exists()
+
+
+def test_bench_core_imports_without_torch():
+    from tests.conftest import run_python
+
+    r = run_python("""
+        import importlib, sys
+        for m in ("edgecnn.bench.environment", "edgecnn.bench.config", "edgecnn.bench.stats", "edgecnn.bench.timing",
+                  "edgecnn.bench.protocol", "edgecnn.bench.targets", "edgecnn.bench.backends",
+                  "edgecnn.bench.graph_cost", "edgecnn.bench.peak", "edgecnn.bench.e2e", "edgecnn.bench.report",
+                  "edgecnn.tables", "edgecnn.cli.bench"):
+            importlib.import_module(m)
+        assert sys.modules.get("torch") is None
+    """, block_torch=True)
+    assert r.returncode == 0, r.stderr
