@@ -1,0 +1,265 @@
+"""Decode + preprocess to one network input: edgecnn's fast and exact decodes vs torchvision, side by side.
+
+    python benchmarks/preprocess_bench.py --photos /tmp/photos            # real photos in that folder
+    python benchmarks/preprocess_bench.py --photos /tmp/photos --tv-python /work/tvenv/bin/python --rounds 7
+
+Anchor: torchvision ``decode_image`` + ``transforms.v2`` (Resize(256, antialias) + CenterCrop(224) +
+ToDtype + Normalize; for letterbox: resize to fit 320 + pad 114 + scale), run by ``--tv-python`` (a scratch
+environment with torch + torchvision; never an edgecnn dependency). Also "today": ``runtime/image.py`` as
+of ``--baseline`` (a git commit, loaded from git into the edgecnn worker), for the speed-up over it.
+
+Test files are made under a temporary folder from real photographs (``--photos``: JPEG/PNG files, e.g.
+matplotlib's ``mpl-data/sample_data/grace_hopper.jpg`` and scikit-image's ``skimage/data/*.png``, which
+``pip download --no-deps matplotlib scikit-image`` brings without installing): 640x480 crops as JPEG
+(quality 90) and PNG, and 4032x3024 "phone" images upscaled (bicubic) with a mild sensor-like grain
+(sigma 3 levels) as JPEG (quality 92) and PNG. Upscaled photos are smoother than a real phone's; the
+grain gives them the file size and entropy-decoding cost of one (1.8-2.2 MB per JPEG).
+
+Timing: each side runs in its own process, single-threaded (``torch.set_num_threads(1)``: on a device
+the other core runs the model); configurations are interleaved in blocks across the processes (a
+settle pause, 2 untimed calls, ``--block`` timed calls, order reshuffled every round); medians and
+ratios from one run. Exactness: max / mean absolute difference, in 0-255 pixel levels, of every output
+against edgecnn's exact decode and against torchvision. Writes
+``benchmarks/results/<device-tag>/preprocess.md`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TRANSFORMS = ("crop224", "letterbox320")
+
+
+# ----------------------------------------------------------------------------------------- workers
+# A worker reads one JSON request a line ({"file", "transform", "impl", "warmup", "block"}, or
+# {"save": path, ...} to write its output as .npy) and answers one JSON line of times in ms.
+
+
+def _edgecnn_worker(baseline: str | None) -> None:
+    import dataclasses
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from edgecnn.contract import Preprocess
+    from edgecnn.runtime import image
+
+    today = _module_at(baseline) if baseline else None
+    specs = {"crop224": Preprocess.imagenet(224),
+             "letterbox320": Preprocess(320, 320, resize="letterbox", mean=(0.0,) * 3, std=(1.0,) * 3)}
+    impls = {"fast": lambda f, s: image.preprocess_file(f, s)[0],
+             "exact": lambda f, s: image.preprocess_file(f, dataclasses.replace(s, decode="exact"))[0]}
+    if today is not None:
+        impls["today"] = lambda f, s: today.preprocess_file(f, s)[0]
+    _serve(lambda req: impls[req["impl"]](req["file"], specs[req["transform"]]), np.save)
+
+
+def _module_at(commit: str):
+    """``edgecnn/runtime/image.py`` as it was at ``commit``, imported as a separate module."""
+    import importlib.util
+
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:edgecnn/runtime/image.py"],
+                          capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "image_today.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("image_today", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["image_today"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _torchvision_worker() -> None:
+    import numpy as np
+    import torch
+    from torchvision.io import decode_image
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    torch.set_num_threads(1)
+    crop = v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(MEAN), list(STD))])
+
+    def letterbox(img):
+        h, w = img.shape[-2:]
+        s = min(320 / w, 320 / h)
+        nw, nh = max(1, round(w * s)), max(1, round(h * s))
+        left, top = (320 - nw) // 2, (320 - nh) // 2
+        img = F.resize(img, [nh, nw], antialias=True)
+        img = F.pad(img, [left, top, 320 - nw - left, 320 - nh - top], fill=114)
+        return F.to_dtype(img, torch.float32, scale=True)
+
+    def run(req):
+        img = decode_image(req["file"], mode="RGB")
+        return (crop if req["transform"] == "crop224" else letterbox)(img)
+
+    _serve(run, lambda path, x: np.save(path, x.numpy()))
+
+
+def _serve(run, save) -> None:
+    for line in sys.stdin:
+        req = json.loads(line)
+        if "save" in req:
+            save(req["save"], run(req))
+            print("{}", flush=True)
+            continue
+        for _ in range(req["warmup"]):
+            run(req)
+        times = []
+        for _ in range(req["block"]):
+            t0 = time.perf_counter()
+            run(req)
+            times.append((time.perf_counter() - t0) * 1e3)
+        print(json.dumps(times), flush=True)
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def make_images(photos: Path, out: Path) -> dict[str, Path]:
+    """The four test files (vga/phone x JPEG/PNG) from the first colour photo of ``photos`` that is at
+    least 300 px on its shorter side (landscape crops; see the module docstring)."""
+    import numpy as np
+    from PIL import Image
+
+    candidates = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    ims = [Image.open(p).convert("RGB") for p in candidates]
+    ims = [im for im in ims if min(im.size) >= 300]
+    if not ims:
+        raise SystemExit(f"--photos {photos}: no JPEG/PNG photo of at least 300 px on its shorter side")
+    im = ims[0]
+    rng = np.random.default_rng(0)
+    files = {}
+    for tag, (w, h), grain in (("vga", (640, 480), 0.0), ("phone", (4032, 3024), 3.0)):
+        s = max(w / im.width, h / im.height)
+        r = im.resize((max(w, round(im.width * s)), max(h, round(im.height * s))), Image.Resampling.BICUBIC)
+        left, top = (r.width - w) // 2, (r.height - h) // 2
+        r = r.crop((left, top, left + w, top + h))
+        if grain:
+            a = np.asarray(r, dtype=np.float32) + rng.normal(0, grain, (h, w, 3)).astype(np.float32)
+            r = Image.fromarray(a.clip(0, 255).round().astype(np.uint8))
+        for fmt, kw in (("jpg", {"quality": 92 if grain else 90}), ("png", {})):
+            files[f"{tag}.{fmt}"] = out / f"{tag}_{w}x{h}.{fmt}"
+            r.save(files[f"{tag}.{fmt}"], **kw)
+    return files
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+class Worker:
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def ask(self, req: dict):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"worker {self.proc.args} died")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photos", type=Path, help="folder of real photographs (JPEG/PNG); required")
+    ap.add_argument("--tv-python", default="/work/tvenv/bin/python", help="python with torch + torchvision")
+    ap.add_argument("--baseline", default="cbb8d69", help="git commit whose runtime/image.py is 'today'")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--block", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--worker", choices=["edgecnn", "torchvision"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker == "edgecnn":
+        return _edgecnn_worker(args.baseline)
+    if args.worker == "torchvision":
+        return _torchvision_worker()
+    if args.photos is None:
+        ap.error("--photos is required")
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from host import describe, results_dir
+
+    tmp = Path(tempfile.mkdtemp(prefix="preprocess_bench_"))
+    files = make_images(args.photos, tmp)
+    me = [sys.executable, __file__, "--worker"]
+    ours = Worker([*me, "edgecnn", "--baseline", args.baseline])
+    tv = Worker([args.tv_python, __file__, "--worker", "torchvision"])
+    impls = {"fast": ours, "exact": ours, "today": ours, "torchvision": tv}
+    configs = [(f, t, i) for f in files for t in TRANSFORMS for i in impls]
+
+    # exactness first (one output each, compared in this process)
+    diffs = {}
+    for f in files:
+        for t in TRANSFORMS:
+            out = {}
+            for i, w in impls.items():
+                path = tmp / f"{i}.npy"
+                w.ask({"save": str(path), "file": str(files[f]), "transform": t, "impl": i})
+                out[i] = np.load(path)
+            std = np.asarray(STD if t == "crop224" else (1.0,) * 3, dtype=np.float32)[:, None, None] * 255
+            for i in ("fast", "today", "torchvision"):
+                for ref in ("exact", "torchvision"):
+                    if i != ref:
+                        d = np.abs(out[i] - out[ref]) * std
+                        diffs[(f, t, i, ref)] = (float(d.max()), float(d.mean()))
+
+    times: dict[tuple, list[float]] = {c: [] for c in configs}
+    rng = random.Random(0)
+    for _ in range(args.rounds):
+        rng.shuffle(configs)
+        for f, t, i in configs:
+            time.sleep(0.05)
+            times[(f, t, i)] += impls[i].ask({"file": str(files[f]), "transform": t, "impl": i,
+                                              "warmup": 2, "block": args.block})
+    ours.close()
+    tv.close()
+
+    med = {c: statistics.median(v) for c, v in times.items()}
+    lines = [
+        "# Decode + preprocess: edgecnn vs torchvision decode_image + transforms.v2",
+        "",
+        f"Host: {describe()}. Load average at the end: {os.getloadavg()[0]:.1f} (shared machine; other jobs ran).",
+        f"`python benchmarks/preprocess_bench.py --photos {args.photos} --rounds {args.rounds} --block {args.block}`; "
+        f"single-threaded both sides; {args.rounds} rounds x {args.block} timed calls per configuration, interleaved. "
+        f"'today' = runtime/image.py at {args.baseline}. Photo: {sorted(args.photos.iterdir())[0].name} "
+        "(first usable file of --photos, upscaled for 'phone').",
+        "",
+        "| file | transform | fast ms | exact ms | today ms | torchvision ms | fast / torchvision | today / fast "
+        "| fast vs exact: max, mean (levels) | exact vs torchvision: max, mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for f in files:
+        for t in TRANSFORMS:
+            m = {i: med[(f, t, i)] for i in impls}
+            fe, et = diffs[(f, t, "fast", "exact")], diffs[(f, t, "torchvision", "exact")]
+            lines.append(f"| {files[f].name} | {t} | {m['fast']:.2f} | {m['exact']:.2f} | {m['today']:.2f} | "
+                         f"{m['torchvision']:.2f} | **{m['fast'] / m['torchvision']:.2f}** | "
+                         f"{m['today'] / m['fast']:.2f}x | {fe[0]:.2f}, {fe[1]:.3f} | {et[0]:.2f}, {et[1]:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = args.out or results_dir() / "preprocess.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
