@@ -16,7 +16,7 @@ not a defence against a file crafted to match. That is why loading stays ``torch
 (tensors only, never code) and why the export records the file's full SHA-256 in the contract, so two
 exports can be compared exactly.
 
-A download is written to ``<file>.part`` beside the target, checked, then renamed: an interrupted or
+A download is written to a ``.<file>.*.part`` file beside the target, checked, then renamed: an interrupted or
 failed download never leaves a file under the checkpoint's name, so nothing half-written is ever taken
 for a checkpoint later. Offline, behind a proxy that refuses, or on any HTTP error: one line naming the
 URL and how to pass the file by hand (``--weights FILE.pth``) or where to put it.
@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
+from edgecnn.fileio import umask
 from edgecnn.progress import Progress
 from edgecnn.registry import REGISTRY, ModelCard, Pretrained
 
@@ -131,7 +133,10 @@ def download(url: str, target: Path, sha256_prefix: str, timeout: float = 30.0,
     except OSError as e:
         raise HubError(f"cannot create the weights cache {target.parent}: {e.strerror or first_line(e)}; "
                        "set EDGECNN_HOME to a writable folder") from e
-    part = target.with_name(target.name + ".part")
+    # a .part name of its own: two processes (DDP ranks) fetching at once never write into one file
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    part = Path(tmp)
     hint = (f"offline or behind a proxy? download {url} by other means and pass it with --weights "
             f"{target.name} (or put it at {target})")
     h = hashlib.sha256()
@@ -170,6 +175,7 @@ def download(url: str, target: Path, sha256_prefix: str, timeout: float = 30.0,
         _remove(part)
         raise HubError(f"{url}: downloaded file has SHA-256 {digest[:16]}..., expected it to start with "
                        f"{sha256_prefix} (the hash in the file name); nothing was kept: try again, or {hint}")
+    os.chmod(part, 0o666 & ~umask())  # mkstemp's 0600 -> what a plain open() would give
     os.replace(part, target)
     return digest
 

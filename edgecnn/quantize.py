@@ -205,8 +205,9 @@ def why_not_faster(facts: dict[str, int], float_ops: dict[str, int], types: dict
     if types.get("cpu", "").startswith(("x86", "amd64")) and not types.get("vnni"):
         why.append("no VNNI on this CPU (u8s8 dot products without vpdpbusd)")
     if not why:
-        why.append(f"all {facts['integer_ops']} compute ops run integer kernels and the graph has no depthwise or "
-                   "gating layers: at this input size fixed per-call costs outweigh the arithmetic INT8 saves")
+        why.append(f"every compute op runs an integer kernel ({facts['integer_ops']}) and the graph has no depthwise "
+                   "convolutions or SE gates: at this input size fixed per-call costs outweigh the arithmetic INT8 "
+                   "saves")
     return "; ".join(why)
 
 

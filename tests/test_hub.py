@@ -5,51 +5,22 @@ the machine; no torch needed."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import socket
-import threading
 from pathlib import Path
 
 import pytest
 
 from edgecnn import hub, registry
 from edgecnn.registry import Pretrained
+from tests.http_server import closed_port, serve
 
 FIXTURE = json.loads((Path(__file__).parent / "models" / "fixtures" / "torchvision_layout.json").read_text())
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    truncate: set[str] = set()  # paths served with a Content-Length larger than the body
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        self.hits.append(self.path)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body) * (2 if self.path in self.truncate else 1)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    handler = type("H", (_Handler,), {"files": {}, "truncate": set(), "hits": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve() as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +73,7 @@ def test_resolve_tags_and_refusals():
 # ---- download, cache, torch hub's cache
 
 def test_download_then_cache_hit(server):
-    handler, base = server
+    handler, base = server, server.base
     body = b"weights" * 1000
     p = _published(base, body)
     handler.files["/" + p.filename] = body
@@ -117,7 +88,7 @@ def test_download_then_cache_hit(server):
 
 
 def test_torch_hub_cache_is_used_in_place(server):
-    handler, base = server
+    handler, base = server, server.base
     body = b"torchvision downloaded me"
     p = _published(base, body)
     hub_file = hub.torch_hub_checkpoints() / p.filename
@@ -135,7 +106,7 @@ def test_torch_home_default_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_wrong_file_in_cache_is_replaced(server):
-    handler, base = server
+    handler, base = server, server.base
     body = b"the right bytes"
     p = _published(base, body)
     handler.files["/" + p.filename] = body
@@ -147,7 +118,7 @@ def test_wrong_file_in_cache_is_replaced(server):
 
 
 def test_hash_mismatch_keeps_nothing(server):
-    handler, base = server
+    handler, base = server, server.base
     p = _published(base, b"what the name promises")
     handler.files["/" + p.filename] = b"something else"
     with pytest.raises(hub.HubError) as e:
@@ -159,7 +130,7 @@ def test_hash_mismatch_keeps_nothing(server):
 
 
 def test_truncated_transfer_keeps_nothing(server):
-    handler, base = server
+    handler, base = server, server.base
     body = b"x" * 5000
     p = _published(base, body)
     handler.files["/" + p.filename] = body
@@ -170,7 +141,7 @@ def test_truncated_transfer_keeps_nothing(server):
 
 
 def test_404_names_url_and_the_way_by_hand(server):
-    _, base = server
+    base = server.base
     p = _published(base, b"never served")
     with pytest.raises(hub.HubError) as e:
         hub.fetch(p)
@@ -180,10 +151,7 @@ def test_404_names_url_and_the_way_by_hand(server):
 
 
 def test_no_network_is_one_line():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = _published(f"http://127.0.0.1:{port}", b"x")
+    p = _published(f"http://127.0.0.1:{closed_port()}", b"x")
     with pytest.raises(hub.HubError) as e:
         hub.fetch(p, timeout=5)
     msg = str(e.value)
@@ -192,7 +160,7 @@ def test_no_network_is_one_line():
 
 
 def test_mirror_replaces_the_host(server, monkeypatch):
-    handler, base = server
+    base = server.base
     card_file = registry.get_card("resnet18").pretrained[0]
     monkeypatch.setenv("EDGECNN_WEIGHTS_MIRROR", base + "/mirror/")
     assert hub.url(card_file) == f"{base}/mirror/resnet18-f37072fd.pth"
