@@ -21,7 +21,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from tv_weights import TV_NUM_CLASSES, fixed_input, state_dict_for  # noqa: E402
 
 NAMES = ["alexnet", "vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50",
-         "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(5)] + ["convnext_tiny"]
+         "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + [f"efficientnet_b{i}" for i in range(5)] \
+    + ["convnext_tiny"]
 
 
 
