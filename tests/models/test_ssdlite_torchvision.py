@@ -1,0 +1,76 @@
+"""ssdlite320_mobilenetv3_large against real torchvision, through the fixture make_ssdlite_fixture.py
+recorded: the state-dict layout, the raw outputs before NMS, and the final detections of torchvision's
+postprocess_detections reproduced by our exported file + runtime.detect."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgecnn import registry
+from edgecnn.runtime.detect import postprocess
+from edgecnn.runtime.image import preprocess_file
+from edgecnn.runtime.session import Engine
+
+from .make_ssdlite_fixture import fixture_image, fixture_state_dict
+
+FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "ssdlite_torchvision.json").read_text())
+NAME = "ssdlite320_mobilenetv3_large"
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "fixture.png"
+    Image.fromarray(fixture_image()).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = registry.build(NAME, num_classes=FIXTURE["num_classes"]).eval()
+    layout = [(k, list(v.shape)) for k, v in m.state_dict().items()]
+    m.load_state_dict(fixture_state_dict(layout), strict=True)
+    return m
+
+
+def test_layout_is_torchvisions_coco_checkpoint():
+    ours = registry.build(NAME)  # 91 classes, as torchvision's COCO weights
+    assert [(k, list(v.shape)) for k, v in ours.state_dict().items()] == [tuple(x) for x in FIXTURE["layout91"]]
+    assert sum(p.numel() for p in ours.parameters()) == FIXTURE["params91"] == registry.get_card(NAME).params
+
+
+def test_raw_outputs_match_torchvision_before_nms(model, image):
+    x, _ = preprocess_file(image, model.preprocess)  # stretch 320x320 (identity here), mean/std 0.5
+    with torch.no_grad():
+        boxes, scores = model(torch.from_numpy(x)[None])
+    idx = FIXTURE["sample"]
+    assert len(model.anchors) == FIXTURE["num_anchors"]
+    np.testing.assert_allclose(model.anchors[idx].numpy().ravel(), FIXTURE["anchors_sample"], rtol=1e-5, atol=1e-4)
+    assert float(model.anchors.sum()) == pytest.approx(FIXTURE["anchors_sum"], rel=1e-6)
+    np.testing.assert_allclose(boxes[0, idx].numpy().ravel(), FIXTURE["boxes_sample"], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(scores[0, idx].numpy().ravel(), FIXTURE["scores_sample"], rtol=1e-4, atol=1e-7)
+    assert float(boxes.double().sum()) == pytest.approx(FIXTURE["boxes_sum"], rel=1e-5)
+    np.testing.assert_allclose(scores[0].double().sum(0).numpy(), FIXTURE["scores_sum_per_class"], rtol=1e-4)
+
+
+def test_exported_file_gives_torchvisions_final_detections(model, image, tmp_path):
+    from edgecnn.export.exporter import ExportOptions, export
+
+    weights = tmp_path / "tv_ssdlite.pth"
+    torch.save(model.state_dict(), weights)  # a torchvision-format state dict (the fixture's weights)
+    res = export(ExportOptions(model=NAME, weights=str(weights), num_classes=FIXTURE["num_classes"],
+                               out=str(tmp_path / "ssdlite.onnx"), check=False))
+    d = res.contract.detection  # torchvision's thresholds, carried by the contract
+    assert (d.conf, d.iou, d.max_det, d.candidates_per_class) == (0.001, 0.55, 300, 300)
+    assert res.contract.preprocess.resize == "stretch" and res.contract.task == "detect"
+    engine = Engine(res.path)
+    x, geom = preprocess_file(image, engine.contract.preprocess)
+    dets = postprocess(engine.run(x[None]), [geom], engine.contract.detection, engine.input_size)[0]
+    want = FIXTURE["detections"]
+    assert len(dets) == len(want["scores"]) == 300
+    np.testing.assert_array_equal(dets.classes, want["labels"])
+    np.testing.assert_allclose(dets.scores, want["scores"], rtol=1e-4)
+    np.testing.assert_allclose(dets.boxes.ravel(), want["boxes"], rtol=1e-4, atol=1e-2)
