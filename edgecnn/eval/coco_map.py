@@ -110,7 +110,7 @@ def coco_map(split: CocoSplit, results: DetectionResults, max_det: int = 100) ->
         name = gt.cats[cid].get("name", str(cid))
         p = precision[:, :, k, 0, -1]
         p50 = precision[0, :, k, 0, -1]
-        per_class[name] = {"id": cid, "gt": gt_count.get(cid, 0),
+        per_class[name] = {"id": int(cid), "gt": gt_count.get(int(cid), 0),
                            "ap": float(p[p > -1].mean()) if (p > -1).any() else None,
                            "ap50": float(p50[p50 > -1].mean()) if (p50 > -1).any() else None}
     stats = {k: (None if v < 0 else v) for k, v in stats.items()}  # -1: no ground truth in that range
