@@ -8,12 +8,9 @@ ToDtype + Normalize; for letterbox: resize to fit 320 + pad 114 + scale), run by
 environment with torch + torchvision; never an edgecnn dependency). Also "today": ``runtime/image.py`` as
 of ``--baseline`` (a git commit, loaded from git into the edgecnn worker), for the speed-up over it.
 
-Test files are made under a temporary folder from real photographs (``--photos``: JPEG/PNG files, e.g.
-matplotlib's ``mpl-data/sample_data/grace_hopper.jpg`` and scikit-image's ``skimage/data/*.png``, which
-``pip download --no-deps matplotlib scikit-image`` brings without installing): 640x480 crops as JPEG
-(quality 90) and PNG, and 4032x3024 "phone" images upscaled (bicubic) with a mild sensor-like grain
-(sigma 3 levels) as JPEG (quality 92) and PNG. Upscaled photos are smoother than a real phone's; the
-grain gives them the file size and entropy-decoding cost of one (1.8-2.2 MB per JPEG).
+Test files are made under a temporary folder from the first real photograph of ``--photos``
+(``benchmarks/photos.py``): a 640x480 crop as JPEG (quality 90) and PNG, and a 4032x3024 "phone"
+image (bicubic upscale + mild sensor-like grain) as JPEG (quality 92, ~2 MB) and PNG.
 
 Timing: each side runs in its own process, single-threaded (``torch.set_num_threads(1)``: on a device
 the other core runs the model); configurations are interleaved in blocks across the processes (a
@@ -128,29 +125,15 @@ def _serve(run, save) -> None:
 
 
 def make_images(photos: Path, out: Path) -> dict[str, Path]:
-    """The four test files (vga/phone x JPEG/PNG) from the first colour photo of ``photos`` that is at
-    least 300 px on its shorter side (landscape crops; see the module docstring)."""
-    import numpy as np
-    from PIL import Image
+    """The four test files (vga/phone x JPEG/PNG) from the first photo of ``photos`` (``photos.py``)."""
+    from photos import load_photos, make
 
-    candidates = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    ims = [Image.open(p).convert("RGB") for p in candidates]
-    ims = [im for im in ims if min(im.size) >= 300]
-    if not ims:
-        raise SystemExit(f"--photos {photos}: no JPEG/PNG photo of at least 300 px on its shorter side")
-    im = ims[0]
-    rng = np.random.default_rng(0)
+    im = load_photos(photos)[0]
     files = {}
-    for tag, (w, h), grain in (("vga", (640, 480), 0.0), ("phone", (4032, 3024), 3.0)):
-        s = max(w / im.width, h / im.height)
-        r = im.resize((max(w, round(im.width * s)), max(h, round(im.height * s))), Image.Resampling.BICUBIC)
-        left, top = (r.width - w) // 2, (r.height - h) // 2
-        r = r.crop((left, top, left + w, top + h))
-        if grain:
-            a = np.asarray(r, dtype=np.float32) + rng.normal(0, grain, (h, w, 3)).astype(np.float32)
-            r = Image.fromarray(a.clip(0, 255).round().astype(np.uint8))
+    for tag, size, grain in (("vga", (640, 480), 0.0), ("phone", (4032, 3024), 3.0)):
+        r = make(im, size, grain)
         for fmt, kw in (("jpg", {"quality": 92 if grain else 90}), ("png", {})):
-            files[f"{tag}.{fmt}"] = out / f"{tag}_{w}x{h}.{fmt}"
+            files[f"{tag}.{fmt}"] = out / f"{tag}_{size[0]}x{size[1]}.{fmt}"
             r.save(files[f"{tag}.{fmt}"], **kw)
     return files
 
@@ -194,7 +177,6 @@ def main() -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from host import describe, results_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="preprocess_bench_"))
