@@ -77,7 +77,7 @@ _TAN19 = "Tan & Le 2019, EfficientNet (arXiv:1905.11946)"
 
 _CARDS = [
     ModelCard("simplecnn", "edgecnn.models.simplecnn:simplecnn", "simplecnn", "classify", 1, 28, 10,
-              52_138, 333_056, "SimpleCNN of the CNN FAQ (2 conv + 2 fc)", fixed_input=True),
+              52_138, 333_056, "SimpleCNN, a minimal MNIST net (2 conv + 2 fc)", fixed_input=True),
     ModelCard("lenet5", "edgecnn.models.lenet:lenet5", "lenet", "classify", 1, 32, 10,
               61_706, 416_520, "LeCun et al. 1998, Gradient-based learning", fixed_input=True),
     ModelCard("alexnet", "edgecnn.models.alexnet:alexnet", "alexnet", "classify", 3, 224, 1000,
