@@ -3,7 +3,7 @@
 Torch-free. ``capture()`` returns a JSON-ready dict: CPU model, physical/logical/usable cores, the ISA
 flags that decide CNN speed on a CPU (avx2, avx512f, avx512_vnni, avx512_bf16, amx, neon/asimd,
 dotprod), OS, Python, onnxruntime version and providers, NumPy, edgecnn version, git commit when run
-from a checkout, hostname. ``device_tag()`` turns the CPU model, core count and strongest ISA level into a
+from a checkout, hostname, load average. ``device_tag()`` turns the CPU model, core count and strongest ISA level into a
 stable, filesystem-safe name (``amd-epyc-2c-avx512vnni``): the same machine kind has come with AVX2
 only and with AVX-512 + VNNI, so results of different hosts never land in one folder.
 """
@@ -151,6 +151,8 @@ def capture() -> dict:
         "edgecnn": edgecnn.__version__,
         "git_commit": git_commit(),
         "hostname": socket.gethostname(),
+        # 1/5/15-minute load averages when captured: other work on the machine moves every figure
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -74,7 +74,7 @@ def test_capture_is_json_ready_and_complete():
     d = env.capture()
     json.dumps(d)
     for key in ("cpu", "physical_cores", "logical_cores", "isa", "os", "python", "onnxruntime", "providers",
-                "numpy", "edgecnn", "git_commit", "hostname"):
+                "numpy", "edgecnn", "git_commit", "hostname", "load_average"):
         assert key in d
     assert "CPUExecutionProvider" in d["providers"]
     assert set(d["isa"]) <= set(env.ISA_FLAGS)
