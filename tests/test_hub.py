@@ -164,3 +164,15 @@ def test_mirror_replaces_the_host(server, monkeypatch):
     card_file = registry.get_card("resnet18").pretrained[0]
     monkeypatch.setenv("EDGECNN_WEIGHTS_MIRROR", base + "/mirror/")
     assert hub.url(card_file) == f"{base}/mirror/resnet18-f37072fd.pth"
+
+
+def test_hub_works_without_torch():
+    from tests.conftest import run_python
+
+    r = run_python("""
+        from edgecnn import hub, registry
+        p = hub.resolve(registry.get_card("convnext_tiny"), "imagenet")
+        print(p.filename, len(hub.imagenet_labels()))
+    """, block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["convnext_tiny-983f1562.pth", "1000"]
