@@ -24,7 +24,7 @@ from edgecnn.bench.backends import Artifact, Backend, get_backend
 from edgecnn.bench.config import Config, Sweep
 from edgecnn.bench.environment import capture, device_tag
 from edgecnn.bench.stats import latency_figures, summarize
-from edgecnn.bench.targets import Target, Workspace, contract_of, input_spec, resolve
+from edgecnn.bench.targets import Target, Workspace, accuracy_of, contract_of, input_spec, resolve
 from edgecnn.bench.timing import run_blocks
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 
@@ -206,6 +206,7 @@ class Bench:
             row["file_bytes"] = path.stat().st_size
             row.update(ws.cost(target, path, (shape[1], shape[2])))
             art = Artifact(target, path, contract_of(path), shape, layout)
+            row["accuracy"] = accuracy_of(art.contract)
             rss0 = rss_bytes()
             t0 = time.perf_counter_ns()
             lv.runner = runner = self.backends[cfg.backend].load(cfg, art)
@@ -285,7 +286,7 @@ def base_row(cfg: Config, target: Target, env: dict, tag: str, protocol: Protoco
         "file": None, "file_bytes": None, "params": None, "macs": None, "cost_source": None,
         "session_s": None, "first_run_ms": None, "warmup": protocol.warmup,
         "latency_ms": None, "throughput_ips": None, "noisy": None, "samples_ms": [],
-        "stages_ms": None, "floor_ms": None, "efficiency": None,
+        "stages_ms": None, "floor_ms": None, "efficiency": None, "accuracy": None,
         "rss_growth_bytes": None, "peak_rss_bytes": None,
         "device_tag": tag, "environment": env,
     }

@@ -179,6 +179,17 @@ def contract_of(path: Path):
         return None
 
 
+def accuracy_of(contract) -> dict | None:
+    """Top-1 the contract records (a training run's validation top-1 or published ImageNet figures), as
+    ``{"top1": fraction, "source": key}``; None when it records none."""
+    metrics = (contract.metrics or {}) if contract is not None else {}
+    for key in ("imagenet1k_top1", "val_top1", "best_top1", "top1", "accuracy"):
+        v = metrics.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"top1": v / 100 if v > 1 else float(v), "source": key}
+    return None
+
+
 def _precision_of(path: Path) -> str:
     c = contract_of(path)
     return c.precision if c is not None else "fp32"

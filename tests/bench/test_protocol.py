@@ -17,6 +17,7 @@ ROW_KEYS = {"id", "target", "model", "target_kind", "backend", "provider", "mode
             "threads", "input_size", "measure", "paced_fps", "status", "error", "device", "providers_used",
             "threads_used", "file", "file_bytes", "params", "macs", "cost_source", "session_s", "first_run_ms",
             "warmup", "latency_ms", "throughput_ips", "noisy", "samples_ms", "stages_ms", "floor_ms", "efficiency",
+            "accuracy",
             "rss_growth_bytes", "peak_rss_bytes", "device_tag", "environment"}
 
 
@@ -121,3 +122,22 @@ def test_peak_is_measured_and_cached_per_machine(tmp_path, monkeypatch):
     assert p["fp32_gflops"] > 0.5 and p["int8_gops"] > 0.5
     assert peak_mod.cache_file().parent == tmp_path / "peak"
     assert peak_mod.cached(1) == p and peak_mod.cached(2) is None
+
+
+def test_checkpoint_target_with_its_accuracy(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgecnn import registry
+    from edgecnn.contract import Contract, Preprocess
+
+    model = registry.build("lenet5", num_classes=3)
+    contract = Contract("classify", "lenet5", Preprocess(32, 32, 1, "L", mean=(0.5,), std=(0.5,)),
+                        labels=["a", "b", "c"], metrics={"val_top1": 0.75})  # as edgecnn train records it
+    torch.save({"format": "edgecnn.checkpoint/1", "model": "lenet5", "epoch": 1,
+                "config": {"num_classes": 3, "in_channels": 1, "input_size": 32}, "state_dict": model.state_dict(),
+                "contract": contract.to_dict()}, tmp_path / "c.pt")
+    (row,) = Bench(Sweep([str(tmp_path / "c.pt")], threads=[1]), FAST).run()
+    assert row["status"] == "ok", row["error"]
+    assert (row["model"], row["target_kind"], row["input_size"]) == ("lenet5", "checkpoint", [32, 32])
+    # counted on the exported graph: the 3-class head, not the card's 10 classes
+    assert row["cost_source"] == "graph" and row["params"] == sum(p.numel() for p in model.parameters())
+    assert row["accuracy"] == {"top1": 0.75, "source": "val_top1"}
