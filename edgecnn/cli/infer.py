@@ -216,7 +216,7 @@ def infer_cmd(
     _check_range("--threads", threads, 1)
 
     from edgecnn.progress import Progress
-    from edgecnn.runtime import draw, sources
+    from edgecnn.runtime import sources
     from edgecnn.runtime.predict import Predictor, resolve_classes
     from edgecnn.runtime.session import Engine, resolve_model
 
@@ -249,6 +249,8 @@ def infer_cmd(
             if res.error:
                 typer.echo(f"Error: {res.error}", err=True)
             elif save is not None:
+                from edgecnn.runtime import draw  # only with --save (cold start)
+
                 target = _unique(save / res.file.rel, saved)
                 try:
                     draw.save_image(draw.annotate(res.image, task, res.predictions), target)
