@@ -20,21 +20,22 @@ def test_small_input_forward(name):
     model = registry.build(name, num_classes=7, in_channels=card.input_channels, input_size=size).eval()
     x = torch.randn(2, card.input_channels, size, size)
     with torch.no_grad():
-        y1, y2 = model(x), model(x)
-    assert y1.shape == (2, 7)
-    assert torch.isfinite(y1).all()
-    assert torch.equal(y1, y2), "eval mode must be deterministic"
+        y = model(x)
+        alone = model(x[1:])
+    assert y.shape == (2, 7)
+    assert torch.isfinite(y).all()
+    # eval mode: each sample's logits do not depend on the rest of the batch (BN uses running stats)
+    torch.testing.assert_close(alone[0], y[1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["mobilenetv2", "resnet18", "efficientnet_b0", "simplecnn"])
 def test_grayscale_input(name):
-    card = registry.get_card(name)
     size = SMALL.get(name, 32)
     model = registry.build(name, num_classes=3, in_channels=1, input_size=size).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 1, size, size)).shape == (1, 3)
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    assert first.in_channels == 1 and card.name
+    assert first.in_channels == 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,3 +66,10 @@ def test_train_mode_stochastic_depth_changes_output_but_eval_does_not():
     model.train()
     outs = {tuple(model(x).detach().flatten().tolist()) for _ in range(3)}
     assert len(outs) > 1
+    model.eval()
+    with torch.no_grad():
+        y = model(x)
+        for m in model.modules():  # in eval, stochastic depth must be the identity
+            if m.__class__.__name__ == "StochasticDepth":
+                m.forward = lambda t: t
+        torch.testing.assert_close(model(x), y, rtol=0, atol=0)

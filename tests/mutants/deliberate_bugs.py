@@ -75,7 +75,7 @@ BUGS = [
 ]
 
 
-def _copy_tree(dst: Path) -> None:
+def copy_tree(dst: Path) -> None:
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, files):
@@ -117,7 +117,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgecnn-bugs-") as td:
         if args.baseline:
             base = Path(td) / "baseline"
-            _copy_tree(base)
+            copy_tree(base)
             tests = tuple(sorted({t for b in bugs for t in b.tests}))
             code, failed, summary = _run_tests(base, tests)
             print(f"baseline (no bug): {summary}")
@@ -126,7 +126,7 @@ def main() -> int:
                 return 1
         for bug in bugs:
             copy = Path(td) / bug.name
-            _copy_tree(copy)
+            copy_tree(copy)
             _apply(copy, bug)
             code, failed, summary = _run_tests(copy, bug.tests)
             seen = code != 0 and bool(failed)
