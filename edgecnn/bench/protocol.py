@@ -152,8 +152,9 @@ class Bench:
             if self.peak_mode == "measure":
                 self._tell(f"measuring this machine's peak (threads {_thread_key(threads)})")
                 self.peaks[threads] = peak_mod.measure_and_cache(threads)
-            else:
-                found = peak_mod.cached(threads)
+            else:  # onnxruntime's default is one thread per physical core: that peak serves "default" too
+                found = peak_mod.cached(threads) or (peak_mod.cached(self.environment["physical_cores"])
+                                                     if threads is None else None)
                 if found:
                     self.peaks[threads] = found
 
