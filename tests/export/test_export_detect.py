@@ -1,0 +1,203 @@
+"""Detector export: contract, host vs graph NMS, the detection parity gate, usage errors, infer --save."""
+
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+from PIL import Image
+
+from edgecnn import registry
+from edgecnn.contract import Detection
+from edgecnn.errors import UsageError
+from edgecnn.export import exporter, graph_nms
+from edgecnn.export.exporter import ExportOptions, export
+from edgecnn.export.parity import ParityError
+from edgecnn.runtime.detect import postprocess
+from edgecnn.runtime.image import Geometry
+from edgecnn.runtime.predict import Predictor
+from edgecnn.runtime.session import Engine
+from edgecnn.runtime.sources import ImageFile
+
+SIZE, CLASSES = 64, 4
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """Weights as after some training: BN statistics gathered on data (at init, in eval mode, the
+    features vanish and every anchor scores the same) and class predictors away from N(0, 0.03), so
+    scores differ (no NMS ties) and many pass the default 0.25 threshold."""
+    torch.manual_seed(0)
+    model = registry.build("ssdlite_mobilenetv2", num_classes=CLASSES, input_size=SIZE)
+    for block in model.head.classification_head.module_list:
+        torch.nn.init.normal_(block[1].weight, std=0.1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # a plain average over the batches below
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(8, 3, SIZE, SIZE) * 4 - 2)
+    path = tmp_path_factory.mktemp("w") / "ssd.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(weights, tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    host = export(ExportOptions("ssdlite_mobilenetv2", weights=str(weights), num_classes=CLASSES, input_size=SIZE,
+                                out=str(d / "host.onnx"), check=False))
+    graph = export(ExportOptions("ssdlite_mobilenetv2", weights=str(weights), num_classes=CLASSES, input_size=SIZE,
+                                 out=str(d / "graph.onnx"), nms="graph"))
+    return host, graph
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("img")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate([(64, 64), (120, 80), (50, 90)]):
+        p = d / f"im{i}.png"
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def _predict(path, images):
+    return [r.predictions for r in Predictor(Engine(path)).predict([ImageFile(p, p.name) for p in images])]
+
+
+def test_contracts(files):
+    host, graph = files
+    for res in files:
+        c = res.contract
+        assert c.task == "detect" and c.preprocess.resize == "letterbox" and c.detection.background_class
+    assert [o["name"] for o in host.contract.outputs] == ["boxes", "scores"] and host.contract.detection.nms == "host"
+    assert [o["name"] for o in graph.contract.outputs] == ["detections"] and graph.contract.detection.nms == "graph"
+    sess = ort.InferenceSession(str(graph.path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"input": np.zeros((2, 3, SIZE, SIZE), np.float32)})[0]
+    assert out.shape == (2, graph.contract.detection.max_det, 6)
+    assert {n.op_type for n in onnx.load(graph.path).graph.node} >= {"NonMaxSuppression"}
+    assert all(n.domain in ("", "ai.onnx") for n in onnx.load(graph.path).graph.node)  # standard ops only
+
+
+def test_host_and_graph_nms_give_the_same_final_detections(files, images):
+    host, graph = _predict(files[0].path, images), _predict(files[1].path, images)
+    assert sum(len(p) for p in host) > 10  # something to compare
+    for h, g in zip(host, graph, strict=True):
+        assert len(h) == len(g)
+        assert [d["class"] for d in h] == [d["class"] for d in g]
+        np.testing.assert_allclose([d["score"] for d in h], [d["score"] for d in g], atol=2e-6)
+        np.testing.assert_allclose([d["box"] for d in h], [d["box"] for d in g], atol=0.02)
+
+
+def test_gate_compared_real_detections_before_and_after_nms(files):
+    parity = files[1].contract.parity
+    assert parity["nms"] == "host+graph" and len(parity["batches"]) == 6  # batches 1, 2, 5, before and after NMS
+    for row in parity["batches"]:
+        assert row["f1"] == 1.0 and row["detections"] > 0 and row["ties"] < row["detections"] / 4
+    assert all(row["scores_rel"] < 1e-4 for row in parity["batches"][:3])
+
+
+def test_a_graph_nms_that_disagrees_fails_the_gate_and_writes_nothing(weights, tmp_path, monkeypatch):
+    real = graph_nms.append_nms
+    monkeypatch.setattr(exporter.graph_nms, "append_nms", lambda proto, spec: real(proto, replace(spec, iou=0.95)))
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ParityError, match="final detections agree"):
+        export(ExportOptions("ssdlite_mobilenetv2", weights=str(weights), num_classes=CLASSES, input_size=SIZE,
+                             out=str(out), nms="graph"))
+    assert not out.exists()
+
+
+def _identity_detector(a: int, c: int) -> onnx.ModelProto:
+    nodes = [helper.make_node("Identity", ["b"], ["boxes"]), helper.make_node("Identity", ["s"], ["scores"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", a, 4]),
+                     helper.make_tensor_value_info("s", TensorProto.FLOAT, ["N", a, c])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", a, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", a, c])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _run_graph(spec, boxes, scores):
+    proto = graph_nms.append_nms(_identity_detector(boxes.shape[1], scores.shape[2]), spec)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = {"detections": sess.run(None, {"b": boxes, "s": scores})[0]}
+    geoms = [Geometry((100, 100), (1.0, 1.0), (0.0, 0.0))] * len(boxes)
+    return postprocess(out, geoms, spec, (100, 100)), postprocess({"boxes": boxes, "scores": scores}, geoms,
+                                                                   replace(spec, nms="host"), (100, 100))
+
+
+def test_graph_nms_by_hand():
+    # class 1: boxes 0 and 1 overlap (IoU 100/110) -> box 1 (0.5) goes, box 2 (0.7) is apart and stays;
+    # class 2: box 1 (0.35) stays, classes do not suppress each other; box 3's 0.25 is below conf;
+    # column 0 is background: box 3's 0.7 there is never reported
+    boxes = np.array([[[0, 0, 10, 10], [0, 0, 10, 11], [50, 50, 60, 60], [70, 70, 80, 80]]], np.float32)
+    scores = np.array([[[0.1, 0.9, 0.0], [0.15, 0.5, 0.35], [0.3, 0.7, 0.0], [0.7, 0.05, 0.25]]], np.float32)
+    spec = Detection(nms="graph", conf=0.3, iou=0.5, max_det=10, background_class=True)
+    graph, host = _run_graph(spec, boxes, scores)
+    for d in (graph[0], host[0]):
+        assert d.classes.tolist() == [1, 1, 2]
+        np.testing.assert_allclose(d.scores, [0.9, 0.7, 0.35], rtol=1e-6)
+        np.testing.assert_allclose(d.boxes, boxes[0, [0, 2, 1]])
+    one = replace(spec, max_det=1)  # the graph's limit is the contract's
+    assert _run_graph(one, boxes, scores)[0][0].classes.tolist() == [1]
+
+
+def test_graph_nms_equals_host_nms_with_candidates_and_limits():
+    rng = np.random.default_rng(3)
+    n, a, c = 3, 200, 5
+    xy = rng.random((n, a, 2)) * 80
+    boxes = np.concatenate([xy, xy + 5 + rng.random((n, a, 2)) * 30], -1).astype(np.float32)
+    scores = rng.dirichlet(np.ones(c) * 0.3, size=(n, a)).astype(np.float32)
+    for spec in (Detection(nms="graph", conf=0.05, iou=0.45, max_det=25, background_class=True),
+                 Detection(nms="graph", conf=0.01, iou=0.6, max_det=300, background_class=True, candidates_per_class=7),
+                 Detection(nms="graph", conf=0.2, iou=0.3, max_det=4, background_class=False)):
+        graph, host = _run_graph(spec, boxes, scores)
+        for g, h in zip(graph, host, strict=True):
+            assert len(g) == len(h) > 0
+            assert g.classes.tolist() == h.classes.tolist()
+            np.testing.assert_allclose(g.scores, h.scores, rtol=1e-6)
+            np.testing.assert_allclose(g.boxes, h.boxes, rtol=1e-6)
+
+
+def test_per_class_candidates_on_the_host_keep_the_best_of_each_class():
+    boxes = np.array([[[10.0 * i, 0, 10.0 * i + 5, 5] for i in range(5)]], np.float32)  # no overlaps
+    scores = np.array([[[0, 0.9, 0.1], [0, 0.8, 0.2], [0, 0.7, 0.3], [0, 0.4, 0.6], [0, 0.3, 0.7]]], np.float32)
+    spec = Detection(conf=0.05, iou=0.5, max_det=10, background_class=True, candidates_per_class=2)
+    geom = Geometry((60, 10), (1.0, 1.0), (0.0, 0.0))
+    d = postprocess({"boxes": boxes, "scores": scores}, [geom], spec, (60, 10))[0]
+    kept = sorted(zip(d.classes.tolist(), d.scores.astype(np.float64).round(3).tolist(), strict=True))
+    assert kept == [(1, 0.8), (1, 0.9), (2, 0.6), (2, 0.7)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "ssdlite_mobilenetv2", "nms": "gpu"}, "--nms must be host or graph"),
+    ({"model": "ssdlite_mobilenetv2", "conf": 1.5}, "--conf must be in"),
+    ({"model": "mobilenetv2", "nms": "graph"}, "are for detectors; mobilenetv2 is a classifier"),
+    ({"model": "ssdlite_mobilenetv2", "dynamic_size": True}, "anchors are built into the graph"),
+])
+def test_usage_errors(kwargs, message, tmp_path):
+    with pytest.raises(UsageError, match=message):
+        export(ExportOptions(out=str(tmp_path / "x.onnx"), **kwargs))
+
+
+def test_labels_without_background_get_it():
+    assert exporter.detector_labels(["cat", "dog", "car"], 4, "l.txt") == ["background", "cat", "dog", "car"]
+    assert exporter.detector_labels(["bg", "cat", "dog", "car"], 4, "l.txt") == ["bg", "cat", "dog", "car"]
+    with pytest.raises(UsageError, match="l.txt has 2 labels; the detector has 3 object classes"):
+        exporter.detector_labels(["cat", "dog"], 4, "l.txt")
+
+
+def test_infer_prints_and_draws_boxes(files, images, tmp_path, cli):
+    r = cli("infer", str(images[1]), "--model", str(files[0].path), "--save", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    assert "detections" in r.output and "x1" in r.output
+    saved = list((tmp_path / "out").iterdir())
+    assert len(saved) == 1
+    drawn, original = np.asarray(Image.open(saved[0]).convert("RGB")), np.asarray(Image.open(images[1]).convert("RGB"))
+    assert drawn.shape == original.shape and (drawn != original).any()  # boxes drawn on a copy
