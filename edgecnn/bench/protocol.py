@@ -9,6 +9,31 @@ hits all alike; targets are measured one after another, so only one target's ses
 A configuration that fails (missing provider, a static batch that cannot take the batch asked, a
 failing conversion) becomes a row with ``status: "failed"`` and its one-line ``error``; the sweep
 goes on.
+
+The document (``Bench.document()``, the JSON file, ``--format json``)::
+
+    {"schema": "edgecnn.bench/1", "created": ISO-8601 UTC, "device_tag": str, "environment": {...},
+     "protocol": {warmup, runs, min_time_s, block, paced_fps, settle_s, seed, timer, interleaving},
+     "mode": "model_call" | "end_to_end", "peak": {threads: {fp32_gflops, int8_gops, ...}} | null,
+     "rows": [row, ...]}
+
+A row (``base_row``; every key always present, null where it does not apply or the row failed)::
+
+    id str (Config.key)   target str (as typed)   model str   target_kind "onnx"|"zoo"|"checkpoint"
+    backend str   provider str (asked)   mode str   precision "fp32"|"fp16"|"int8"
+    speed_only bool (INT8 made here on random calibration)   batch int   threads int|null (null: default)
+    input_size [H, W]   measure "model_call"|"end_to_end"   paced_fps float|null
+    status "ok"|"failed"   error str|null (one line)
+    device "cpu"|"cuda"|...   providers_used [str]   threads_used int|null
+    file str|null (the ONNX file when the target was that file)   file_bytes int
+    params int   macs int (per image)   cost_source "registry"|"graph"   accuracy {top1, source}|null
+    session_s float   first_run_ms float   warmup int
+    latency_ms {min, p50, p90, p99, max, mean, std, cv, n}   throughput_ips float (batch / p50)   noisy bool
+    samples_ms [float] (every timed call)
+    stages_ms {decode, preprocess, inference, postprocess, total: {same keys as latency_ms}}|null
+    floor_ms float|null   efficiency float|null (floor / p50 of the inference)
+    rss_growth_bytes int|null   peak_rss_bytes int|null   device_tag str   environment {...}
+    backend_info {...} (only when a backend adds facts)   stage_samples_ms {stage: [float]} (end to end only)
 """
 
 from __future__ import annotations
