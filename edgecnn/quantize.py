@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.bench.environment import cpu_flags
-from edgecnn.contract import Contract, Preprocess, attach, from_metadata
+from edgecnn.contract import Contract, Detection, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.fileio import atomic_path
-from edgecnn.runtime.image import IMAGE_SUFFIXES, ImageError, preprocess_file
+from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
 from edgecnn.runtime.sources import SourceError, collect_images
 
 # Float compute kernels (as opposed to reshaping ops and the integer QLinear*/ConvInteger kernels).
@@ -243,6 +243,33 @@ def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:
     return out
 
 
+def _detect_agreement(fp32, int8, arrays, contract: Contract, iou: float = 0.5) -> dict[str, Any]:
+    """A detector's INT8 cost: both files' final detections (the contract's post-processing, in network
+    pixels) matched box to box (``runtime.detect.agreement``), and the cosine of their scores."""
+    from edgecnn.runtime.detect import agreement, postprocess
+
+    name = fp32.get_inputs()[0].name
+    pre, spec = contract.preprocess, contract.detection or Detection()
+    geoms = [Geometry((pre.width, pre.height), (1.0, 1.0), (0.0, 0.0))]
+    dets: dict[str, list] = {"fp32": [], "int8": []}
+    scores: dict[str, list] = {"fp32": [], "int8": []}
+    for x in arrays:
+        for key, sess in (("fp32", fp32), ("int8", int8)):
+            out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {name: x[None]}), strict=True))
+            dets[key] += postprocess(out, geoms, spec, (pre.width, pre.height))
+            if "scores" in out:
+                scores[key].append(out["scores"].astype(np.float64).ravel())
+    a = agreement(dets["fp32"], dets["int8"], iou)
+    res: dict[str, Any] = {"task": "detect", "images": len(arrays), "f1": a["f1"], "mean_iou": a["mean_iou"],
+                           "matched": a["matched"], "fp32_detections": a["ref"], "int8_detections": a["got"],
+                           "match_iou": iou, "conf": spec.conf}
+    if scores["fp32"]:
+        cos = [float(u @ v / max(np.linalg.norm(u) * np.linalg.norm(v), 1e-300))
+               for u, v in zip(scores["fp32"], scores["int8"], strict=True)]
+        res["score_cosine_mean"] = float(np.mean(cos))
+    return res
+
+
 def _targets(classes: list[str | None], labels: list[str] | None, num_classes: int) -> np.ndarray | None:
     """Class indices of ImageFolder-labelled calibration images: by the contract's labels when the folder
     names are among them, else by sorted folder order (the training convention) when the counts match."""
@@ -295,8 +322,6 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         notes.extend(engine.warnings)
     if contract.precision == "int8":
         raise QuantizeError(f"{src} is already INT8")
-    if contract.task != "classify":
-        raise QuantizeError("INT8 quantization of detection models is not supported yet")
     pre = contract.preprocess
     shape = (pre.channels, pre.height, pre.width)
     arrays, classes, bad = _load_calibration(opts.calib, pre, shape, opts.samples)
@@ -343,17 +368,24 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     int8_graph = runtime_graph(qmodel.SerializeToString())
     float_ops = _float_ops(int8_graph)
     fp32_sess, int8_sess = _session(str(src)), _session(qmodel.SerializeToString())
-    agreement = _agreement(fp32_sess, int8_sess, arrays, classes, contract.labels)
-    gate = {"precision": "int8", "judged_by": "top-1 agreement with the FP32 file on the calibration images",
-            "min_agreement": opts.min_agreement, "agreement": agreement["top1_agreement"], "images": len(arrays)}
+    if contract.task == "detect":
+        agreement = _detect_agreement(fp32_sess, int8_sess, arrays, contract)
+        judged_by, value = "matched-box F1 of the final detections with the FP32 file's (same class, IoU >= 0.5)", \
+            agreement["f1"]
+    else:
+        agreement = _agreement(fp32_sess, int8_sess, arrays, classes, contract.labels)
+        judged_by, value = "top-1 agreement with the FP32 file on the calibration images", agreement["top1_agreement"]
+    gate = {"precision": "int8", "judged_by": judged_by, "min_agreement": opts.min_agreement, "agreement": value,
+            "images": len(arrays)}
     if contract.random_init:
         gate["passed"] = None  # agreement between two renderings of noise proves nothing either way
         notes.append("random-init weights: INT8 agreement is reported but not judged")
     else:
-        gate["passed"] = agreement["top1_agreement"] >= opts.min_agreement
+        gate["passed"] = value >= opts.min_agreement
         if not gate["passed"]:
-            raise QuantizeError(f"INT8 gate failed, no file written: top-1 agreement with FP32 "
-                                f"{agreement['top1_agreement']:.1%} < {opts.min_agreement:.0%} on {len(arrays)} "
+            what = "detection F1" if contract.task == "detect" else "top-1 agreement"
+            raise QuantizeError(f"INT8 gate failed, no file written: {what} with FP32 "
+                                f"{value:.1%} < {opts.min_agreement:.0%} on {len(arrays)} "
                                 "images; try more --samples, --per-channel, or --exclude the sensitive nodes")
     latency = _latency(fp32_sess, int8_sess, arrays[0], inp) if opts.bench else None
     if latency and latency["speedup"] < 1.2:

@@ -60,18 +60,26 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], rig
 def quantize_report(r: dict) -> list[str]:
     """The lines of ``edgecnn quantize``'s report, from ``QuantizeResult.to_dict()``."""
     t, a = r["types"], r["agreement"]
-    top1 = f"top-1 {a['top1_agreement']:.1%}"
-    if a.get("fp32_classes") == 1 and a["images"] > 1:  # agreement on a constant answer proves nothing
-        top1 += f" (uninformative: FP32 gives one class to all {a['images']} images)"
+    if a.get("task") == "detect":
+        cos = f", score cosine {a['score_cosine_mean']:.4f}" if "score_cosine_mean" in a else ""
+        agree = (f"agreement with FP32 on {a['images']} calibration images: detection F1 {a['f1']:.1%} "
+                 f"({a['matched']} of {a['fp32_detections']} FP32 / {a['int8_detections']} INT8 boxes matched at "
+                 f"IoU >= {a['match_iou']:g}, conf {a['conf']:g}), mean IoU {a['mean_iou']:.3f}{cos}")
+        judged = "detection F1"
+    else:
+        top1 = f"top-1 {a['top1_agreement']:.1%}"
+        if a.get("fp32_classes") == 1 and a["images"] > 1:  # agreement on a constant answer proves nothing
+            top1 += f" (uninformative: FP32 gives one class to all {a['images']} images)"
+        agree = (f"agreement with FP32 on {a['images']} calibration images: {top1}, max-abs logits "
+                 f"{a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}")
+        judged = "top-1 agreement"
     lines = [f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
              f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)",
              f"types: {t['activations']} activations x {t['weights']} weights"
-             f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}",
-             f"agreement with FP32 on {a['images']} calibration images: {top1}, "
-             f"max-abs logits {a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}"]
+             f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}", agree]
     gate = r["contract"]["parity"]
     verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
-    lines.append(f"INT8 gate (top-1 agreement >= {gate['min_agreement']:.0%}): {verdict}")
+    lines.append(f"INT8 gate ({judged} >= {gate['min_agreement']:.0%}): {verdict}")
     if "accuracy_fp32" in a:
         lines.append(f"accuracy on the labelled folder: FP32 {a['accuracy_fp32']:.1%}, INT8 {a['accuracy_int8']:.1%}")
     if r.get("latency_ms"):

@@ -201,3 +201,18 @@ def test_infer_prints_and_draws_boxes(files, images, tmp_path, cli):
     assert len(saved) == 1
     drawn, original = np.asarray(Image.open(saved[0]).convert("RGB")), np.asarray(Image.open(images[1]).convert("RGB"))
     assert drawn.shape == original.shape and (drawn != original).any()  # boxes drawn on a copy
+
+
+def test_quantize_reports_detection_agreement(files, images, tmp_path):
+    from edgecnn.quantize import QuantizeOptions, quantize
+    from edgecnn.tables import quantize_report
+
+    res = quantize(QuantizeOptions(model=str(files[0].path), calib=str(images[0].parent), out=str(tmp_path / "q.onnx"),
+                                   bench=False, min_agreement=0.5))
+    a = res.agreement
+    assert a["task"] == "detect" and a["images"] == 3 and a["fp32_detections"] > 10
+    assert 0.5 <= a["f1"] <= 1.0 and a["mean_iou"] > 0.8 and a["score_cosine_mean"] > 0.9
+    assert res.contract.parity["passed"] is True and res.contract.task == "detect"
+    assert any("detection F1" in line for line in quantize_report(res.to_dict()))
+    # the INT8 file runs through the same post-processing
+    assert _predict(res.path, images[:1])[0]
