@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgecnn.errors import UsageError, require
+from edgecnn.errors import EdgeCNNError, UsageError, require
 
 SCENARIOS = ("singlestream", "multistream", "offline")
 MLPERF_MIN_DURATION_S = 600.0  # mlperf.conf: *.<scenario>.min_duration = 600000 (ms) for every edge scenario
@@ -209,3 +209,44 @@ def run_scenario(run: Callable[[], object], scenario: str, log_dir: str | Path, 
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return _result(scenario, log, final, min_duration_s, duration)
+
+
+def bench_hook(scenario: str, out_dir: str | Path, min_duration_s: float = 10.0):
+    """A ``Bench.after_measure`` hook: runs ``scenario`` under LoadGen on each configuration measured OK and
+    puts the result in ``row["mlperf"]`` (LoadGen's logs under ``<out_dir>/mlperf/<row id>-<scenario>/``).
+    Its expected latency is the row's own p50. A configuration LoadGen cannot run gets ``{"error": ...}``."""
+    require("mlperf_loadgen", "mlperf", f"--scenario {scenario}")
+    scenario = check_scenario(scenario)
+
+    def hook(cfg, row: dict, call: Callable[[], object]) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"]).strip("_")
+        try:
+            check_scenario(scenario, cfg.batch)
+            res = run_scenario(call, scenario, Path(out_dir) / "mlperf" / f"{safe}-{scenario}", batch=cfg.batch,
+                               expected_s=row["latency_ms"]["p50"] / 1e3, min_duration_s=min_duration_s)
+            row["mlperf"] = res.to_dict()
+        except EdgeCNNError as e:
+            row["mlperf"] = {"scenario": scenario, "error": str(e)}
+
+    return hook
+
+
+def summary_line(row: dict) -> str | None:
+    """One line for the terminal: LoadGen's result beside ours, or why it did not run."""
+    m = row.get("mlperf")
+    if not m:
+        return None
+    if "error" in m:
+        return f"{row['id']}: MLPerf {m['scenario']}: {m['error']}"
+    name = _NAMES[m["scenario"]]
+    lat = row.get("latency_ms") or {}
+    if m["scenario"] == "offline":
+        ours = f"ours {row['throughput_ips']:.1f} img/s at batch {row['batch']}" if row.get("throughput_ips") else ""
+        figure = f"{m['value']:.1f} samples/s"
+    else:
+        pct = "p90" if m["scenario"] == "singlestream" else "p99"
+        ours = f"ours {pct} {lat[pct]:.2f} ms per call" if pct in lat else ""
+        figure = f"{m['metric'].split()[0]} {m['value']:.2f} ms"
+    reason = f" ({m['invalid_reason']})" if not m["valid"] and m["invalid_reason"] else ""
+    return (f"{row['id']}: MLPerf {name} (LoadGen, {m['queries']} queries, {m['duration_s']:.0f} s): {figure} "
+            f"{m['verdict']}{reason}; {ours}; logs {m['log_dir']}")
