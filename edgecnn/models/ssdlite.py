@@ -126,7 +126,11 @@ class SSDLite(nn.Module):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes counts the background and must be >= 2, got {num_classes}")
+        classifier_names = {id(t): f"features.{k}" for k, t in features.state_dict(keep_vars=True).items()}
         self.backbone = SSDLiteExtractor(features, c4, width_mult, bn)
+        # the classifier's "features.*" state-dict keys -> ours (the same tensors, re-split at c4)
+        self.backbone_keys = {classifier_names[id(t)]: f"backbone.{k}"
+                              for k, t in self.backbone.state_dict(keep_vars=True).items() if id(t) in classifier_names}
         self.box_generator = DefaultBoxes(ASPECT_RATIOS)
         self.head = _Heads(self.backbone.out_channels, self.box_generator.num_anchors_per_location(),
                            num_classes, bn)
@@ -137,6 +141,21 @@ class SSDLite(nn.Module):
         self._grids: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self.register_buffer("anchors", self.anchors_for(torch.zeros(1, features[0][0].in_channels,
                                                                      input_size, input_size)), persistent=False)
+
+    def load_backbone(self, classifier_state: dict[str, torch.Tensor]) -> int:
+        """Initialise the backbone from a classifier's state dict of the same family and width (a
+        torchvision ``mobilenet_v2`` / ``mobilenet_v3_large`` checkpoint, or edgecnn's): its ``features.*``
+        tensors, re-split; the classifier head is ignored. Returns the number of tensors loaded; raises
+        ValueError naming the first missing or mis-shaped key."""
+        own = self.state_dict()
+        for src, dst in self.backbone_keys.items():
+            if src not in classifier_state:
+                raise ValueError(f"the classifier weights have no '{src}' (not this backbone's family or width?)")
+            if classifier_state[src].shape != own[dst].shape:
+                raise ValueError(f"'{src}' is {list(classifier_state[src].shape)} in the classifier weights but "
+                                 f"{list(own[dst].shape)} in this backbone (another width multiplier?)")
+        self.load_state_dict({**own, **{d: classifier_state[s] for s, d in self.backbone_keys.items()}})
+        return len(self.backbone_keys)
 
     def head_keys(self) -> list[str]:
         """State-dict keys that depend on num_classes (what ``--replace-head`` may re-initialise)."""

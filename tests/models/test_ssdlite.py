@@ -104,3 +104,29 @@ def test_a_few_training_steps_lower_the_loss():
         losses.append(float(out["loss"].detach()))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize("name, classifier", [("ssdlite_mobilenetv2", "mobilenetv2"),
+                                              ("ssdlite320_mobilenetv3_large", None)])
+def test_backbone_from_a_classifier_checkpoint(name, classifier):
+    det = registry.build(name, num_classes=3, input_size=64)
+    if classifier is None:  # torchvision's reduced-tail v3 has no classifier checkpoint: its own keys, re-split
+        from edgecnn.models.mobilenetv3 import MobileNetV3
+        from edgecnn.models.ssdlite import LARGE_REDUCED_TAIL
+
+        cls = MobileNetV3(LARGE_REDUCED_TAIL, 640)
+    else:
+        cls = registry.build(classifier)
+    torch.manual_seed(1)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in cls.state_dict().items()}
+    n = det.load_backbone(state)
+    assert n == sum(1 for k in state if k.startswith("features."))
+    mine = det.state_dict()
+    for src, dst in det.backbone_keys.items():
+        assert torch.equal(mine[dst], state[src])
+    if classifier:  # the split point: the expansion conv of the first stride-32 block stays in map 1
+        assert det.backbone_keys["features.14.conv.0.0.weight"] == "backbone.features.0.14.0.weight"
+        assert det.backbone_keys["features.14.conv.1.0.weight"] == "backbone.features.1.0.1.0.weight"
+    half = registry.build(name, num_classes=3, input_size=64, width_mult=0.5)
+    with pytest.raises(ValueError, match="another width multiplier"):
+        half.load_backbone(state)
