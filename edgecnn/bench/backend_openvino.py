@@ -146,7 +146,7 @@ class OpenVinoBackend(Backend):
     """``--backend openvino``: ``mode`` "default" runs with the f32 precision hint, "bf16" with bf16."""
 
     name = "openvino"
-    providers = ("auto", "cpu")  # both mean OpenVINO's CPU plugin
+    providers = ("cpu", "auto")  # --device; both mean OpenVINO's CPU plugin
 
     def check(self) -> None:
         _ov()

@@ -256,7 +256,7 @@ class TorchBackend(Backend):
     """``--backend torch``: ``--device cpu`` runs eager; ``--device cuda`` expands to the four modes."""
 
     name = "torch"
-    providers = ("auto", *DEVICES)  # auto: cuda where torch sees a GPU, else cpu (as ort's auto)
+    providers = (*DEVICES, "auto")  # --device; auto: cuda where torch sees a GPU, else cpu (as ort's auto)
 
     def __init__(self):
         self._models: dict = {}
