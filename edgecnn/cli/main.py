@@ -3,6 +3,7 @@ usage errors); ``--debug`` lets the traceback through."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -156,12 +157,24 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
-def _register() -> None:
-    # Each module adds its command to ``app``; importing them is cheap (no torch at import time).
-    from edgecnn.cli import bench, data, demo, eval, export, infer, inspect, models, quantize, summary, train  # noqa: F401
+# Each module edgecnn.cli.NAME adds the command NAME to ``app``; importing them is cheap (no torch at import time).
+COMMANDS = ("bench", "data", "demo", "eval", "export", "infer", "inspect", "models", "quantize", "summary", "train")
 
 
-_register()
+def _register(argv: list[str]) -> None:
+    """Import the command modules. Run as the ``edgecnn`` program (its script, or ``python -m edgecnn``)
+    with a command name first, only that command's module: a device script that calls ``edgecnn infer``
+    per image pays for one command (benchmarks/coldstart_bench.py). Otherwise (help, a library or
+    test import, ``python -m edgecnn.train``) all of them."""
+    import importlib
+
+    program = Path(argv[0]) if argv else Path()
+    ours = program.name == "edgecnn" or program.resolve() == Path(__file__).resolve().parent.parent / "__main__.py"
+    for name in argv[1:2] if ours and argv[1:2] and argv[1] in COMMANDS else COMMANDS:
+        importlib.import_module(f"edgecnn.cli.{name}")
+
+
+_register(sys.argv)
 
 
 def main() -> None:
