@@ -17,7 +17,6 @@ from PIL import Image
 
 from edgecnn.contract import Detection
 from edgecnn.errors import UsageError
-from edgecnn.runtime import detect
 from edgecnn.runtime.classify import classify, looks_like_probabilities
 from edgecnn.runtime.image import REDUCED, Geometry, ImageError, load_image, load_preprocessed
 from edgecnn.runtime.pipeline import decode_workers, ordered_map
@@ -195,6 +194,8 @@ class Predictor:
             self._unchecked = False
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
             return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
+        from edgecnn.runtime import detect  # classifiers never import it (cold start)
+
         dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,
                                   conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
         return [d.to_records(labels) for d in dets]
