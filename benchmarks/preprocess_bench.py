@@ -59,6 +59,7 @@ def _edgecnn_worker(baseline: str | None) -> None:
              "exact": lambda f, s: image.preprocess_file(f, dataclasses.replace(s, decode="exact"))[0]}
     if today is not None:
         impls["today"] = lambda f, s: today.preprocess_file(f, s)[0]
+    impls["fast decode only"] = lambda f, s: np.asarray(image.load_image(f, s))
     _serve(lambda req: impls[req["impl"]](req["file"], specs[req["transform"]]), np.save)
 
 
@@ -99,6 +100,8 @@ def _torchvision_worker() -> None:
 
     def run(req):
         img = decode_image(req["file"], mode="RGB")
+        if req["impl"] == "torchvision decode only":
+            return img
         return (crop if req["transform"] == "crop224" else letterbox)(img)
 
     _serve(run, lambda path, x: np.save(path, x.numpy()))
@@ -138,6 +141,57 @@ def make_images(photos: Path, out: Path) -> dict[str, Path]:
     return files
 
 
+def agreement(model: Path, folder: Path, out: Path | None) -> None:
+    """What the fast decode changes for a trained classifier: per image of ``folder``, the exact and
+    the fast tensors (pixel differences in levels) and the model's top-1 on each; top-1 accuracy too
+    where a file name starts with its class index (``07_...``). Writes ``decode_agreement.md``."""
+    import dataclasses
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from host import describe, results_dir
+
+    from edgecnn.runtime.image import REDUCED, load_image, preprocess_file
+    from edgecnn.runtime.session import Engine
+
+    engine = Engine(model)
+    spec = dataclasses.replace(engine.contract.preprocess, decode="fast")
+    std = np.asarray(spec.std, dtype=np.float32)[:, None, None] / spec.scale
+    rows, same, right = [], 0, {"fast": 0, "exact": 0}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    for f in files:
+        xf, _ = preprocess_file(f, spec)
+        xe, _ = preprocess_file(f, dataclasses.replace(spec, decode="exact"))
+        k = load_image(f, spec).info.get(REDUCED, (0, 0, 1))[2]
+        name = engine.output_names[0]
+        tf, te = (int(engine.run(x[None])[name][0].argmax()) for x in (xf, xe))
+        same += tf == te
+        d = np.abs(xf - xe) * std
+        truth = int(f.name[:2]) if f.name[:2].isdigit() and f.name[2:3] == "_" else None
+        for key, t in (("fast", tf), ("exact", te)):
+            right[key] += truth is not None and t == truth
+        rows.append((f.name, k, float(d.max()), float(d.mean()), tf, te))
+    labelled = sum(1 for f in files if f.name[:2].isdigit() and f.name[2:3] == "_")
+    lines = ["# Fast vs exact decode: what it changes for a trained classifier", "",
+             f"Host: {describe()}.", f"Model: {model.name} ({engine.contract.model}, input "
+             f"{spec.height}x{spec.width}, {spec.resize}); images: {len(files)} in {folder}.", "",
+             f"**Top-1 agreement fast vs exact: {same}/{len(files)} ({100 * same / len(files):.1f}%).** "
+             + (f"Top-1 accuracy: fast {right['fast']}/{labelled}, exact {right['exact']}/{labelled}. "
+                if labelled else "")
+             + f"Pixel difference (levels of 255) over all images: max {max(r[2] for r in rows):.2f}, "
+             f"mean of the per-image means {sum(r[3] for r in rows) / len(rows):.3f}.", "",
+             "| image | reduced 1/k | max diff | mean diff | top-1 fast | top-1 exact |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {n} | {k} | {mx:.2f} | {mn:.3f} | {a} | {b} |" for n, k, mx, mn, a, b in rows]
+    text = "\n".join(lines) + "\n"
+    print("\n".join(lines[:6]))
+    out = out or results_dir() / "decode_agreement.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
 # -------------------------------------------------------------------------------------------- main
 
 
@@ -165,12 +219,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--block", type=int, default=8)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--agree-model", type=Path, help="also: top-1 agreement fast vs exact of this classifier...")
+    ap.add_argument("--agree-dir", type=Path, help="...over these images (a name starting 'NN_' is class NN)")
     ap.add_argument("--worker", choices=["edgecnn", "torchvision"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker == "edgecnn":
         return _edgecnn_worker(args.baseline)
     if args.worker == "torchvision":
         return _torchvision_worker()
+    if args.agree_model:
+        return agreement(args.agree_model, args.agree_dir, args.out)
     if args.photos is None:
         ap.error("--photos is required")
 
@@ -185,7 +243,9 @@ def main() -> None:
     ours = Worker([*me, "edgecnn", "--baseline", args.baseline])
     tv = Worker([args.tv_python, __file__, "--worker", "torchvision"])
     impls = {"fast": ours, "exact": ours, "today": ours, "torchvision": tv}
+    stages = {"fast decode only": ours, "torchvision decode only": tv}  # where the time goes
     configs = [(f, t, i) for f in files for t in TRANSFORMS for i in impls]
+    configs += [(f, "crop224", i) for f in files for i in stages]
 
     # exactness first (one output each, compared in this process)
     diffs = {}
@@ -209,8 +269,8 @@ def main() -> None:
         rng.shuffle(configs)
         for f, t, i in configs:
             time.sleep(0.05)
-            times[(f, t, i)] += impls[i].ask({"file": str(files[f]), "transform": t, "impl": i,
-                                              "warmup": 2, "block": args.block})
+            times[(f, t, i)] += {**impls, **stages}[i].ask({"file": str(files[f]), "transform": t, "impl": i,
+                                                           "warmup": 2, "block": args.block})
     ours.close()
     tv.close()
 
@@ -235,6 +295,14 @@ def main() -> None:
             lines.append(f"| {files[f].name} | {t} | {m['fast']:.2f} | {m['exact']:.2f} | {m['today']:.2f} | "
                          f"{m['torchvision']:.2f} | **{m['fast'] / m['torchvision']:.2f}** | "
                          f"{m['today'] / m['fast']:.2f}x | {fe[0]:.2f}, {fe[1]:.3f} | {et[0]:.2f}, {et[1]:.3f} |")
+    lines += ["", "Where the time goes (crop224, median ms): decode alone (ours: `load_image` with the fast spec, "
+              "reduced where it applies; torchvision: `decode_image`), and the rest (resize, crop, normalise).", "",
+              "| file | ours: decode | ours: rest | torchvision: decode | torchvision: rest |",
+              "|---|---:|---:|---:|---:|"]
+    for f in files:
+        od, td = med[(f, "crop224", "fast decode only")], med[(f, "crop224", "torchvision decode only")]
+        lines.append(f"| {files[f].name} | {od:.2f} | {med[(f, 'crop224', 'fast')] - od:.2f} | {td:.2f} | "
+                     f"{med[(f, 'crop224', 'torchvision')] - td:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     out = args.out or results_dir() / "preprocess.md"
