@@ -72,7 +72,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     import photos
-    from host import describe, results_dir
+    from host import describe, write_report
 
     tmp = Path(tempfile.mkdtemp(prefix="coldstart_bench_"))
     image = tmp / "one.jpg"
@@ -110,12 +110,7 @@ def main() -> None:
     if args.importtime:
         lines += ["", "Heaviest top-level imports of `edgecnn infer` (`-X importtime`, cumulative ms, one run):", ""]
         lines += [f"- {name}: {us / 1e3:.1f}" for name, us in heaviest_imports(rows["edgecnn infer"])]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = args.out or results_dir() / "coldstart.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_report(lines, "coldstart.md", args.out)
 
 
 if __name__ == "__main__":

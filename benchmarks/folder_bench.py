@@ -91,7 +91,7 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     import photos
-    from host import describe, results_dir
+    from host import describe, write_report
 
     folders = {"640x480": photos.folder(args.photos, args.work / f"vga{args.vga}", args.vga, (640, 480)),
                "4032x3024": photos.folder(args.photos, args.work / f"phone{args.phone}", args.phone,
@@ -141,12 +141,7 @@ def main() -> None:
                       f"images/s, {len(samples)} samples every 0.2 s): peak {mb:.0f} MB; max over the first "
                       f"quarter of the run {first:.0f} MB, over the last quarter {last:.0f} MB "
                       f"({'flat' if last - first < 8 else 'GROWING'}: {last - first:+.1f} MB)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = args.out or results_dir() / "folder.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_report(lines, "folder.md", args.out)
 
 
 if __name__ == "__main__":

@@ -27,3 +27,14 @@ def describe() -> str:
     env = capture()
     return (f"{env['cpu']}, {env['physical_cores']} physical cores, {env['machine']}, "
             f"ISA {' '.join(env['isa']) or '(none of avx2/avx512/vnni/amx/neon)'}; device tag {device_tag(env)}")
+
+
+def write_report(lines: list[str], name: str, out: Path | None = None) -> Path:
+    """Print a Markdown report and write it to ``out`` or ``results_dir() / name``; returns the path."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    path = out or results_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return path

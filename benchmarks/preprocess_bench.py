@@ -150,7 +150,7 @@ def agreement(model: Path, folder: Path, out: Path | None) -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from host import describe, results_dir
+    from host import describe, write_report
 
     from edgecnn.runtime.image import REDUCED, load_image, preprocess_file
     from edgecnn.runtime.session import Engine
@@ -184,12 +184,7 @@ def agreement(model: Path, folder: Path, out: Path | None) -> None:
              "| image | reduced 1/k | max diff | mean diff | top-1 fast | top-1 exact |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {n} | {k} | {mx:.2f} | {mn:.3f} | {a} | {b} |" for n, k, mx, mn, a, b in rows]
-    text = "\n".join(lines) + "\n"
-    print("\n".join(lines[:6]))
-    out = out or results_dir() / "decode_agreement.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_report(lines, "decode_agreement.md", out)
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -235,7 +230,7 @@ def main() -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from host import describe, results_dir
+    from host import describe, write_report
 
     tmp = Path(tempfile.mkdtemp(prefix="preprocess_bench_"))
     files = make_images(args.photos, tmp)
@@ -303,12 +298,7 @@ def main() -> None:
         od, td = med[(f, "crop224", "fast decode only")], med[(f, "crop224", "torchvision decode only")]
         lines.append(f"| {files[f].name} | {od:.2f} | {med[(f, 'crop224', 'fast')] - od:.2f} | {td:.2f} | "
                      f"{med[(f, 'crop224', 'torchvision')] - td:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = args.out or results_dir() / "preprocess.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_report(lines, "preprocess.md", args.out)
 
 
 if __name__ == "__main__":
