@@ -45,8 +45,9 @@ def resolve_model(model: str, export_dir: str | Path = "export") -> Path:
     exported = Path(export_dir) / f"{model}.onnx"
     if exported.is_file():
         return exported
-    registry.get_card(model)  # raises UnknownModelError with a suggestion
-    raise EngineError(f"{exported} not found; make it with: edgecnn export {model}")
+    card = registry.get_card(model)  # raises UnknownModelError with a suggestion
+    weights = " --weights imagenet" if card.pretrained else ""  # a file whose predictions mean something
+    raise EngineError(f"{exported} not found; make it with: edgecnn export {model}{weights}")
 
 
 def choose_providers(provider: str, available: Sequence[str] | None = None) -> list[str]:

@@ -152,7 +152,7 @@ def test_bad_inputs_each_get_one_line(cli, models, tmp_path):
     (["{tmp}/a.png", "--provider", "cuda"],
      "Error: provider 'cuda' (CUDAExecutionProvider) is not available in this onnxruntime; available: cpu"),
     (["{tmp}/a.png", "--model", "mobilenetv2"],
-     "Error: export/mobilenetv2.onnx not found; make it with: edgecnn export mobilenetv2"),
+     "Error: export/mobilenetv2.onnx not found; make it with: edgecnn export mobilenetv2 --weights imagenet"),
     (["{tmp}/a.png", "--model", "nope.onnx"], "Error: model file 'nope.onnx' not found"),
     (["{tmp}/a.png", "--classes", "cow"],
      "Error: --classes: 'cow' is neither a class index nor a label of this model; labels: red, green, blue, gray"),

@@ -76,7 +76,8 @@ def test_resolve_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(EngineError) as e:
         resolve_model("mobilenetv2")
-    assert str(e.value) == "export/mobilenetv2.onnx not found; make it with: edgecnn export mobilenetv2"
+    assert str(e.value) == ("export/mobilenetv2.onnx not found; make it with: edgecnn export mobilenetv2 "
+                            "--weights imagenet")
     with pytest.raises(UnknownModelError, match="did you mean 'mobilenetv2'"):
         resolve_model("mobilenet2")
     with pytest.raises(EngineError, match="model file 'x/y.onnx' not found"):
