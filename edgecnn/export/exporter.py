@@ -192,7 +192,8 @@ def export(opts: ExportOptions) -> ExportResult:
     base = Contract.from_dict(ckpt.contract) if ckpt is not None and ckpt.contract else None
 
     torch.manual_seed(opts.seed)
-    model = registry.build(name, num_classes=num_classes, in_channels=in_channels, input_size=size)
+    extra = {"width_mult": float(cfg["width_mult"])} if cfg.get("width_mult") not in (None, 1.0) else {}
+    model = registry.build(name, num_classes=num_classes, in_channels=in_channels, input_size=size, **extra)
     if ckpt is not None:
         replaced = load_into(model, ckpt.state_dict, str(ckpt.path), opts.replace_head)
         if replaced:

@@ -136,7 +136,7 @@ class SSDLite(nn.Module):
                            num_classes, bn)
         _normal_init(self.backbone.extra)
         _normal_init(self.head)
-        self.num_classes, self.input_size = num_classes, input_size
+        self.num_classes, self.input_size, self.width_mult = num_classes, input_size, width_mult
         self.preprocess, self.detection = preprocess, detection
         self._grids: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self.register_buffer("anchors", self.anchors_for(torch.zeros(1, features[0][0].in_channels,

@@ -216,3 +216,25 @@ def test_quantize_reports_detection_agreement(files, images, tmp_path):
     assert any("detection F1" in line for line in quantize_report(res.to_dict()))
     # the INT8 file runs through the same post-processing
     assert _predict(res.path, images[:1])[0]
+
+
+def test_a_trained_checkpoint_exports_with_its_contract_and_width(tmp_path):
+    """What `edgecnn train` writes for a detector: config (with width_mult) and a detect contract, whose
+    labels, letterbox preprocessing and thresholds the export keeps."""
+    from edgecnn.contract import Contract, Preprocess
+    from edgecnn.train.checkpoint import FORMAT, save_checkpoint
+
+    torch.manual_seed(0)
+    model = registry.build("ssdlite_mobilenetv2", num_classes=3, input_size=SIZE, width_mult=0.35)
+    pre = Preprocess(SIZE, SIZE, resize="letterbox", pad_value=0)
+    det = Detection(conf=0.4, iou=0.5, max_det=20, background_class=True)
+    contract = Contract("detect", "ssdlite_mobilenetv2", pre, labels=["background", "circle", "square"], detection=det)
+    path = tmp_path / "best.pt"
+    save_checkpoint({"format": FORMAT, "model": "ssdlite_mobilenetv2", "epoch": 1, "state_dict": model.state_dict(),
+                     "config": {"num_classes": 3, "in_channels": 3, "input_size": SIZE, "width_mult": 0.35},
+                     "contract": contract.to_dict()}, path)
+    res = export(ExportOptions(str(path), out=str(tmp_path / "d.onnx")))
+    c = res.contract
+    assert c.labels == ["background", "circle", "square"] and c.preprocess.pad_value == 0
+    assert (c.detection.conf, c.detection.max_det, c.detection.nms) == (0.4, 20, "host")
+    assert c.parity["batches"] and res.path.is_file()
