@@ -74,11 +74,17 @@ def ort_profile(path: Path, x: np.ndarray, work: Path, calls: int = 20) -> dict:
     for _ in range(calls):
         sess.run(None, feed)
     events = json.loads(Path(sess.end_profiling()).read_text())
+    graph = onnx.load(str(opt_path), load_external_data=False).graph
+    # depthwise convolutions (group > 1) apart from the others: they are where mobile networks spend their time
+    depthwise = {n.name for n in graph.node if n.op_type in ("Conv", "QLinearConv")
+                 and any(a.name == "group" and a.i > 1 for a in n.attribute)}
     per_op: dict[str, float] = defaultdict(float)
     for e in events:
         if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            per_op[e["args"].get("op_name", "?")] += e["dur"] / calls / 1e3  # ms per call
-    graph_ops = Counter(n.op_type for n in onnx.load(str(opt_path), load_external_data=False).graph.node)
+            node = e["name"][: -len("_kernel_time")]
+            op = e["args"].get("op_name", "?") + (" (depthwise)" if node in depthwise else "")
+            per_op[op] += e["dur"] / calls / 1e3  # ms per call
+    graph_ops = Counter(n.op_type + (" (depthwise)" if n.name in depthwise else "") for n in graph.node)
     return {"ms_per_call_by_op": dict(sorted(per_op.items(), key=lambda kv: -kv[1])),
             "optimized_graph_ops": dict(graph_ops.most_common())}
 
