@@ -13,8 +13,8 @@
     (time per layer type and the kernel that ran it).
 
 Configurations of one model are interleaved in blocks (edgecnn.bench.timing.run_blocks), so machine drift
-hits all alike; compare ratios. Batch 1, 2 threads, random-init weights (speed does not depend on them).
-Writes benchmarks/results/<device-tag>/targets.json and targets.md.
+hits all alike; compare ratios. Batch 1, 2 threads (``--threads``), random-init weights (speed does not depend
+on them). Writes benchmarks/results/<device-tag>/targets.json and targets.md (targets-t<N>.* for other threads).
 """
 
 from __future__ import annotations
@@ -55,9 +55,12 @@ def plain_export(name: str, path: Path) -> Path:
     return path
 
 
-def ort_session(path: Path, threads: int | None = 2, spinning: bool = True, profile: str | None = None,
+THREADS = 2  # --threads
+
+
+def ort_session(path: Path, threads: int | None = None, spinning: bool = True, profile: str | None = None,
                 optimized: str | None = None) -> ort.InferenceSession:
-    opts = session_options(threads, spinning=spinning)
+    opts = session_options(threads or THREADS, spinning=spinning)
     if profile:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile
@@ -97,7 +100,7 @@ def ov_profile(path: Path, x: np.ndarray, precision_hint: str = "f32", calls: in
     model = core.read_model(str(path))
     model.reshape({model.inputs[0].get_any_name(): list(x.shape)})
     compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                                                 "INFERENCE_NUM_THREADS": 2, "PERF_COUNT": True,
+                                                 "INFERENCE_NUM_THREADS": THREADS, "PERF_COUNT": True,
                                                  "INFERENCE_PRECISION_HINT": precision_hint})
     req = compiled.create_infer_request()
     by_type: dict[str, float] = defaultdict(float)
@@ -117,8 +120,11 @@ def ov_profile(path: Path, x: np.ndarray, precision_hint: str = "f32", calls: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="default: benchmarks/results/<device-tag>/")
     args = ap.parse_args()
+    global THREADS
+    THREADS = args.threads
     env = capture()
     out = Path(args.out) if args.out else RESULTS / device_tag(env)
     vnni = any(f in env["isa"] for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
@@ -126,7 +132,7 @@ def main() -> None:
     load_before = [round(v, 2) for v in os.getloadavg()]
     print(f"{env['cpu']}, {env['physical_cores']} cores, {' '.join(env['isa'])}; load {load_before}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="edgecnn-targets-"))
-    results: dict = {"environment": env, "vnni": vnni, "runs": args.runs, "models": {}}
+    results: dict = {"environment": env, "vnni": vnni, "runs": args.runs, "threads": THREADS, "models": {}}
     with Workspace() as ws:
         for name in MODELS:
             target = resolve(name)
@@ -140,11 +146,11 @@ def main() -> None:
                 plain = plain_export(name, work / "plain.onnx")
                 s = ort.InferenceSession(str(plain), providers=["CPUExecutionProvider"])  # onnxruntime's defaults
                 calls["plain export, ort defaults"] = (lambda s=s, f={s.get_inputs()[0].name: x}: s.run(None, f))
-                calls["torch eager"] = backend_torch.prepare(backend_torch.load_model(name), threads=2)
+                calls["torch eager"] = backend_torch.prepare(backend_torch.load_model(name), threads=THREADS)
             if has_ov:
                 for label, path, hint in (("openvino fp32", fp32, "f32"), ("openvino int8", int8, "f32"),
                                           ("openvino default precision", fp32, "bf16")):
-                    r = backend_openvino.compile_file(path, threads=2, inference_precision=hint)
+                    r = backend_openvino.compile_file(path, threads=THREADS, inference_precision=hint)
                     calls[label] = (lambda r=r, xi=r.make_input(1): r(xi))
             t0 = time.perf_counter()
             ns = run_blocks(calls, runs=args.runs, block=10, warmup=2)
@@ -168,9 +174,10 @@ def main() -> None:
                   flush=True)
     results["load_average"] = {"before": load_before, "after": [round(v, 2) for v in os.getloadavg()]}
     md = to_markdown(results)
-    with atomic_path(out / "targets.json") as tmp:
+    stem = "targets" if THREADS == 2 else f"targets-t{THREADS}"
+    with atomic_path(out / f"{stem}.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1) + "\n")
-    with atomic_path(out / "targets.md") as tmp:
+    with atomic_path(out / f"{stem}.md") as tmp:
         tmp.write_text(md)
     print(md)
 
@@ -183,7 +190,8 @@ def to_markdown(res: dict) -> str:
     env = res["environment"]
     buf = io.StringIO()
     buf.write(f"# Performance targets on {env['cpu']} ({env['physical_cores']} cores; {', '.join(env['isa'])})\n\n"
-              f"Batch 1, 224x224, 2 threads, {res['runs']} timed runs per configuration interleaved in blocks of 10; "
+              f"Batch 1, 224x224, {res['threads']} threads, {res['runs']} timed runs per configuration interleaved in "
+              "blocks of 10; "
               f"onnxruntime {env['onnxruntime']}; VNNI: {'yes' if res['vnni'] else 'no'}. Load average before/after "
               f"{res['load_average']['before']} / {res['load_average']['after']}: a shared 2-core machine, other jobs "
               "ran during the measurement, so absolute times are inflated; the ratios come from one interleaved "
