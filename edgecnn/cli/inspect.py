@@ -50,8 +50,15 @@ def inspect_cmd(
         if c.get("parity") and c["parity"].get("precision") == "int8":
             g = c["parity"]
             verdict = {True: "passed", False: "FAILED", None: "not judged (random-init)"}[g["passed"]]
-            say(f"parity    int8 {verdict}: top-1 agreement with FP32 {g['agreement']:.1%} on {g['images']} "
+            what = "detection F1" if c["task"] == "detect" else "top-1 agreement"
+            say(f"parity    int8 {verdict}: {what} with FP32 {g['agreement']:.1%} on {g['images']} "
                 f"calibration images (gate {g['min_agreement']:.0%})")
+        elif c.get("parity") and "nms" in c["parity"]:  # a detector's gate: raw outputs, then final detections
+            rows = c["parity"]["batches"]
+            rel = max((b[k] for b in rows for k in ("boxes_rel", "scores_rel") if b[k] is not None), default=0.0)
+            say(f"parity    {c['parity']['precision']} passed: boxes/scores worst rel {rel:.2e}, final detections "
+                f"F1 {min(b['f1'] for b in rows):.3f} ({sum(b['detections'] for b in rows)} boxes, "
+                f"{sum(b['ties'] for b in rows)} ties; NMS on the {c['parity']['nms']})")
         elif c.get("parity") and not c["parity"].get("skipped"):
             worst = max(c["parity"]["batches"], key=lambda b: b["rel"])
             say(f"parity    {c['parity']['precision']} passed: worst max-abs {worst['max_abs']:.2e} "

@@ -238,3 +238,10 @@ def test_a_trained_checkpoint_exports_with_its_contract_and_width(tmp_path):
     assert c.labels == ["background", "circle", "square"] and c.preprocess.pad_value == 0
     assert (c.detection.conf, c.detection.max_det, c.detection.nms) == (0.4, 20, "host")
     assert c.parity["batches"] and res.path.is_file()
+
+
+def test_inspect_shows_the_detector_gate(files, cli):
+    r = cli("inspect", str(files[1].path))
+    assert r.exit_code == 0, r.output
+    assert "output    detections: float32 [batch, 100, 6]" in r.output
+    assert "final detections F1 1.000" in r.output and "NMS on the host+graph" in r.output
