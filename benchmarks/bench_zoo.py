@@ -6,9 +6,9 @@ efficiency; then the zoo detectors end to end (decode, preprocess, inference, po
     python benchmarks/bench_zoo.py --models mobilenetv2 resnet18 --runs 30
 
 Each model's configurations are measured together, interleaved in blocks (the bench protocol), models one
-after another, cheapest first; once --budget-s is spent no new model starts (the rest are listed as not
-measured). Big models get few runs: --runs (40) for models up to 1 GMAC, 40 x 1G/MACs beyond (at least 10).
-INT8 files are calibrated on random images: their rows are speed-only.
+after another, the CNN FAQ's four first, then cheapest first; once --budget-s is spent no new model starts
+(the rest are listed as not measured). Big models get few runs: --runs (40) for models up to 1 GMAC,
+40 x 1G/MACs beyond (at least 10). INT8 files are calibrated on random images: their rows are speed-only.
 Writes under benchmarks/results/<device-tag>/: zoo.json (every sample, the environment, the load average),
 zoo.csv, zoo.md (the bench's own table), zoo.png (latency vs params) and zoo_table.md (one line per model:
 the figures side by side and their ratios); detectors.* likewise for the end-to-end rows.
@@ -111,7 +111,8 @@ def main() -> None:
     t0 = time.perf_counter()
     load_before = _load()
     doc = None
-    models = sorted(args.models, key=lambda m: registry.get_card(m).macs)  # cheap first: a budget cut drops the big
+    # the CNN FAQ's four first (the README's table), then cheapest first: a budget cut drops the biggest
+    models = sorted(args.models, key=lambda m: (m not in suite.FAQ_MODELS, registry.get_card(m).macs))
     skipped = []
     for i, model in enumerate(models):  # one Bench per model: its own run budget, one model in memory
         if time.perf_counter() - t0 > args.budget_s:
