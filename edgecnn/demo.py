@@ -5,7 +5,9 @@
 3. train a model on it (PyTorch);
 4. export the best checkpoint to ONNX with its deploy contract, through the parity gate;
 5. quantize it to INT8 (calibrated on the validation images) with the agreement report;
-6. run both files torch-free (the device runtime) on the validation folder: accuracy and speed.
+6. run both files torch-free (the device runtime) on the validation folder: accuracy and speed;
+7. detection: a shapes COCO set, a short SSDLite training at a small input, export, ``infer --save``
+   (annotated images) and ``eval`` (COCO mAP by pycocotools) of the exported file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class DemoOptions:
     seed: int = 0
     zoo: tuple[str, ...] = ZOO_CHECK
     runs: int = 5
+    det_epochs: int = 4  # detection stage; 0 skips it
+    det_images: int = 120
+    det_size: int = 64
 
 
 def zoo_check(names, runs: int) -> list[tuple]:
@@ -95,6 +100,12 @@ def check(opts: DemoOptions) -> None:
                                ("--input-size", opts.input_size, 1)):
         if value < least:
             raise UsageError(f"{flag} must be at least {least}, got {value}")
+    if opts.det_epochs < 0:
+        raise UsageError(f"--det-epochs must be 0 (skip detection) or more, got {opts.det_epochs}")
+    if opts.det_epochs:
+        from edgecnn.errors import require
+
+        require("pycocotools", "eval", "the demo's detection stage (COCO mAP)")
     for name in (*opts.zoo, opts.model):
         registry.get_card(name)
     if Path(opts.out).exists() and not Path(opts.out).is_dir():
@@ -116,35 +127,35 @@ def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
     check(opts)
     out = Path(opts.out)
     t_start = time.perf_counter()
-    say(f"[1/6] zoo: {len(registry.names())} models; building {len(opts.zoo)} and checking them against "
+    say(f"[1/7] zoo: {len(registry.names())} models; building {len(opts.zoo)} and checking them against "
         "their cards")
     say(table(["model", "input", "params", "MACs", "torch ms (p50)", "card"], zoo_check(opts.zoo, opts.runs),
               right=["params", "MACs", "torch ms (p50)"]))
 
     data = out / f"shapes-{opts.images}-seed{opts.seed}"  # deterministic from (n, seed): reused when present
-    say(f"\n[2/6] data: {opts.images} synthetic 64x64 'shapes' images -> {data}")
+    say(f"\n[2/7] data: {opts.images} synthetic 64x64 'shapes' images -> {data}")
     if not (data / "val").is_dir():
         write_shapes(data, opts.images, 64, seed=opts.seed)
 
     run_dir = out / "run"
-    say(f"\n[3/6] train {opts.model} at {opts.input_size}px for {opts.epochs} epochs -> {run_dir}")
+    say(f"\n[3/7] train {opts.model} at {opts.input_size}px for {opts.epochs} epochs -> {run_dir}")
     result = train(TrainConfig(model=opts.model, data=str(data), epochs=opts.epochs, batch_size=32,
                                optimizer="adamw", input_size=opts.input_size, out=str(run_dir), overwrite=True,
                                seed=opts.seed, device="cpu"), echo=say)
 
-    say("\n[4/6] export best.pt -> ONNX, parity-gated against PyTorch")
+    say("\n[4/7] export best.pt -> ONNX, parity-gated against PyTorch")
     exp = export(ExportOptions(model=str(run_dir / "best.pt"), out=str(out / f"{opts.model}.onnx")))
     worst = max(exp.contract.parity["batches"], key=lambda b: b["rel"])
     say(f"wrote {exp.path}: parity PASSED at batch 1/2/5, worst max-abs {worst['max_abs']:.2e} "
         f"(rel {worst['rel']:.2e}), top-1 agreement {worst['top1']:.0%}")
 
-    say("\n[5/6] quantize to INT8, calibrated on the validation images (torch-free)")
+    say("\n[5/7] quantize to INT8, calibrated on the validation images (torch-free)")
     q = quantize(QuantizeOptions(model=str(exp.path), calib=str(data / "val"),
                                  out=str(out / f"{opts.model}.int8.onnx")))
     for line in quantize_report(q.to_dict()):
         say(line)
 
-    say("\n[6/6] the device side: both files through the torch-free runtime on the validation folder")
+    say("\n[6/7] the device side: both files through the torch-free runtime on the validation folder")
     classes = list(CLASSES)
     fp32 = device_accuracy(exp.path, data / "val", sorted(classes))
     int8 = device_accuracy(q.path, data / "val", sorted(classes))
@@ -153,5 +164,52 @@ def run(opts: DemoOptions, say: Callable[[str], None]) -> dict:
             ("ONNX INT8", f"{int8['top1']:.1%}", f"{q.int8_bytes / 1e6:.2f}", f"{int8['images_per_s']:.0f}")]
     say(table(["model", "val top-1", "size MB", "images/s (end to end)"], rows,
               right=["val top-1", "size MB", "images/s (end to end)"]))
+    detection = detection_stage(opts, out, say) if opts.det_epochs else None
     say(f"\ndone in {time.perf_counter() - t_start:.0f}s; try: edgecnn infer {data / 'val'} --model {exp.path}")
-    return {"train": result, "fp32": fp32, "int8": int8, "export": exp.to_dict(), "quantize": q.to_dict()}
+    return {"train": result, "fp32": fp32, "int8": int8, "export": exp.to_dict(), "quantize": q.to_dict(),
+            "detection": detection}
+
+
+def detection_stage(opts: DemoOptions, out: Path, say: Callable[[str], None]) -> dict:
+    """[7/7]: shapes COCO data -> ssdlite_mobilenetv2 trained briefly -> ONNX -> annotated images -> mAP."""
+    from edgecnn.eval.run import EvalOptions, evaluate
+    from edgecnn.export.exporter import ExportOptions, export
+    from edgecnn.runtime import draw
+    from edgecnn.runtime.predict import Predictor
+    from edgecnn.runtime.session import Engine
+    from edgecnn.runtime.sources import expand, iter_images
+    from edgecnn.train.config import TrainConfig
+    from edgecnn.train.loop import train
+    from edgecnn.train.shapes import write_shapes
+
+    t0 = time.perf_counter()
+    data = out / f"shapes-det-{opts.det_images}-seed{opts.seed}"
+    say(f"\n[7/7] detection: {opts.det_images} 64x64 shapes images with COCO boxes -> {data}; ssdlite_mobilenetv2 at "
+        f"{opts.det_size}px for {opts.det_epochs} epochs")
+    if not (data / "annotations").is_dir():
+        write_shapes(data, opts.det_images, 64, seed=opts.seed, task="detect")
+    run_dir = out / "run-detect"
+    result = train(TrainConfig(model="ssdlite_mobilenetv2", data=str(data), epochs=opts.det_epochs, batch_size=16,
+                               optimizer="adamw", lr=2e-3, input_size=opts.det_size, augment=True, out=str(run_dir),
+                               overwrite=True, seed=opts.seed, device="cpu"), echo=say)
+    t_train = time.perf_counter() - t0
+    exp = export(ExportOptions(model=str(run_dir / "best.pt"), out=str(out / "ssdlite_mobilenetv2.onnx")))
+    say(f"wrote {exp.path}: parity PASSED (boxes and scores before NMS, detections after) at batch 1/2/5")
+    saved = out / "detections"
+    engine = Engine(exp.path, provider="cpu")
+    files = list(iter_images(expand([data / "val"])))[:8]
+    n_boxes = 0
+    for r in Predictor(engine).predict(files, keep_images=True):  # what `edgecnn infer --save` does
+        if not r.error:
+            draw.save_image(draw.annotate(r.image, "detect", r.predictions), saved / r.file.rel)
+            n_boxes += len(r.predictions)
+    say(f"infer --save: {n_boxes} boxes (conf > {engine.contract.detection.conf:g}) drawn on {len(files)} images "
+        f"-> {saved}/")
+    ev = evaluate(EvalOptions(model=str(exp.path), data=str(data), provider="cpu"))
+    m = ev.metrics
+    say(f"eval {exp.path.name} on {ev.images} val images (pycocotools): mAP@[.50:.95] {m['map']:.3f}  "
+        f"mAP@.50 {m['map50']:.3f}  mAP@.75 {m['map75']:.3f}  (PyTorch best.pt mAP@.50 {result['best_map50']:.3f}; "
+        f"only {opts.det_epochs} epochs at {opts.det_size}px; benchmarks/detect_shapes.py trains longer)")
+    say(f"detection stage: {time.perf_counter() - t0:.0f}s (training {t_train:.0f}s)")
+    return {"train": result, "export": exp.to_dict(), "eval": ev.to_dict(), "boxes_drawn": n_boxes,
+            "seconds": time.perf_counter() - t0}
