@@ -251,3 +251,19 @@ def test_checkpoint_and_its_onnx_file_evaluate_alike(tmp_path):
     b = json.loads(_invoke("eval", onnx_path, "--data", tmp_path / "cls", "--format", "json").stdout)
     assert a["backend"].startswith("PyTorch") and b["backend"] == "CPUExecutionProvider"
     assert a["metrics"]["per_class"] == b["metrics"]["per_class"] and a["images"] == b["images"] == 8
+
+
+def test_eval_of_onnx_files_runs_without_torch(det_data, tmp_path):
+    from tests.conftest import run_cli
+
+    r = run_cli("eval", str(fake_detector(tmp_path / "det.onnx")), "--data", str(det_data), "--format", "json",
+                block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["map50"] > 0
+    for cls, values in CASE.items():
+        for i, v in enumerate(values):
+            _uniform(tmp_path / "data/val" / cls, f"{i}.png", v)
+    r = run_cli("eval", str(intensity_classifier(tmp_path / "cls.onnx")), "--data", str(tmp_path / "data"),
+                "--format", "json", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["top1"] == pytest.approx(5 / 7)

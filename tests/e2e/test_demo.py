@@ -6,7 +6,7 @@ from tests.conftest import run_cli
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     r = run_cli("demo", "--out", str(out), "--epochs", "1", "--images", "40", "--zoo", "simplecnn",
-                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5")
+                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5", "--det-epochs", "1")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     zoo = {line.split()[0]: line for line in lines if line.split()[:1] in (["simplecnn"], ["mobilenetv1"])}
@@ -19,6 +19,11 @@ def test_demo_end_to_end(tmp_path):
     assert set(rows) == {"PyTorch (best.pt)", "ONNX FP32", "ONNX INT8"}
     # the exported file computes what PyTorch computed: same validation accuracy
     assert rows["ONNX FP32"][2] == rows["PyTorch (best.pt)"][2]
+    # detection: trained, exported through the gate, drawn, evaluated by pycocotools
+    assert any(line.startswith(f"wrote {out / 'ssdlite_mobilenetv2.onnx'}: parity PASSED") for line in lines)
+    assert any(line.startswith("eval ssdlite_mobilenetv2.onnx on 24 val images (pycocotools): mAP@[.50:.95] ")
+               for line in lines)
+    assert (out / "run-detect" / "best.pt").is_file() and len(list((out / "detections").iterdir())) == 8
 
 
 def test_demo_unknown_model(tmp_path):
