@@ -113,25 +113,22 @@ def summary(result: dict) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.2%}"
 
-    files = result["files"]
     if result.get("task") == "detect":
         rows = [(c, f"{r['gt']:,}", "-" if r["ap"] is None else f"{r['ap']:.3f}",
                  "-" if r["ap50"] is None else f"{r['ap50']:.3f}") for c, r in result["per_class"].items()]
-        return "\n".join([
-            "",
-            f"validation ({result['val_images']:,} images, epoch {result['epochs']}): "
-            f"mAP@.50 {result['val_map50']:.3f}  mAP@[.50:.95] {result['val_map']:.3f}  "
-            f"(best mAP@.50 {result['best_map50']:.3f} at epoch {result['best_epoch']}; COCO eval by pycocotools)",
-            table(["class", "objects", "AP", "AP50"], rows, right=["objects", "AP", "AP50"]),
-            f"saved: {files[0]}, " + ", ".join(os.path.basename(f) for f in files[1:]),
-        ])
-    rows = [(c, f"{r['n']:,}", f"{r['correct']:,}", pct(r["acc"])) for c, r in result["per_class"].items()]
+        head = (f"mAP@.50 {result['val_map50']:.3f}  mAP@[.50:.95] {result['val_map']:.3f}  "
+                f"(best mAP@.50 {result['best_map50']:.3f} at epoch {result['best_epoch']}; COCO eval by pycocotools)")
+        columns = ["class", "objects", "AP", "AP50"]
+    else:
+        rows = [(c, f"{r['n']:,}", f"{r['correct']:,}", pct(r["acc"])) for c, r in result["per_class"].items()]
+        head = (f"top-1 {pct(result['val_top1'])}  top-5 {pct(result['val_top5'])}  loss {result['val_loss']:.4f}  "
+                f"(best top-1 {pct(result['best_top1'])} at epoch {result['best_epoch']})")
+        columns = ["class", "images", "correct", "accuracy"]
+    files = result["files"]
     return "\n".join([
         "",
-        f"validation ({result['val_images']:,} images, epoch {result['epochs']}): top-1 {pct(result['val_top1'])}  "
-        f"top-5 {pct(result['val_top5'])}  loss {result['val_loss']:.4f}  "
-        f"(best top-1 {pct(result['best_top1'])} at epoch {result['best_epoch']})",
-        table(["class", "images", "correct", "accuracy"], rows, right=["images", "correct", "accuracy"]),
+        f"validation ({result['val_images']:,} images, epoch {result['epochs']}): {head}",
+        table(columns, rows, right=columns[1:]),
         f"saved: {files[0]}, " + ", ".join(os.path.basename(f) for f in files[1:]),
     ])
 

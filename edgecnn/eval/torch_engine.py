@@ -36,14 +36,7 @@ class TorchEngine:
         self.providers = [f"PyTorch ({device})"]
         self.warnings: list[str] = []
         self.from_graph = False
-
-    @property
-    def task(self) -> str:
-        return self.contract.task
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return self.contract.preprocess.width, self.contract.preprocess.height
+        self.task, self.input_size = self.contract.task, (pre.width, pre.height)  # as Engine's properties
 
     @torch.inference_mode()
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:

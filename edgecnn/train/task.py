@@ -26,6 +26,12 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def _epoch_line(row: dict[str, Any], epochs: int, best: bool, metrics: str) -> str:
+    """``epoch 3/10  <metrics>  lr ...  img/s  seconds  [*best]``."""
+    return (f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}  {metrics}  lr {row['lr']:.3g}  "
+            f"{row['images_per_s']:,.0f} img/s  {row['seconds']:.1f}s" + ("  *best" if best else ""))
+
+
 class ClassifyTask:
     kind = "classify"
     best_key, best_name = "val_top1", "top1"  # the validation metric best.pt is chosen by
@@ -112,17 +118,14 @@ class ClassifyTask:
 
     def contract(self, model: nn.Module, name: str, spec: Preprocess, data: Data, weights: dict,
                  last_eval: dict[str, Any], versions: dict) -> Contract:
+        metrics = {k: last_eval[k] for k in ("val_top1", "val_top5")}
         return Contract(task="classify", model=name, preprocess=spec, labels=self.labels(data), weights=weights,
-                        metrics={"val_top1": last_eval["val_top1"], "val_top5": last_eval["val_top5"],
-                                 "val_images": last_eval["n"], "data": weights["data"]},
-                        versions=versions)
+                        metrics={**metrics, "val_images": last_eval["n"], "data": weights["data"]}, versions=versions)
 
     def epoch_line(self, row: dict[str, Any], epochs: int, best: bool) -> str:
-        width = len(str(epochs))
-        return (f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f}  acc {_pct(row['train_acc'])}  "
-                f"val_loss {row['val_loss']:.4f}  top1 {_pct(row['val_top1'])}  top5 {_pct(row['val_top5'])}  "
-                f"lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f}s"
-                + ("  *best" if best else ""))
+        return _epoch_line(row, epochs, best, f"loss {row['train_loss']:.4f}  acc {_pct(row['train_acc'])}  "
+                           f"val_loss {row['val_loss']:.4f}  top1 {_pct(row['val_top1'])}  "
+                           f"top5 {_pct(row['val_top5'])}")
 
 
 # Classifiers whose ``features`` the detectors' backbones re-split (``--init`` with their checkpoints).
@@ -230,17 +233,13 @@ class DetectTask:
                         outputs=[{"name": "boxes", "kind": "boxes", "meaning": "(N, A, 4) xyxy input pixels"},
                                  {"name": "scores", "kind": "scores",
                                   "meaning": "(N, A, C) softmax probabilities, column 0 background"}],
-                        detection=model.detection,
+                        detection=model.detection, versions=versions,
                         metrics={"val_map50": last_eval["val_map50"], "val_map": last_eval["val_map"],
-                                 "val_images": last_eval["n"], "data": weights["data"]},
-                        versions=versions)
+                                 "val_images": last_eval["n"], "data": weights["data"]})
 
     def epoch_line(self, row: dict[str, Any], epochs: int, best: bool) -> str:
-        width = len(str(epochs))
-        return (f"epoch {row['epoch']:>{width}}/{epochs}  loss {row['train_loss']:.4f} (loc {row['train_loc']:.3f} "
-                f"cls {row['train_cls']:.3f})  val mAP@.50 {row['val_map50']:.3f}  mAP {row['val_map']:.3f}  "
-                f"lr {row['lr']:.3g}  {row['images_per_s']:,.0f} img/s  {row['seconds']:.1f}s"
-                + ("  *best" if best else ""))
+        return _epoch_line(row, epochs, best, f"loss {row['train_loss']:.4f} (loc {row['train_loc']:.3f} "
+                           f"cls {row['train_cls']:.3f})  val mAP@.50 {row['val_map50']:.3f}  mAP {row['val_map']:.3f}")
 
 
 class _Raw(nn.Module):
