@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -85,6 +86,13 @@ def _validate(opts: ExportOptions) -> None:
         raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{opts.batch}'")
     if opts.out and Path(opts.out).suffix != ".onnx":
         raise UsageError(f"--out {opts.out}: the output file must end in .onnx")
+    if opts.out:  # an unwritable --out is refused now, not after the export and the gate
+        folder = Path(opts.out).absolute().parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise ExportError(f"cannot write {opts.out}: {folder} is "
+                              f"{'not a folder' if not folder.is_dir() else 'not writable'}")
     for flag, value in (("num-classes", opts.num_classes), ("in-channels", opts.in_channels)):
         if value is not None and value < 1:
             raise UsageError(f"--{flag} must be a positive integer, got {value}")

@@ -1,6 +1,7 @@
 import json
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from tests.conftest import run_cli
@@ -87,3 +88,21 @@ def test_labels_file_crlf_and_bad_encoding(cli, tmp_path):
     bad.write_bytes(b"\xff\xfe\xfa")
     r = cli("export", "simplecnn", "--labels", str(bad), "--out", str(tmp_path / "t.onnx"))
     assert r.exit_code == 1 and r.stderr.startswith(f"Error: --labels {bad}: not a readable labels file")
+
+
+@pytest.mark.parametrize("out, code, message", [
+    ("{tmp}/m.txt", 2, "Error: --out {tmp}/m.txt: the output file must end in .onnx"),
+    ("{tmp}/afile/m.onnx", 1, "Error: cannot write {tmp}/afile/m.onnx: {tmp}/afile is not a folder"),
+    ("{tmp}/afile/deeper/m.onnx", 1, "Error: cannot write {tmp}/afile/deeper/m.onnx: {tmp}/afile is not a folder"),
+])
+def test_export_refuses_a_bad_out_before_the_work(cli, tmp_path, monkeypatch, out, code, message):
+    from edgecnn.export import exporter
+
+    def no_work(*_a, **_k):
+        raise AssertionError("the export ran before --out was checked")
+
+    monkeypatch.setattr(exporter, "_to_onnx", no_work)
+    (tmp_path / "afile").write_text("x")
+    r = cli("export", "lenet5", "--out", out.format(tmp=tmp_path))
+    assert (r.exit_code, r.stderr) == (code, message.format(tmp=tmp_path) + "\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
