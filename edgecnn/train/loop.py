@@ -382,6 +382,7 @@ class Trainer:
                 "images_per_s": seen / max(seconds, 1e-9), "seconds": seconds}
 
     def _evaluate(self) -> dict[str, Any]:
+        self.task.prepare_eval(self.model, self.train_loader, self.device, self.frozen)
         return self.task.evaluate(self.model, self.val_loader, self.device, self.dist, self.data)
 
     @property

@@ -76,6 +76,9 @@ class ClassifyTask:
     def to_device(self, targets, device: torch.device):
         return targets.to(device, non_blocking=True)
 
+    def prepare_eval(self, model: nn.Module, train_loader, device: torch.device, frozen: list) -> None:
+        pass
+
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         logits = model(x)
         return self.criterion(logits, y), len(y), {"correct": int((logits.argmax(1) == y).sum())}
@@ -131,6 +134,7 @@ class ClassifyTask:
 # Classifiers whose ``features`` the detectors' backbones re-split (``--init`` with their checkpoints).
 BACKBONES = {"ssdlite_mobilenetv2": "mobilenetv2", "ssdlite320_mobilenetv3_large": "mobilenetv3_large"}
 VAL_CONF, VAL_MAX_DET = 0.001, 100  # validation mAP at COCO's settings, as edgecnn eval
+PRECISE_BN_IMAGES = 256
 
 
 class DetectTask:
@@ -194,6 +198,34 @@ class DetectTask:
     def train_row(self, sums: dict[str, float], loss: float, seen: int) -> dict[str, Any]:
         s = max(seen, 1)
         return {"train_loss": loss / s, "train_loc": sums.get("loc", 0) / s, "train_cls": sums.get("cls", 0) / s}
+
+    @torch.no_grad()
+    def prepare_eval(self, model: nn.Module, train_loader, device: torch.device, frozen: list) -> None:
+        """Precise BatchNorm: recompute the running statistics of the trainable BN layers with the final
+        weights, as a plain average over up to ``PRECISE_BN_IMAGES`` training images (no gradient).
+
+        SSDLite's BN running averages (momentum 0.1) lag the weights while they move fast, and its
+        extra layers normalise 1x1 maps over a batch of a few values: measured on an over-fitted shapes
+        set, eval-mode mAP@.50 was 0.03 with the running averages and 1.0 with recomputed ones (train
+        mode: 1.0). The checkpoint keeps the recomputed statistics; the next epoch starts from them."""
+        from edgecnn.train import transfer
+
+        transfer.set_train_mode(model, frozen)
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        seen = 0
+        for x, _targets, _bad in train_loader:
+            if x is None or len(x) < 2:
+                continue
+            model.raw(x.to(device, non_blocking=True))
+            seen += len(x)
+            if seen >= PRECISE_BN_IMAGES:
+                break
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader, device: torch.device, dist: ddp.Dist, data: Data) -> dict[str, Any]:
