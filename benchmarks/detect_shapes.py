@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (1 on a loaded box)")
     ap.add_argument("--work", default="/tmp/edgecnn-detect-shapes")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-augment", dest="augment", action="store_false", help="train without --augment")
     ap.add_argument("--reuse", action="store_true", help="evaluate the run already in --work (no training)")
     ap.add_argument("--out", default=None, help="results folder [default: benchmarks/results/<device-tag>/]")
     args = ap.parse_args()
@@ -92,7 +93,7 @@ def main() -> int:
     else:
         result = train(TrainConfig(model="ssdlite_mobilenetv2", data=str(data), epochs=args.epochs,
                                    batch_size=args.batch_size, optimizer="adamw", lr=args.lr, input_size=args.size,
-                                   augment=True, out=str(work / "run"), overwrite=True, seed=args.seed,
+                                   augment=args.augment, out=str(work / "run"), overwrite=True, seed=args.seed,
                                    device="cpu"), echo=lambda m: print(m, flush=True))
         train_s = time.perf_counter() - t0
     best = work / "run/best.pt"
@@ -140,7 +141,8 @@ def main() -> int:
         f"Host: {describe()}. Load average at start {env_before['load_average']} (a shared 2-core box: "
         "other jobs ran; times are what this load allowed).", "",
         f"Data: {args.images} {args.size}x{args.size} images (1-4 shapes each, every fifth in val), "
-        f"input {args.size}, {args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr:g}, augment, "
+        f"input {args.size}, {args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr:g}, "
+        f"{'--augment' if args.augment else 'no augmentation'}, "
         f"{args.threads} thread(s); training {train_s / 60:.1f} min.", "",
         table(["model", "mAP@.50", "mAP@[.50:.95]", "mAP@.75"], table_rows,
               right=["mAP@.50", "mAP@[.50:.95]", "mAP@.75"]), "",

@@ -88,6 +88,8 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
         raise UsageError(f"--batch must be >= 1, got {opts.batch}")
     if not 0.0 <= opts.conf <= 1.0:
         raise UsageError(f"--conf must be in [0, 1], got {opts.conf}")
+    if opts.iou is not None and not 0.0 <= opts.iou <= 1.0:
+        raise UsageError(f"--iou must be in [0, 1], got {opts.iou}")
     if opts.max_det < 1:
         raise UsageError(f"--max-det must be >= 1, got {opts.max_det}")
     if not Path(opts.data).is_dir():
