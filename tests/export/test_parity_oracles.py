@@ -244,3 +244,15 @@ def test_cli_control_the_same_weights_pass(cli, tmp_path):
                   ["--weights", _state_dict(tmp_path, near_tie=True)]):
         r = cli("export", "simplecnn", "--num-classes", str(K), *extra, "--out", str(tmp_path / "ok.onnx"))
         assert r.exit_code == 0, r.stderr
+
+
+def test_small_logits_are_judged_relative_to_their_own_scale(tiny):
+    """Logits ~1e-4 (a head scaled down): an error of 1e-6 is 1% of them and must fail, though it is
+    tiny in absolute terms."""
+    small = copy.deepcopy(tiny[0])
+    with torch.no_grad():
+        small[8].weight.mul_(1e-4)
+        small[8].bias.mul_(1e-4)
+    data = _onnx(small)
+    assert _check(small, data).passed
+    _fails(_check(small, corrupt.add_to_class(data, 0, 1e-6)), "max-abs 1e-06 is")

@@ -32,7 +32,8 @@ from deliberate_bugs import copy_tree  # noqa: E402
 TARGETS = {
     "detect": ("edgecnn/runtime/detect.py", ["tests/runtime/test_nms.py", "tests/runtime/test_postprocess.py",
                                              "tests/runtime/test_detect_oracles.py"], []),
-    "image": ("edgecnn/runtime/image.py", ["tests/runtime/test_image.py", "tests/runtime/test_image_oracles.py"], []),
+    "image": ("edgecnn/runtime/image.py", ["tests/runtime/test_image.py", "tests/runtime/test_image_oracles.py",
+                                           "tests/runtime/test_image_fast.py"], []),
     "parity": ("edgecnn/export/parity.py", ["tests/export/test_parity_oracles.py",
                                             "tests/export/test_export.py::test_compare_counts_ties_apart"],
                ["-k", "not cli"]),
