@@ -107,11 +107,18 @@ def test_types_follow_the_cpu(monkeypatch):
 
     monkeypatch.setattr(q.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
-    assert choose_types() == {**choose_types(), "activations": "uint8", "reduce_range": False, "vnni": True}
+    t = choose_types()
+    assert (t["activations"], t["weights"], t["reduce_range"], t["vnni"], t["cpu"]) == ("uint8", "int8", False, True,
+                                                                                        "x86_64")
+    assert "u8s8" in t["reason"] and "VNNI" not in t["reason"]
     monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2"})
-    assert choose_types()["reduce_range"] is True
+    t = choose_types()
+    assert t["reduce_range"] is True and "no VNNI on this CPU" in t["reason"]
+    assert choose_types("s8s8")["activations"] == "int8" and choose_types("s8s8")["reduce_range"] is False
+    assert choose_types(reduce_range=False)["reduce_range"] is False  # an explicit choice wins
     monkeypatch.setattr(q.platform, "machine", lambda: "aarch64")
-    assert choose_types()["activations"] == "int8"
+    t = choose_types()
+    assert (t["activations"], t["reduce_range"]) == ("int8", False) and "(ARM)" in t["reason"]
 
 
 def test_float_ops_finds_unquantized_compute():
