@@ -130,7 +130,7 @@ def put(sha, name, size):
             while left > 0:
                 block = sys.stdin.buffer.read(min(left, 1 << 20))
                 if not block:
-                    raise Failure("upload of %s cut off after %d of %d bytes" % (name, size - left, size))
+                    raise Failure(f"upload of {name} cut off after {size - left} of {size} bytes")
                 h.update(block)
                 out.write(block)
                 left -= len(block)
@@ -202,7 +202,7 @@ def _pip_cause(text, what):
                  text):
         return f"the device cannot reach its package index while {what}; ship wheels with --wheels DIR"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return "{} failed on the device: {}".format(what, lines[-1][:200] if lines else "no output")
+    return f"{what} failed on the device: {lines[-1][:200] if lines else 'no output'}"
 
 
 def run(python, args):
@@ -235,14 +235,15 @@ def run(python, args):
         code = child.wait()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return code
+    sys.stdout.flush()
+    os._exit(code)  # not sys.exit: the watcher thread still blocks on stdin, which finalization would trip over
 
 
 def main(argv):
     command, python, rest = argv[0], os.path.expanduser(argv[1]), argv[2:]
     try:
         if command == "run":
-            sys.exit(run(python, rest))
+            run(python, rest)
         if command == "probe":
             emit(probe(python, rest))
         elif command == "put":

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.remote.device import DEFAULT_PYTHON, Device, agent_command, prepare_upload
 from edgecnn.remote.ssh import Connection, RemoteError, check_target
 
@@ -58,10 +58,52 @@ class Fleet:
         self._say = say or (lambda line: print(line, file=sys.stderr, flush=True))
         self._lock = threading.Lock()
         self._uploads = None
+        self.argv: list[str] = []
 
     def say(self, target: str, line: str) -> None:
         with self._lock:
             self._say(f"[{target}] {line}")
+
+    @classmethod
+    def for_bench(cls, bench, targets: list[str], ctx, **kw) -> Fleet:
+        """A fleet for a local ``Bench`` (its ONNX files) and the click context of ``edgecnn bench``
+        (the options to forward)."""
+        others = [t.spec for t in bench.targets.values() if t.kind != "onnx"]
+        if others:
+            raise UsageError(f"--remote ships ONNX files; export '{others[0]}' first (edgecnn export {others[0]}) "
+                             "and bench the .onnx file")
+        fleet = cls(targets, [t.path for t in bench.targets.values()], **kw)
+        fleet.argv = forward_argv(ctx.command, ctx.params)
+        return fleet
+
+    def alongside(self, local_run: Callable[[], list[dict]]) -> list[dict]:
+        """Prepare the devices, start their benches, run ``local_run`` here meanwhile, collect: the
+        local rows (``host`` "local") followed by every device's. Ctrl-C stops the devices too."""
+        try:
+            self.prepare()
+            self.start(self.argv)
+            local = local_run()
+            self.wait()
+        finally:
+            self.close()
+        for row in local:
+            row["host"] = LOCAL_HOST
+        return local + self.rows()
+
+    def annotate(self, doc: dict) -> dict:
+        """Add ``hosts`` (target -> device tag and environment, "local" first) to a bench document."""
+        doc["hosts"] = {LOCAL_HOST: {"device_tag": doc["device_tag"], "environment": doc["environment"]}}
+        for target, d in self.documents.items():
+            doc["hosts"][target] = {"device_tag": d.get("device_tag"), "environment": d.get("environment")}
+        doc["remote_failures"] = self.failures
+        return doc
+
+    def finish(self, exit: bool = True) -> None:
+        """One ``Error:`` line per failed device on stderr; exit status 1 when any failed and ``exit``."""
+        for line in self.failures:
+            self._say(f"Error: {line}")
+        if self.failures and exit:
+            raise SystemExit(1)
 
     # ---- the steps -----------------------------------------------------------------------------
 

@@ -129,7 +129,13 @@ class Connection:
     def failure(self, proc_stderr: bytes | str) -> RemoteError:
         """The RemoteError for a failed command (a dead master means the connection dropped)."""
         text = proc_stderr.decode(errors="replace") if isinstance(proc_stderr, bytes) else proc_stderr
-        return RemoteError(self.target, "connection dropped" if not self.alive() else cause(text))
+        if self._master is not None:
+            try:
+                self._master.wait(1.0)  # a link that just broke takes the master a moment to notice
+            except subprocess.TimeoutExpired:
+                pass
+        silent = not text.strip()  # a multiplexed session cut off with its master says nothing
+        return RemoteError(self.target, "connection dropped" if silent or not self.alive() else cause(text))
 
     def close(self) -> None:
         if self._master is not None and self._master.poll() is None:

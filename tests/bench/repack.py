@@ -64,6 +64,9 @@ def repack(dist: metadata.Distribution, out: Path) -> Path:
     return target
 
 
-def dependency_wheels(out: Path, requirements: list[str]) -> list[Path]:
+def dependency_wheels(out: Path, dist_name: str) -> list[Path]:
+    """Wheels of everything the installed ``dist_name`` needs (its core requirements, not itself)."""
     out.mkdir(parents=True, exist_ok=True)
-    return [repack(d, out) for d in closure(requirements)]
+    own = re.sub(r"[-_.]+", "-", dist_name).lower()
+    return [repack(d, out) for d in closure([dist_name])
+            if re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() != own]

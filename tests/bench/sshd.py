@@ -117,9 +117,21 @@ Host *
         raise RuntimeError("sshd did not start listening")
 
     def sessions(self) -> list[int]:
-        """Process ids of the per-connection sshd children (killing one drops that connection)."""
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        """Process ids of every per-connection sshd process below the listener (monitor and session
+        child: the latter holds the socket), not the commands they run. Killing them drops the links."""
+        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True).stdout
+        procs = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
+        below, found = {self.proc.pid}, []
+        changed = True
+        while changed:
+            changed = False
+            for pid, ppid, comm in procs:
+                if int(ppid) in below and int(pid) not in below:
+                    below.add(int(pid))
+                    changed = True
+                    if comm.strip() == "sshd":
+                        found.append(int(pid))
+        return found
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
