@@ -144,9 +144,10 @@ class SSDLite(nn.Module):
 
     def load_backbone(self, classifier_state: dict[str, torch.Tensor]) -> int:
         """Initialise the backbone from a classifier's state dict of the same family and width (a
-        torchvision ``mobilenet_v2`` / ``mobilenet_v3_large`` checkpoint, or edgecnn's): its ``features.*``
-        tensors, re-split; the classifier head is ignored. Returns the number of tensors loaded; raises
-        ValueError naming the first missing or mis-shaped key."""
+        torchvision or edgecnn ``mobilenet_v2`` checkpoint): its ``features.*`` tensors, re-split; the
+        classifier head is ignored. (ssdlite320_mobilenetv3_large keeps torchvision's reduced tail, which no
+        published classifier has.) Returns the number of tensors loaded; raises ValueError naming the
+        first missing or mis-shaped key."""
         own = self.state_dict()
         for src, dst in self.backbone_keys.items():
             if src not in classifier_state:

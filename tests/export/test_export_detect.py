@@ -245,3 +245,11 @@ def test_inspect_shows_the_detector_gate(files, cli):
     assert r.exit_code == 0, r.output
     assert "output    detections: float32 [batch, 100, 6]" in r.output
     assert "final detections F1 1.000" in r.output and "NMS on the host+graph" in r.output
+
+
+def test_graph_nms_file_runs_without_torch(files, images, tmp_path):
+    from tests.conftest import run_cli
+
+    r = run_cli("infer", str(images[0]), "--model", str(files[1].path), "--format", "json", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert '"task": "detect"' in r.stdout and '"box": [' in r.stdout
