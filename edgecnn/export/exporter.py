@@ -221,6 +221,10 @@ def export(opts: ExportOptions) -> ExportResult:
             labels = detector_labels(labels, num_classes, opts.labels)
     else:
         labels = base.labels if base else None
+    if detect and labels is None and ckpt is not None and card.torchvision and num_classes == 91:
+        from edgecnn.models.ssdlite import torchvision_coco_labels
+
+        labels = torchvision_coco_labels()  # a 91-class state dict in torchvision's layout: its COCO weights
     imagenet = published is not None and num_classes == 1000 and not replaced
     if imagenet and labels is None:
         labels = hub.imagenet_labels()

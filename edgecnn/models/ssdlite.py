@@ -47,6 +47,15 @@ LARGE_REDUCED_TAIL = LARGE[:12] + [
 ]
 
 
+def torchvision_coco_labels() -> list[str]:
+    """The 91 labels of torchvision's COCO detection weights (``__background__``, ``person``, ...; ``N/A`` for
+    the category ids COCO left unused), from ``edgecnn/data/coco91_classes.txt``."""
+    from importlib import resources
+
+    text = resources.files("edgecnn").joinpath("data/coco91_classes.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line]
+
+
 def _extra_block(cin: int, cout: int, bn: dict) -> nn.Sequential:
     mid = cout // 2
     return nn.Sequential(

@@ -74,3 +74,15 @@ def test_exported_file_gives_torchvisions_final_detections(model, image, tmp_pat
     np.testing.assert_array_equal(dets.classes, want["labels"])
     np.testing.assert_allclose(dets.scores, want["scores"], rtol=1e-4)
     np.testing.assert_allclose(dets.boxes.ravel(), want["boxes"], rtol=1e-4, atol=1e-2)
+
+
+def test_torchvision_coco_weights_get_cocos_labels(tmp_path):
+    from edgecnn.export.exporter import ExportOptions, export
+    from edgecnn.models.ssdlite import torchvision_coco_labels
+
+    labels = torchvision_coco_labels()
+    assert len(labels) == 91 and labels[:3] == ["__background__", "person", "bicycle"] and labels[12] == "N/A"
+    weights = tmp_path / "coco.pth"
+    torch.save(registry.build(NAME).state_dict(), weights)  # 91 classes in torchvision's layout
+    res = export(ExportOptions(NAME, weights=str(weights), out=str(tmp_path / "c.onnx"), check=False))
+    assert res.contract.labels == labels
