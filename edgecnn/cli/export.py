@@ -53,8 +53,8 @@ def export_cmd(
     batch is dynamic); out of tolerance, the export fails and no file is written. Detectors are
     gated on boxes and scores before NMS and on the final detections after it.
 
-    Examples: edgecnn export mobilenetv2 --weights imagenet;
-    edgecnn export ssdlite_mobilenetv2 --weights best.pt --nms graph
+    Example: edgecnn export mobilenetv2 --weights imagenet
+    (a detector: edgecnn export ssdlite_mobilenetv2 --weights best.pt --nms graph)
     """
     check_format(fmt)
     require("torch", "torch", "edgecnn export")
