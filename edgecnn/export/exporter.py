@@ -103,6 +103,8 @@ def _validate(opts: ExportOptions) -> None:
         raise UsageError(f"--input-size must be positive, got {opts.input_size}")
     if opts.nms not in (None, "host", "graph"):
         raise UsageError(f"--nms must be host or graph, got '{opts.nms}'")
+    if opts.nms == "graph" and opts.opset < 13:
+        raise UsageError(f"--nms graph needs --opset 13 or newer (its NMS tail uses opset-13 ops), got {opts.opset}")
     limits = (("conf", opts.conf, 0, 1), ("iou", opts.iou, 0, 1), ("max-det", opts.max_det, 1, None))
     for flag, value, low, high in limits:
         if value is not None and (value < low or (high is not None and value > high)):

@@ -178,6 +178,7 @@ def test_per_class_candidates_on_the_host_keep_the_best_of_each_class():
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "ssdlite_mobilenetv2", "nms": "gpu"}, "--nms must be host or graph"),
     ({"model": "ssdlite_mobilenetv2", "conf": 1.5}, "--conf must be in"),
+    ({"model": "ssdlite_mobilenetv2", "nms": "graph", "opset": 11}, "--nms graph needs --opset 13"),
     ({"model": "mobilenetv2", "nms": "graph"}, "are for detectors; mobilenetv2 is a classifier"),
     ({"model": "ssdlite_mobilenetv2", "dynamic_size": True}, "anchors are built into the graph"),
 ])
