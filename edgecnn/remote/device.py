@@ -122,7 +122,9 @@ class Device:
                      f"{self.info['machine']})")
             return
         if not install:
-            raise RemoteError(self.target, f"{problem}; rerun with --install to set it up")
+            mismatch = self.info.get("edgecnn") and not self.info.get("missing")
+            fix = "replace it with this one" if mismatch else "set it up"
+            raise RemoteError(self.target, f"{problem}; rerun with --install to {fix}")
         self.say(f"{problem}: installing")
         built = wheel.build_wheel()
         ups = [prepare_upload(p) for p in [built, *wheels]]

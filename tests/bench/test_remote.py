@@ -269,3 +269,24 @@ def test_a_dropped_connection_stops_the_device_run_and_keeps_the_rest(server, mo
     while _device_bench_pids(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _device_bench_pids(home), "the bench kept running on the device"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_device_run_and_writes_nothing(server, model, installed, tmp_path):
+    home, out = server.devices["dev-a"], tmp_path / "out"
+    # a real process (Ctrl-C is a signal); --install keeps it valid should this checkout change meanwhile
+    proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "bench", str(model), "--remote", "dev-a", "--install",
+                             "--paced", "20", "--runs", "400", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not _device_bench_pids(home) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert _device_bench_pids(home), proc.communicate()[1] if proc.poll() is not None else "no bench on the device"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 15
+    while _device_bench_pids(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _device_bench_pids(home), "the bench kept running on the device"
+    assert not out.exists() or not any(out.iterdir()), err
