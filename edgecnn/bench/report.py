@@ -60,7 +60,7 @@ def _row_cells(r: dict) -> list:
             f"{r['throughput_ips']:.1f}" if r.get("throughput_ips") else "-",
             ms(r.get("floor_ms")), percent(r.get("efficiency")),
             human(r["params"]) if r.get("params") is not None else "-",
-            human(r["macs"]) if r.get("macs") else "-",
+            human(r["macs"]) if r.get("macs") is not None else "-",
             f"{human(r['file_bytes'])}B" if r.get("file_bytes") else "-",
             ms(r.get("first_run_ms")), f"{r['session_s']:.2f}" if r.get("session_s") is not None else "-", status]
 
@@ -69,15 +69,29 @@ HEADERS = ["model", "backend", "where", "prec", "batch", "threads", "input", "p5
            "img/s", "floor ms", "eff", "params", "MACs", "size", "first ms", "load s", "status"]
 
 
+def _hosts(doc: dict) -> bool:
+    """True when rows come from several devices (``bench --remote``): tables get a host column."""
+    return len(doc.get("hosts") or {}) > 1
+
+
+def _headers(doc: dict) -> list[str]:
+    return (["host"] if _hosts(doc) else []) + HEADERS
+
+
+def _cells(doc: dict, r: dict) -> list:
+    return ([r.get("host", "local")] if _hosts(doc) else []) + _row_cells(r)
+
+
 def text_table(doc: dict) -> str:
-    return table(HEADERS, [_row_cells(r) for r in doc["rows"]], right=_RIGHT)
+    return table(_headers(doc), [_cells(doc, r) for r in doc["rows"]], right=_RIGHT)
 
 
 def _env_line(env: dict) -> str:
     return (f"{env['cpu']}, {env['physical_cores']} cores ({env['logical_cores']} logical), "
             f"ISA {' '.join(env['isa']) or '-'}; {env['os']}; Python {env['python']}, onnxruntime "
             f"{env['onnxruntime']}, edgecnn {env['edgecnn']}" + (f" ({_short_commit(env['git_commit'])})"
-                                                               if env.get("git_commit") else ""))
+                                                               if env.get("git_commit") else "")
+            + (f"; load average {env['load_average'][0]:.1f} at the start" if env.get("load_average") else ""))
 
 
 def _short_commit(commit: str) -> str:
@@ -87,12 +101,14 @@ def _short_commit(commit: str) -> str:
 def footnotes(doc: dict) -> list[str]:
     p = doc["protocol"]
     how = f"{p['runs']} timed runs" if p.get("runs") else f"at least {p['min_time_s']:g} s of timed runs"
-    lines = [f"host: {_env_line(doc['environment'])} [tag {doc['device_tag']}]",
+    hosts = doc.get("hosts") if _hosts(doc) else {"": doc}
+    lines = [f"host{' ' + name if name else ''}: {_env_line(h['environment'])} [tag {h['device_tag']}]"
+             for name, h in hosts.items()] + [
              f"protocol: {p['warmup']} warm-up calls, {how} per configuration, interleaved in blocks of "
              f"{p['block']}; times of the {'whole pipeline' if doc['mode'] == 'end_to_end' else 'model call'} only"
              + (f"; paced at {p['paced_fps']:g} FPS" if p.get("paced_fps") else "")]
     if any(r.get("speed_only") for r in doc["rows"]):
-        lines.append("* INT8 made here with random calibration: speed only, its accuracy means nothing")
+        lines.append("int8*: INT8 made here with random calibration: speed only, its accuracy means nothing")
     if doc.get("peak"):
         peaks = ", ".join(f"threads {k}: FP32 {v['fp32_gflops']:.0f} GFLOP/s, INT8 {v['int8_gops']:.0f} GOP/s"
                           for k, v in doc["peak"].items())
@@ -127,22 +143,14 @@ def to_csv(doc: dict) -> str:
 
 
 def to_markdown(doc: dict) -> str:
-    body = markdown_table(HEADERS, [_row_cells(r) for r in doc["rows"]], right=_RIGHT)
+    body = markdown_table(_headers(doc), [_cells(doc, r) for r in doc["rows"]], right=_RIGHT)
     notes = "\n".join(f"- {line}" for line in footnotes(doc))
     return f"# edgecnn bench, {doc['created']}\n\n{body}\n\n{notes}\n"
 
 
 def _accuracy(r: dict) -> float | None:
-    """Top-1 from the target's contract metrics, where it has them."""
-    from edgecnn.bench.targets import contract_of
-
-    path = r.get("file")
-    c = contract_of(Path(path)) if path else None
-    m = (c.metrics or {}) if c is not None else {}
-    for k in ("top1", "val_top1", "accuracy", "acc1"):
-        if isinstance(m.get(k), (int, float)):
-            return float(m[k])
-    return None
+    """Top-1 from the target's contract (``row["accuracy"]``), where it records one."""
+    return (r.get("accuracy") or {}).get("top1")
 
 
 def to_png(doc: dict) -> bytes:
@@ -160,7 +168,8 @@ def to_png(doc: dict) -> bytes:
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), squeeze=False)
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        groups.setdefault(f"{r['backend']} {_where(r)} {r['precision']} b{r['batch']}", []).append(r)
+        host = f"{r.get('host', 'local')} " if _hosts(doc) else ""
+        groups.setdefault(f"{host}{r['backend']} {_where(r)} {r['precision']} b{r['batch']}", []).append(r)
     for label, rs in groups.items():
         for ax, xkey in zip(axes[0], ("params", "accuracy"), strict=False):
             pts = [((r.get("params") if xkey == "params" else acc[r["id"]]), r["latency_ms"]["p50"], r["model"])
@@ -182,7 +191,9 @@ def to_png(doc: dict) -> bytes:
     if groups:
         axes[0][0].legend(fontsize=7)
     env = doc["environment"]
-    fig.suptitle(f"edgecnn bench on {env['cpu']} ({env['physical_cores']} cores, {isa_short(env)})", fontsize=10)
+    where = (", ".join(f"{k} ({v['device_tag']})" for k, v in doc["hosts"].items()) if _hosts(doc)
+             else f"{env['cpu']} ({env['physical_cores']} cores, {isa_short(env)})")
+    fig.suptitle(f"edgecnn bench on {where}", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -198,8 +209,8 @@ def isa_short(env: dict) -> str:
 
 def to_html(doc: dict, png: bytes | None) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in _row_cells(r)) + "</tr>" for r in doc["rows"])
+    head = "".join(f"<th>{esc(h)}</th>" for h in _headers(doc))
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in _cells(doc, r)) + "</tr>" for r in doc["rows"])
     img = (f'<p><img alt="latency vs params" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
            if png else "")
     notes = "".join(f"<li>{esc(line)}</li>" for line in footnotes(doc))

@@ -51,6 +51,7 @@ def _ints(text: str | None, option: str) -> list:
 
 @app.command("bench")
 def bench_cmd(
+    ctx: typer.Context,
     targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
     backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
@@ -72,12 +73,26 @@ def bench_cmd(
     page: bool = typer.Option(False, "--html", help="Also write one self-contained HTML page (needs [plot])."),
     peak: bool = typer.Option(False, "--peak", help="Measure this machine's peak FP32/INT8 throughput (cached) "
                                                     "for floors and efficiency."),
+    suite: str = typer.Option(None, "--suite", help="Add a named list of zoo models: zoo (every classifier), "
+                                                    "detectors or faq."),
+    scenario: str = typer.Option(None, "--scenario", help="Also run each configuration under MLCommons LoadGen: "
+                                                          "singlestream, multistream or offline (needs [mlperf])."),
+    min_duration: float = typer.Option(10.0, "--min-duration", help="--scenario: LoadGen's minimum run time in "
+                                                                    "seconds (MLPerf's rules ask 600)."),
+    remote: list[str] = typer.Option(None, "--remote", help="Also bench on this device over SSH (repeatable): "
+                                                            "an ssh alias, user@host or ssh://user@host:port."),
+    install: bool = typer.Option(False, "--install", help="--remote: install or update edgecnn on the device "
+                                                          "(the wheel of this checkout)."),
+    remote_python: str = typer.Option(None, "--remote-python", help="--remote: the device's Python with edgecnn "
+                                                                    "(default ~/.edgecnn/venv/bin/python)."),
+    wheels: str = typer.Option(None, "--wheels", help="--install: a folder of wheels for an offline device."),
 ) -> None:
     """Latency of models on this device: session creation, first run, then p50/p90/p99, CV and
     throughput of the model call (or of the whole pipeline with --image), with params, MACs, file
     size, memory and the environment in every row. Comma lists sweep every combination,
     interleaved in blocks; a configuration that fails is reported and the sweep goes on (exit 1
-    at the end). Results: JSON (every sample), CSV and markdown under --out.
+    at the end). Results: JSON (every sample), CSV and markdown under --out. With --remote the
+    same sweep also runs on devices over SSH; their rows join the table under a host column.
 
     Example: edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak
     """
@@ -95,6 +110,18 @@ def bench_cmd(
     protocol = Protocol(warmup=warmup, runs=runs, min_time_s=min_time, paced_fps=paced)
     if plot or page:
         require("matplotlib", "plot", "--plot/--html")
+    if suite:
+        from edgecnn.bench.suite import expand
+
+        targets = [*(targets or []), *expand(suite)]
+    if scenario:
+        from edgecnn.bench import mlperf
+
+        require("mlperf_loadgen", "mlperf", f"--scenario {scenario}")
+        for b in _ints(batch, "--batch"):
+            mlperf.check_scenario(scenario, b)
+        if min_duration <= 0:
+            raise UsageError(f"--min-duration must be > 0 seconds, got {min_duration:g}")
     if not targets:
         if peak:
             _peak_only(_ints(threads, "--threads") or [None])
@@ -111,15 +138,24 @@ def bench_cmd(
     bench = Bench(sweep, protocol, images=images, peak="measure" if peak else "cached", on_progress=bar.tell)
     out_dir = Path(out) if out else default_out(bench.tag)
     _check_writable(out_dir)
+    if scenario:
+        bench.after_measure.append(mlperf.bench_hook(scenario, out_dir, min_duration))
+    fleet = None
+    if remote:
+        from edgecnn.remote.fleet import Fleet
+
+        fleet = Fleet.for_bench(bench, remote, ctx, images=images, install=install, remote_python=remote_python,
+                                wheels=wheels)
     try:
-        rows = bench.run()
+        rows = bench.run() if fleet is None else fleet.alongside(bench.run)
+        bench.rows = rows
     finally:
         bar.close()
     failed = [r for r in rows if r["status"] != "ok"]
     if len(failed) == len(rows):
         raise EdgeCNNError(failed[0]["error"] + ("" if len(rows) == 1 else f" (and all {len(rows)} configurations "
                                                                              "failed)"))
-    doc = bench.document()
+    doc = bench.document() if fleet is None else fleet.annotate(bench.document())
     import time
 
     stem = "bench-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -134,7 +170,12 @@ def bench_cmd(
         typer.echo(report.text_table(doc))
         for line in report.footnotes(doc):
             typer.echo(line)
+        if scenario:
+            for line in filter(None, map(mlperf.summary_line, rows)):
+                typer.echo(line)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    if fleet is not None:
+        fleet.finish(exit=not failed)
     if failed:
         raise EdgeCNNError(f"{len(failed)} of {len(rows)} configurations failed (first: {failed[0]['id']}: "
                            f"{failed[0]['error']})")
@@ -156,11 +197,11 @@ class _progress:
     def __init__(self):
         from edgecnn.progress import Progress
 
-        self.bar = Progress(1000, "bench")
+        self.bar = Progress(100, "bench %")
         self.bar.min_interval = 0.2
 
     def tell(self, fraction: float, text: str) -> None:
-        target = int(fraction * 1000)
+        target = int(fraction * 100)
         self.bar.update(max(0, target - self.bar.done), now=text)
 
     def close(self) -> None:
