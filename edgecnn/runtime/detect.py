@@ -418,9 +418,10 @@ def agreement(ref: Sequence[Detections], got: Sequence[Detections], iou: float =
               tie: float = 0.0) -> dict[str, float | int]:
     """How far two runs' final detections agree (FP32 vs INT8, PyTorch vs onnxruntime), image by image:
     each ``ref`` detection, by decreasing score, takes the best-IoU unmatched ``got`` one of its class
-    (IoU >= ``iou``). An unmatched detection whose score is within ``tie`` of an unmatched one of the
-    other run, or of the lowest score kept in its image (the max-det or threshold cutoff), is a numerical
-    tie (two near-equal boxes swapped places in NMS), counted apart as in the classifier gate.
+    (IoU >= ``iou``). An unmatched detection whose score is within ``tie`` of an unmatched one of its
+    class in the other run, or of the lowest score kept in its image (the max-det or threshold cutoff),
+    is a numerical tie (two near-equal boxes swapped places in NMS), counted apart as in the classifier
+    gate.
     Returns ``f1`` = 2 x matched / (2 x matched + unmatched non-ties) (1.0 when nothing is left to
     compare), ``mean_iou`` and ``max_score_diff`` of the matched pairs, and the counts."""
     matched, n_ref, n_got, ties, ious, diffs = 0, 0, 0, 0, [], []
@@ -437,12 +438,13 @@ def agreement(ref: Sequence[Detections], got: Sequence[Detections], iou: float =
                     ious.append(m[i, j])
                     diffs.append(abs(float(r.scores[i]) - float(g.scores[j])))
             matched += int((~free_g).sum())
-        left_r, left_g = r.scores[free_r].astype(np.float64), g.scores[free_g].astype(np.float64)
+        left_r = r.scores[free_r].astype(np.float64), r.classes[free_r]
+        left_g = g.scores[free_g].astype(np.float64), g.classes[free_g]
         cutoff = min([float(x.scores.min()) for x in (r, g) if len(x)], default=0.0)
-        for mine, other in ((left_r, left_g), (left_g, left_r)):
+        for (mine, mine_cls), (other, other_cls) in ((left_r, left_g), (left_g, left_r)):
             near = np.abs(mine - cutoff) <= tie
-            if len(other):
-                near |= (np.abs(mine[:, None] - other[None, :]) <= tie).any(1)
+            if len(other):  # a swap happens between two boxes of one class
+                near |= ((np.abs(mine[:, None] - other[None, :]) <= tie) & (mine_cls[:, None] == other_cls)).any(1)
             ties += int(near.sum())
     unmatched = n_ref + n_got - 2 * matched - ties
     return {"f1": 1.0 if matched + unmatched == 0 else 2 * matched / (2 * matched + unmatched),

@@ -254,3 +254,26 @@ def test_graph_nms_file_runs_without_torch(files, images, tmp_path):
     r = run_cli("infer", str(images[0]), "--model", str(files[1].path), "--format", "json", block_torch=True)
     assert r.returncode == 0, r.stderr
     assert '"task": "detect"' in r.stdout and '"box": [' in r.stdout
+
+
+def test_agreement_by_hand():
+    from edgecnn.runtime.detect import Detections, agreement
+
+    def dets(rows):
+        a = np.array(rows, np.float32).reshape(-1, 6)
+        return Detections(a[:, :4], a[:, 4], a[:, 5].astype(np.int64))
+
+    ref = dets([[0, 0, 10, 10, 0.9, 1], [20, 0, 30, 10, 0.8, 1], [40, 0, 50, 10, 0.5, 2]])
+    same_but_shifted = dets([[1, 0, 11, 10, 0.89, 1], [20, 0, 30, 10, 0.8, 1], [40, 0, 50, 10, 0.5, 2]])
+    a = agreement([ref], [same_but_shifted], iou=0.5)
+    assert (a["f1"], a["matched"], a["ties"]) == (1.0, 3, 0) and a["mean_iou"] == pytest.approx((9 / 11 + 2) / 3)
+    wrong_class = dets([[0, 0, 10, 10, 0.9, 2], [20, 0, 30, 10, 0.8, 1], [40, 0, 50, 10, 0.5, 2]])
+    assert agreement([ref], [wrong_class])["f1"] == pytest.approx(2 * 2 / (2 * 2 + 2))
+    # the same score in another class is no tie: a class shifted by a bug must not hide behind it
+    assert agreement([ref], [wrong_class], tie=1e-4)["f1"] == pytest.approx(2 * 2 / (2 * 2 + 2))
+    # a swap between two near-equal scores (NMS kept the other box of the pair) is a tie, not a miss
+    swapped = dets([[0, 0, 10, 10, 0.9, 1], [60, 0, 70, 10, 0.80001, 1], [40, 0, 50, 10, 0.5, 2]])
+    assert agreement([ref], [swapped])["f1"] == pytest.approx(4 / 6)
+    t = agreement([ref], [swapped], tie=1e-4)
+    assert (t["f1"], t["ties"]) == (1.0, 2)
+    assert agreement([dets([])], [dets([])])["f1"] == 1.0
