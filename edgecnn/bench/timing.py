@@ -22,13 +22,17 @@ from edgecnn.bench.stats import summarize  # noqa: F401  (scripts import it from
 def run_blocks(calls: dict[str, Callable[[], object]], *, runs: int | None = None, min_time_s: float | None = None,
                block: int = 10, warmup: int = 2, settle_s: float = 0.05, period_s: float | None = None,
                seed: int = 0, on_error: Callable[[str, BaseException], None] | None = None,
-               on_block: Callable[[str, int, int], None] | None = None) -> dict[str, list[int]]:
+               on_block: Callable[[str, int, int], None] | None = None, block_s: float = 0.2,
+               max_block: int = 100_000) -> dict[str, list[int]]:
     """Per-call wall times in nanoseconds for each configuration.
 
     Stops a configuration after ``runs`` timed calls, or once its timed calls add up to ``min_time_s``
-    (and it has at least one full block); give exactly one of the two. ``period_s``: paced mode, each
-    timed call starts one period after the previous one's start (as a camera delivers frames), and
-    blocks have no untimed warm-up calls (back-to-back calls would warm the caches again).
+    (and it has at least one full block); give exactly one of the two. With ``min_time_s`` a block grows
+    after the first one to last about ``block_s`` (at most ``max_block`` calls), so a model of a few
+    microseconds is not measured in thousands of tiny blocks each paying the settle pause.
+    ``period_s``: paced mode, each timed call starts one period after the previous one's start (as a
+    camera delivers frames), and blocks have no untimed warm-up calls (back-to-back calls would warm the
+    caches again).
     A call that raises drops its configuration: ``on_error(name, exc)`` is told and the others go on
     (without ``on_error`` the exception propagates). ``on_block(name, timed calls so far, their total ns)`` after each
     block.
@@ -41,6 +45,7 @@ def run_blocks(calls: dict[str, Callable[[], object]], *, runs: int | None = Non
     times: dict[str, list[int]] = {k: [] for k in calls}
     spent = dict.fromkeys(calls, 0)
     active = list(calls)
+    size = dict.fromkeys(calls, block)
     min_ns = None if min_time_s is None else int(min_time_s * 1e9)
 
     def done(name: str) -> bool:
@@ -52,7 +57,7 @@ def run_blocks(calls: dict[str, Callable[[], object]], *, runs: int | None = Non
         rng.shuffle(active)
         for name in list(active):
             fn = calls[name]
-            n = block if runs is None else min(block, runs - len(times[name]))
+            n = size[name] if runs is None else min(block, runs - len(times[name]))
             try:
                 time.sleep(settle_s)
                 for _ in range(0 if period_s else warmup):
@@ -77,6 +82,9 @@ def run_blocks(calls: dict[str, Callable[[], object]], *, runs: int | None = Non
                 continue
             if on_block is not None:
                 on_block(name, len(times[name]), spent[name])
+            if runs is None and times[name]:
+                mean_ns = max(spent[name] / len(times[name]), (period_s or 0) * 1e9, 1)  # paced: a period a call
+                size[name] = max(block, min(max_block, int(block_s * 1e9 / mean_ns)))
             if done(name):
                 active.remove(name)
     return times

@@ -58,7 +58,7 @@ def test_run_blocks_counts_and_interleaves():
 
 
 def test_run_blocks_min_time_and_paced():
-    ns = run_blocks({"x": lambda: time.sleep(0.002)}, min_time_s=0.03, block=5, settle_s=0)
+    ns = run_blocks({"x": lambda: time.sleep(0.002)}, min_time_s=0.03, block=5, settle_s=0, block_s=0.005)
     assert sum(ns["x"]) >= 0.03e9 and len(ns["x"]) % 5 == 0 and len(ns["x"]) < 40
     starts = []
     run_blocks({"p": lambda: starts.append(time.perf_counter())}, runs=5, block=5, settle_s=0, period_s=0.02)
@@ -90,3 +90,16 @@ def _raise():
 def test_interleaved_keeps_its_script_api():
     t = interleaved({"a": lambda: None}, rounds=2, block=3, settle_s=0)
     assert len(t["a"]) == 6 and all(isinstance(v, float) for v in t["a"])
+
+
+def test_min_time_blocks_grow_for_fast_calls():
+    sizes = []
+    last = {"n": 0}
+
+    def on_block(name, n, spent):
+        sizes.append(n - last["n"])
+        last["n"] = n
+
+    ns = run_blocks({"fast": lambda: None}, min_time_s=0.02, block=10, settle_s=0, block_s=0.01, on_block=on_block)
+    assert sizes[0] == 10 and len(sizes) > 1 and sizes[1] > 100  # the second block lasts ~10 ms, not 10 calls
+    assert sum(ns["fast"]) >= 0.02e9 and len(sizes) < 20
