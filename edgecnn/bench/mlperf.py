@@ -219,7 +219,9 @@ def bench_hook(scenario: str, out_dir: str | Path, min_duration_s: float = 10.0)
     scenario = check_scenario(scenario)
 
     def hook(cfg, row: dict, call: Callable[[], object]) -> None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"]).strip("_")
+        parts = row["id"].split("|")
+        parts[0] = row.get("model") or parts[0]  # the model's name, not the path it was given as
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in "-".join(parts)).strip("_")
         try:
             check_scenario(scenario, cfg.batch)
             res = run_scenario(call, scenario, Path(out_dir) / "mlperf" / f"{safe}-{scenario}", batch=cfg.batch,
