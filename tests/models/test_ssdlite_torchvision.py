@@ -56,13 +56,14 @@ def test_raw_outputs_match_torchvision_before_nms(model, image):
     np.testing.assert_allclose(scores[0].double().sum(0).numpy(), FIXTURE["scores_sum_per_class"], rtol=1e-4)
 
 
-def test_exported_file_gives_torchvisions_final_detections(model, image, tmp_path):
+@pytest.mark.parametrize("nms", ["host", "graph"])
+def test_exported_file_gives_torchvisions_final_detections(model, image, tmp_path, nms):
     from edgecnn.export.exporter import ExportOptions, export
 
     weights = tmp_path / "tv_ssdlite.pth"
     torch.save(model.state_dict(), weights)  # a torchvision-format state dict (the fixture's weights)
     res = export(ExportOptions(model=NAME, weights=str(weights), num_classes=FIXTURE["num_classes"],
-                               out=str(tmp_path / "ssdlite.onnx"), check=False))
+                               out=str(tmp_path / "ssdlite.onnx"), check=False, nms=nms))
     d = res.contract.detection  # torchvision's thresholds, carried by the contract
     assert (d.conf, d.iou, d.max_det, d.candidates_per_class) == (0.001, 0.55, 300, 300)
     assert res.contract.preprocess.resize == "stretch" and res.contract.task == "detect"
