@@ -5,6 +5,7 @@ most batch / sleep. Runs are 0.3-0.6 s (LoadGen's own default is 10 s)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,9 @@ def test_singlestream_p90_valid_and_logs_kept(tmp_path):
     r = mlperf.run_scenario(_sleep, "singlestream", tmp_path / "logs" / "ss", min_duration_s=0.5)
     assert r.valid and r.verdict == "VALID", r.invalid_reason
     assert r.metric == "p90 latency ms"
-    assert SLEEP_S * 1e3 <= r.value < SLEEP_S * 1e3 + 5  # a sleep of 2 ms cannot answer faster
+    # a sleep of 2 ms cannot answer faster; the upper bound only checks the unit (ms), as a loaded machine
+    # can delay the wake-up by tens of milliseconds
+    assert SLEEP_S * 1e3 <= r.value < 1000
     assert r.percentile_ms is not None and r.percentile_ms <= r.value + 1e-9  # early stopping only adds margin
     assert r.queries >= 64  # LoadGen's early stopping needs at least 64 queries for a p90
     assert not r.mlperf_duration  # 0.5 s is not MLPerf's 600 s
@@ -42,7 +45,7 @@ def test_offline_rate_is_bounded_by_batch_over_latency(tmp_path):
     _loadgen()
     r = mlperf.run_scenario(_sleep, "offline", tmp_path / "off", batch=4, min_duration_s=0.5)
     assert r.metric == "samples/s" and r.valid, r.invalid_reason
-    assert 0.3 * 4 / SLEEP_S < r.value <= 4 / SLEEP_S  # at most 2000 samples/s, and not absurdly below
+    assert 10 < r.value <= 4 / SLEEP_S  # at most 2000 samples/s (4 per 2 ms sleep); above 10: the unit
 
 
 def test_multistream_needs_662_queries_for_its_p99(tmp_path):
@@ -103,3 +106,33 @@ def test_parse_detail_reads_mllog_records(tmp_path):
     log.write_text('junk\n:::MLLOG {"key": "result_validity", "value": "VALID"}\n'
                    ':::MLLOG {"key": "result_query_count", "value": 7}\n:::MLLOG {broken\n')
     assert mlperf.parse_detail(log) == {"result_validity": "VALID", "result_query_count": 7}
+
+
+def test_cli_scenario_reports_loadgen_beside_ours(tmp_path, cli):
+    _loadgen()
+    import json
+
+    from tests.onnx_models import classifier
+
+    model = classifier(tmp_path / "c.onnx")
+    out = tmp_path / "out"
+    res = cli("bench", str(model), "--scenario", "offline", "--min-duration", "0.3", "--batch", "2", "--runs", "5",
+              "--warmup", "1", "--out", str(out), "-f", "json")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["rows"][0]
+    m = row["mlperf"]
+    assert m["scenario"] == "offline" and m["metric"] == "samples/s" and m["verdict"] in ("VALID", "INVALID")
+    assert m["value"] > 0 and m["details"]["effective_min_duration_ms"] == 300
+    assert sorted(p.name for p in Path(m["log_dir"]).iterdir()) == sorted(mlperf.KEPT_LOGS)
+    assert Path(m["log_dir"]).parent == out / "mlperf"
+
+
+def test_cli_bad_scenario_is_a_usage_error(tmp_path, cli):
+    from tests.onnx_models import classifier
+
+    model = str(classifier(tmp_path / "c.onnx"))
+    res = cli("bench", model, "--scenario", "server", "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "unknown --scenario 'server'" in res.output
+    res = cli("bench", model, "--scenario", "singlestream", "--batch", "1,4", "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "use --batch 1, not 4" in res.output
+    assert not (tmp_path / "o").exists()  # nothing written before the error

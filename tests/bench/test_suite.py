@@ -34,3 +34,9 @@ def test_expands_without_torch():
     out = run_python("from edgecnn.bench import suite; print(len(suite.expand('zoo')))", block_torch=True)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == len(suite.expand("zoo"))
+
+
+def test_cli_unknown_suite_is_a_usage_error(cli, tmp_path):
+    res = cli("bench", "--suite", "everything", "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "unknown --suite 'everything'" in res.output
+    assert not (tmp_path / "o").exists()
