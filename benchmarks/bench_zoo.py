@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=900,
                     help="start no new model after this many seconds (default 900); the rest is listed as skipped")
     ap.add_argument("--out", default=None, help="default: benchmarks/results/<device-tag>/")
+    ap.add_argument("--stem", default="zoo", help="file names: <stem>.json|csv|md|png, <stem>_table.md (default zoo)")
     args = ap.parse_args()
 
     env = capture()
@@ -137,7 +138,7 @@ def main() -> None:
                                    "other jobs competed for the cores during the run"}
     doc["wall_s"] = round(time.perf_counter() - t0, 1)
     doc["not_measured"] = {"models": skipped, "why": f"the run's time budget (--budget-s {args.budget_s:g}) was spent"}
-    written = report.write(doc, out, "zoo", plot=True)
+    written = report.write(doc, out, args.stem, plot=True)
     head, lines = pivot(doc, models)
     peak = doc.get("peak") or {}
     text = (f"# Zoo on {env['cpu']} ({env['physical_cores']} cores; {', '.join(env['isa'])})\n\n"
@@ -152,7 +153,7 @@ def main() -> None:
             + markdown_table(head, lines) + "\n"
             + (f"\nNot measured (time budget of {args.budget_s:g} s spent on this loaded machine): "
                f"{', '.join(skipped)}.\n" if skipped else ""))
-    with atomic_path(out / "zoo_table.md") as tmp:
+    with atomic_path(out / f"{args.stem}_table.md") as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(text)
 
