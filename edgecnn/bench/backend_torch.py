@@ -249,7 +249,9 @@ def _capture(model, x):
 def _compile(model):
     import torch
 
-    return torch.compile(model, mode="reduce-overhead", fullgraph=True)
+    # no fullgraph: a model with Python control flow (a detector's post-processing) compiles in pieces
+    # instead of failing; the pieces are still replayed through CUDA graphs
+    return torch.compile(model, mode="reduce-overhead")
 
 
 class TorchBackend(Backend):
