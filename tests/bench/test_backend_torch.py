@@ -112,3 +112,14 @@ def test_torch_rows_in_a_bench_sweep(tmp_path):
     assert ok["params"] == 61_706  # the same architecture as the ONNX row: the card's count
     assert "int8 is not a torch backend precision" in by[("lenet5", "int8")]["error"]
     assert "an ONNX file has no PyTorch model behind it" in by[("c", "fp32")]["error"]
+
+
+def test_without_torch_the_backend_names_the_extra():
+    from tests.conftest import run_python
+
+    code = ("from edgecnn.bench.backend_torch import TorchBackend\n"  # importable on a torch-free device
+            "try:\n    TorchBackend().check()\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    out = run_python(code, block_torch=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("MissingDependencyError --backend torch needs torch")
+    assert 'pip install "edgecnn[torch]"' in out.stdout
