@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError
 from edgecnn.remote.device import DEFAULT_PYTHON, Device, agent_command, prepare_upload
 from edgecnn.remote.ssh import Connection, RemoteError, check_target
 
@@ -59,6 +59,8 @@ class Fleet:
         self._lock = threading.Lock()
         self._uploads = None
         self.argv: list[str] = []
+        self._workspace = None
+        self._specs: dict[str, tuple[str, Path | None]] = {}  # shipped file -> (target as typed, its local file)
 
     def say(self, target: str, line: str) -> None:
         with self._lock:
@@ -68,12 +70,18 @@ class Fleet:
     def for_bench(cls, bench, targets: list[str], ctx, **kw) -> Fleet:
         """A fleet for a local ``Bench`` (its ONNX files) and the click context of ``edgecnn bench``
         (the options to forward)."""
-        others = [t.spec for t in bench.targets.values() if t.kind != "onnx"]
-        if others:
-            raise UsageError(f"--remote ships ONNX files; export '{others[0]}' first (edgecnn export {others[0]}) "
-                             "and bench the .onnx file")
-        fleet = cls(targets, [t.path for t in bench.targets.values()], **kw)
-        fleet.argv = forward_argv(ctx.command, ctx.params)
+        from edgecnn.bench.targets import Workspace
+
+        ws = Workspace()  # zoo names and checkpoints: exported here (FP32, default size), the file is shipped
+        try:
+            files = [t.path if t.kind == "onnx" else ws.onnx(t, "fp32", None) for t in bench.targets.values()]
+        except BaseException:
+            ws.close()
+            raise
+        fleet = cls(targets, files, **kw)
+        fleet.argv, fleet._workspace = forward_argv(ctx.command, ctx.params), ws
+        fleet._specs = {str(f): (t.spec, t.path if t.kind == "onnx" else None)
+                        for f, t in zip(files, bench.targets.values(), strict=True)}
         return fleet
 
     def alongside(self, local_run: Callable[[], list[dict]]) -> list[dict]:
@@ -131,6 +139,8 @@ class Fleet:
                 job.proc.terminate()
             if job.device is not None:
                 job.device.conn.close()
+        if self._workspace is not None:
+            self._workspace.close()
 
     def __enter__(self) -> Fleet:
         return self
@@ -149,12 +159,17 @@ class Fleet:
         return {j.target: j.doc for j in self.jobs if j.doc is not None}
 
     def rows(self) -> list[dict]:
-        """Every device's rows, in target order, each with ``host`` and local paths."""
+        """Every device's rows, in target order, each with ``host``, and the target and file as given here."""
         out = []
         for job in self.jobs:
-            back = {remote: local for local, remote in job.remote_paths.items()}
+            back = {remote: self._specs.get(local, (local, Path(local))) for local, remote in job.remote_paths.items()}
             for row in (job.doc or {}).get("rows", []):
-                row = {k: back.get(v, v) if isinstance(v, str) else v for k, v in row.items()}
+                row = dict(row)
+                if row.get("target") in back:
+                    shipped = row.get("file") == row["target"]
+                    row["target"], local = back[row["target"]]
+                    if shipped:  # the device's copy -> the local file (None for a zoo name, as local rows have)
+                        row["file"] = str(local) if local is not None else None
                 row["id"] = f"{job.target}/{row['id']}"
                 row["host"] = job.target
                 out.append(row)

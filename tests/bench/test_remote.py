@@ -63,13 +63,6 @@ def test_a_target_that_looks_like_an_ssh_option_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_zoo_names_are_not_shipped(tmp_path):
-    pytest.importorskip("torch")
-    res = CliRunner().invoke(app, ["bench", "lenet5", "--remote", "dev", "--out", str(tmp_path / "out")])
-    assert res.exit_code == 2
-    assert "export 'lenet5' first" in res.stderr
-
-
 def test_only_device_side_options_are_forwarded():
     import typer.main
 
@@ -274,10 +267,12 @@ def test_a_dropped_connection_stops_the_device_run_and_keeps_the_rest(server, mo
 @pytest.mark.slow
 def test_ctrl_c_stops_the_device_run_and_writes_nothing(server, model, installed, tmp_path):
     home, out = server.devices["dev-a"], tmp_path / "out"
-    # a real process (Ctrl-C is a signal); --install keeps it valid should this checkout change meanwhile
-    proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "bench", str(model), "--remote", "dev-a", "--install",
-                             "--paced", "20", "--runs", "400", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a real process (Ctrl-C is a signal), with the same pinned fingerprint as this module (see `server`)
+    argv = ["edgecnn", "bench", str(model), "--remote", "dev-a", "--paced", "20", "--runs", "400", "--out", str(out)]
+    pinned = wheel.local_fingerprint()
+    code = (f"import sys; import edgecnn.remote.wheel as w; w.local_fingerprint = lambda: {pinned!r}\n"
+            f"sys.argv = {argv!r}\nfrom edgecnn.cli.main import main; main()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while not _device_bench_pids(home) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -290,3 +285,15 @@ def test_ctrl_c_stops_the_device_run_and_writes_nothing(server, model, installed
         time.sleep(0.2)
     assert not _device_bench_pids(home), "the bench kept running on the device"
     assert not out.exists() or not any(out.iterdir()), err
+
+
+@pytest.mark.slow
+def test_a_zoo_name_is_exported_here_and_its_file_shipped(server, installed, tmp_path):
+    pytest.importorskip("torch")
+    res = bench("lenet5", "--remote", "dev-a", *QUICK, "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    _, rows = host_rows(tmp_path)
+    assert [(r["host"], r["target"], r["model"], r["file"]) for r in rows] == [
+        ("local", "lenet5", "lenet5", None), ("dev-a", "lenet5", "lenet5", None)]
+    shipped = list((server.devices["dev-a"] / ".edgecnn" / "files").glob("*/lenet5.onnx"))
+    assert len(shipped) == 1 and shipped[0].parent.name == sha256(shipped[0])
