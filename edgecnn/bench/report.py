@@ -51,8 +51,9 @@ def _row_cells(r: dict) -> list:
         status = "noisy (CV > 10%)"
     stages = r.get("stages_ms")
     if stages and r["status"] == "ok":
-        status = ("noisy; " if r.get("noisy") else "") + " / ".join(
-            f"{s[:3]} {ms(stages[s]['p50'])}" for s in ("decode", "preprocess", "inference", "postprocess") if s in stages)
+        split = " / ".join(f"{s[:3]} {ms(stages[s]['p50'])}" for s in ("decode", "preprocess", "inference",
+                                                                        "postprocess") if s in stages)
+        status = ("noisy; " if r.get("noisy") else "") + split
     return [r["model"], r["backend"], _where(r), prec, r["batch"],
             r["threads"] if r["threads"] is not None else "def",
             "x".join(map(str, size)) if size else "-", ms(lat.get("p50")), ms(lat.get("p90")), ms(lat.get("p99")),
