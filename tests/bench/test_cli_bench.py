@@ -130,3 +130,19 @@ def test_bench_core_imports_without_torch():
         assert sys.modules.get("torch") is None
     """, block_torch=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(model, tmp_path):
+    from tests.conftest import run_python
+
+    out = tmp_path / "o"
+    r = run_python(f"""
+        import sys
+        sys.modules["matplotlib"] = None
+        sys.argv = ["edgecnn", "bench", {str(model)!r}, "--plot", "--out", {str(out)!r}]
+        from edgecnn.cli.main import main
+        main()
+    """)
+    assert (r.returncode, r.stderr) == (1, 'Error: --plot/--html needs matplotlib, which is not installed; install it '
+                                           'with: pip install "edgecnn[plot]"\n')
+    assert not out.exists()
