@@ -73,6 +73,17 @@ def test_only_device_side_options_are_forwarded():
     assert argv == ["--precision", "fp32,int8", "--runs", "7", "--peak"]
 
 
+def test_the_remote_side_imports_without_torch():
+    from tests.conftest import run_python
+
+    proc = run_python("""
+        import edgecnn.remote.fleet, edgecnn.remote.device, edgecnn.remote.wheel, sys
+        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None], "torch was imported"
+        print("ok")
+    """, block_torch=True)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
 def test_fingerprint_follows_the_sources_the_wheel_holds(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
@@ -196,10 +207,12 @@ def test_second_run_reuses_the_device(server, model, installed, tmp_path):
 def test_two_devices_and_the_local_run_make_one_table(server, model, installed, tmp_path):
     python = str(server.devices["dev-a"] / ".edgecnn" / "venv" / "bin" / "python")
     res = bench(str(model), "--remote", "dev-a", "--remote", "dev-b", "--remote-python", python, *QUICK,
-                "--precision", "fp32,fp16", "--out", str(tmp_path))
+                "--precision", "fp32,fp16", "--html", "--out", str(tmp_path))
     assert res.exit_code == 0, res.output
     doc, rows = host_rows(tmp_path)
     assert list(doc["hosts"]) == ["local", "dev-a", "dev-b"]
+    page = next(tmp_path.glob("bench-*.html")).read_text()
+    assert "<th>host</th>" in page and page.count("<td>dev-b</td>") == 2 and "host dev-b: " in page
     assert sorted((r["host"], r["precision"]) for r in rows) == sorted(
         (h, p) for h in ("local", "dev-a", "dev-b") for p in ("fp32", "fp16"))
     assert (server.devices["dev-b"] / ".edgecnn" / "files" / sha256(model) / "tiny.onnx").is_file()
