@@ -13,6 +13,8 @@ RUNTIME_MODULES = [
     "edgecnn.runtime.sources", "edgecnn.runtime.session", "edgecnn.runtime.classify", "edgecnn.runtime.detect",
     "edgecnn.runtime.draw", "edgecnn.runtime.predict", "edgecnn.train.datasets", "edgecnn.train.shapes",
     "edgecnn.cli.main", "edgecnn.cli.output",
+    "edgecnn.coco", "edgecnn.eval.run", "edgecnn.eval.coco_map", "edgecnn.eval.classify", "edgecnn.train.coco",
+    "edgecnn.train.detect_augment",
 ]
 
 
