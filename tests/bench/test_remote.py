@@ -99,6 +99,32 @@ def test_fingerprint_follows_the_sources_the_wheel_holds(tmp_path):
     assert fingerprint(str(pkg)) != first
 
 
+def test_no_wheel_for_the_device_names_the_package_and_the_way_out(tmp_path):
+    from edgecnn.remote.agent import _pip_cause
+
+    # pip's real answer when neither the index nor --wheels has a package for this platform (nothing downloads)
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                           "--no-index", "--find-links", str(tmp_path), "onnxruntime>=1.17"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    why = _pip_cause(proc.stdout + proc.stderr, "installing edgecnn's dependencies")
+    assert why.startswith("no onnxruntime wheel for this device (") and "--wheels DIR" in why
+
+
+def test_a_full_disk_is_found_before_uploading(tmp_path):
+    from edgecnn.remote.device import Device, prepare_upload
+    from edgecnn.remote.ssh import RemoteError
+
+    class Unused:  # no command may be sent
+        target = "pi@raspberrypi"
+
+    big = tmp_path / "big.onnx"
+    big.write_bytes(b"x" * 3_000_000)
+    dev = Device(Unused(), info={"present": [], "free_bytes": 1_000_000, "home": "/home/pi/.edgecnn"})
+    with pytest.raises(RemoteError, match=r"^pi@raspberrypi: disk full on the device: 3.0 MB to upload, 1.0 MB free"):
+        dev.upload([prepare_upload(big)])
+
+
 def _agent(home: Path, *args: str, data: bytes = b"") -> tuple[int, dict]:
     env = {**os.environ, "HOME": str(home)}
     proc = subprocess.run([sys.executable, str(AGENT), *args], input=data, capture_output=True, env=env, timeout=60)
