@@ -5,7 +5,9 @@ What it computes is what ``edgecnn.runtime.detect.postprocess`` does on the host
 ``Detection`` settings: optionally the best ``candidates_per_class`` scores of each class, then per
 class NMS (IoU > ``iou`` suppresses, scores must be > ``conf``), then the ``max_det`` best of all
 classes. Output ``detections`` (N, K, 6) rows ``x1, y1, x2, y2, score, class`` by decreasing score,
-K = ``max_det``; rows with score 0 are padding.
+K = ``max_det``; rows with score 0 are padding. One difference from the host: the per-class
+candidates are those scoring at least the class's ``candidates_per_class``-th best score, so exact
+ties at that score all stay (the host keeps the lower anchor index); NMS then sees a few more boxes.
 """
 
 from __future__ import annotations
