@@ -55,16 +55,20 @@ class Sshd:
     def ssh_command(self) -> str:
         return f"ssh -F {self.client_config}"
 
-    def start(self, devices: tuple[str, ...] = ("dev-a", "dev-b")) -> Sshd:
+    def start(self, devices: tuple[str, ...] = ("dev-a", "dev-b"), no_python: tuple[str, ...] = ()) -> Sshd:
+        """``devices``: key names (ssh aliases); those in ``no_python`` get a PATH with a shell and no Python."""
         self.root.mkdir(parents=True, exist_ok=True)
         host_pub = keygen(self.root / "host_key")
-        path = f"{base_python_dir()}:/usr/local/bin:/usr/bin:/bin"
+        bare = self.root / "bin-without-python"
+        bare.mkdir()
+        (bare / "sh").symlink_to(shutil.which("sh"))
         keys = []
-        for name in devices:
+        for name in devices + no_python:
             home = self.root / "devices" / name
             home.mkdir(parents=True)
             self.devices[name] = home
             pub = keygen(self.root / f"key-{name}")
+            path = bare if name in no_python else f"{base_python_dir()}:/usr/local/bin:/usr/bin:/bin"
             keys.append(f'environment="HOME={home}",environment="PATH={path}" {pub}')
         keygen(self.root / "key-stranger")  # never authorized
         (self.root / "authorized_keys").write_text("\n".join(keys) + "\n")
@@ -87,7 +91,7 @@ LogLevel ERROR
 """)
         # aliases with their keys; "stranger" holds a key sshd does not know; ssh://...@127.0.0.1 gets dev-a's
         hosts = "".join(f"Host {name}\n  HostName {LOOPBACK}\n  Port {self.port}\n"
-                        f"  IdentityFile {self.root / f'key-{name}'}\n" for name in (*devices, "stranger"))
+                        f"  IdentityFile {self.root / f'key-{name}'}\n" for name in (*devices, *no_python, "stranger"))
         self.client_config.write_text(hosts + f"""\
 Host {LOOPBACK}
   IdentityFile {self.root / f'key-{devices[0]}'}

@@ -158,7 +158,7 @@ def server(tmp_path_factory):
     if why:
         pytest.skip(why)
     root = tmp_path_factory.mktemp("sshd")
-    srv = sshd_mod.Sshd(root).start(devices=("dev-a", "dev-b", "dev-c"))
+    srv = sshd_mod.Sshd(root).start(devices=("dev-a", "dev-b", "dev-c"), no_python=("dev-nopy",))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDGECNN_SSH_COMMAND", srv.ssh_command)
         mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
@@ -249,7 +249,7 @@ def test_two_devices_and_the_local_run_make_one_table(server, model, installed, 
 def test_each_failing_device_is_one_line_and_the_others_still_report(server, model, installed, tmp_path):
     wrong_port = f"ssh://{server.user}@127.0.0.1:{sshd_mod.free_port()}"
     res = bench(str(model), "--remote", wrong_port, "--remote", "stranger", "--remote", "dev-c",
-                "--remote", "dev-a", *QUICK, "--out", str(tmp_path))
+                "--remote", "dev-nopy", "--remote", "dev-a", *QUICK, "--out", str(tmp_path))
     assert res.exit_code == 1
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error: ")]
     assert errors == [
@@ -258,6 +258,7 @@ def test_each_failing_device_is_one_line_and_the_others_still_report(server, mod
         "with ssh-copy-id)",
         "Error: dev-c: no edgecnn on the device (~/.edgecnn/venv/bin/python not found; Python "
         f"{'.'.join(map(str, sys.version_info[:3]))} is there); rerun with --install to set it up",
+        "Error: dev-nopy: no Python 3 on the device; install python3 (>= 3.10) there or point --remote-python at one",
     ]
     doc, rows = host_rows(tmp_path)
     assert [r["host"] for r in rows] == ["local", "dev-a"]
