@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, first_line
 from edgecnn.remote.device import DEFAULT_PYTHON, Device, agent_command, prepare_upload
 from edgecnn.remote.ssh import Connection, RemoteError, check_target
 
@@ -75,10 +75,10 @@ class Fleet:
         ws = Workspace()  # zoo names and checkpoints: exported here (FP32, default size), the file is shipped
         try:
             files = [t.path if t.kind == "onnx" else ws.onnx(t, "fp32", None) for t in bench.targets.values()]
+            fleet = cls(targets, files, **kw)
         except BaseException:
             ws.close()
             raise
-        fleet = cls(targets, files, **kw)
         fleet.argv, fleet._workspace = forward_argv(ctx.command, ctx.params), ws
         fleet._specs = {str(f): (t.spec, t.path if t.kind == "onnx" else None)
                         for f, t in zip(files, bench.targets.values(), strict=True)}
@@ -194,7 +194,7 @@ class Fleet:
         except EdgeCNNError as e:
             job.error = str(e)
         except Exception as e:  # a device must never take the others down
-            job.error = f"{type(e).__name__}: {e}"
+            job.error = f"{type(e).__name__}: {first_line(e)}"
         if job.error is not None:
             self.say(job.target, f"FAILED: {job.error}")
 
