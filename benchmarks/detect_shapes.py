@@ -8,7 +8,7 @@ conf). Not a test.
 
 Every mAP comes from ``edgecnn eval``'s code (pycocotools): the checkpoint run in PyTorch, the two
 files in onnxruntime, all through the same ``Predictor`` at conf 0.001 / 100 detections. Results:
-``benchmarks/results/<device-tag>/detect_shapes.{md,json}`` and one annotated validation image.
+``benchmarks/results/<device-tag>/detect_shapes_<size>px.{md,json}`` and one annotated validation image.
 """
 
 from __future__ import annotations
@@ -125,13 +125,14 @@ def main() -> int:
     (res,) = list(pred.predict(files[:1], keep_images=True))
     image = draw.annotate(res.image.resize((res.image.width * 3, res.image.height * 3)), "detect",
                           [{**p, "box": [v * 3 for v in p["box"]]} for p in res.predictions])
-    draw.save_image(image, out_dir / "detect_shapes.png")
+    stem = f"detect_shapes_{args.size}px"  # runs at other sizes write beside, not over
+    draw.save_image(image, out_dir / f"{stem}.png")
 
     record = {"args": vars(args), "env": env_before, "load_average_after": capture()["load_average"],
               "train_seconds": train_s, "epochs": result["epochs"], "train_images": result["train_images"],
               "history": result["history"], "metrics": rows, "int8_error": int8_error, "latency_ms": lat,
               "size_bytes": {"fp32": exp.size_bytes, "int8": q.int8_bytes if q else None}}
-    (out_dir / "detect_shapes.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     table_rows = [(name, fmt(m["map50"]), fmt(m["map"]), fmt(m["map75"])) for name, m in rows.items()]
     lat_rows = [(k, f"{v['preprocess']:.2f}", f"{v['inference']:.2f}", f"{v['decode_nms']:.3f}",
@@ -153,7 +154,7 @@ def main() -> int:
         table(["file", "preprocess", "inference", "decode+NMS", "NMS / inference", "boxes"], lat_rows,
               right=["preprocess", "inference", "decode+NMS", "NMS / inference", "boxes"]), "",
         "preprocess includes the PNG decode; decode+NMS is the host side (boxes are decoded in the graph).", ""])
-    (out_dir / "detect_shapes.md").write_text(md)
+    (out_dir / f"{stem}.md").write_text(md)
     print(md)
     return 0
 
