@@ -123,18 +123,24 @@ Host *
     def sessions(self) -> list[int]:
         """Process ids of every per-connection sshd process below the listener (monitor and session
         child: the latter holds the socket), not the commands they run. Killing them drops the links."""
-        out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True).stdout
-        procs = [line.split(None, 2) for line in out.splitlines() if len(line.split(None, 2)) == 3]
+        procs = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            comm, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+            procs.append((int(stat.parent.name), int(rest[1]), comm))
         below, found = {self.proc.pid}, []
         changed = True
         while changed:
             changed = False
             for pid, ppid, comm in procs:
-                if int(ppid) in below and int(pid) not in below:
-                    below.add(int(pid))
+                if ppid in below and pid not in below:
+                    below.add(pid)
                     changed = True
-                    if comm.strip() == "sshd":
-                        found.append(int(pid))
+                    if comm == "sshd":
+                        found.append(pid)
         return found
 
     def stop(self) -> None:
