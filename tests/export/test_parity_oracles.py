@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -256,3 +257,36 @@ def test_small_logits_are_judged_relative_to_their_own_scale(tiny):
     data = _onnx(small)
     assert _check(small, data).passed
     _fails(_check(small, corrupt.add_to_class(data, 0, 1e-6)), "max-abs 1e-06 is")
+
+
+# ---- parity.compare on numbers worked out by hand (the mutants of compare that survived a first run) -------
+
+
+def test_compare_metrics_by_hand():
+    ref = np.array([[1.0, 0.0], [0.0, 1.0], [0.1, 0.1]])
+    got = np.array([[1.0, 0.0], [1.0, 1.0], [0.1, 0.0]])
+    b = parity.compare(ref, got, 3)  # the default tie_rel is the fp32 tolerance, 1e-4
+    assert b.max_abs == 1.0 and b.rel == 1.0  # scale max|ref| = 1
+    # per-sample cosines 1, 1/sqrt(2), 0.01 / (0.1 * 0.1 * sqrt(2)) = 1/sqrt(2): the worst is reported
+    assert b.cosine == pytest.approx(1 / np.sqrt(2))
+    # sample 1 flips 1 -> 0 (the reference gap 1 is no tie); sample 2 keeps class 0 (argmax of a tie is 0)
+    assert (b.ties, b.top1) == (0, pytest.approx(2 / 3))
+
+
+def test_compare_small_and_zero_outputs():
+    b = parity.compare(np.array([[0.1, 0.0]]), np.array([[0.0, 0.1]]), 1)
+    assert b.cosine == 0.0 and b.rel == 1.0  # small vectors are not "parallel" for being small
+    b = parity.compare(np.zeros((2, 3)), np.zeros((2, 3)), 2)
+    assert (b.max_abs, b.cosine, b.top1, b.ties) == (0.0, 1.0, 1.0, 0)  # all zero agrees with all zero
+
+
+def test_compare_tie_threshold_is_twice_the_tolerance_of_the_scale():
+    # scale 10: flips between logits less than 2 * 1e-4 * 10 = 2e-3 apart are ties
+    ref = np.array([[10.0, 10.0 - 1.5e-3, 0.0]])
+    got = np.array([[10.0, 10.0 + 1e-4, 0.0]])
+    assert parity.compare(ref, got, 1, tie_rel=1e-4).ties == 1
+    # scale 1: a gap of 2.5e-4 is more than 2 * 1e-4: a real flip, counted against top-1
+    ref = np.array([[1.0, 1.0 - 2.5e-4], [1.0, 0.0]])
+    got = np.array([[1.0, 1.0 + 1e-5], [1.0, 0.0]])
+    b = parity.compare(ref, got, 2, tie_rel=1e-4)
+    assert (b.ties, b.top1) == (0, 0.5)
