@@ -243,7 +243,8 @@ def infer_cmd(
     files = sources.iter_images(roots, exclude=save)  # never annotate our own annotated copies
     saved: set[Path] = set()
     try:
-        for res in predictor.predict(files, batch=batch, keep_images=save is not None):
+        one = len(roots) == 1 and not roots[0].is_dir  # one file: nothing to decode ahead of
+        for res in predictor.predict(files, batch=batch, keep_images=save is not None, workers=0 if one else None):
             if res.error or out_tty:
                 bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
             if res.error:

@@ -3,7 +3,6 @@ options. No torch. (Tables and number formatting, shared with library code: ``ed
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -94,6 +93,8 @@ class CsvStream:
 
     def __init__(self, header: Sequence[str], stream: TextIO | None = None):
         self.out = stream or sys.stdout
+        import csv  # only for --format csv (cold start)
+
         self.writer = csv.writer(self.out, lineterminator="\n")
         self.writer.writerow(header)
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,6 +42,8 @@ def ordered_map(load: Callable[[T], R], items: Iterable[T], workers: int, depth:
         for item in items:
             yield item, _call(load, item, expected)
         return
+    from concurrent.futures import ThreadPoolExecutor  # not imported for inline runs (cold start)
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edgecnn-decode")
     pending: deque[tuple[T, Future]] = deque()
     source = iter(items)
