@@ -12,7 +12,7 @@ Two decodes, chosen by the contract's ``decode``:
     images of other formats through ``Image.reduce`` (box averaging); the final resize then maps
     the reduced image's extent onto exactly the same output grid. Smaller images are processed
     exactly as ``exact`` does (bit for bit). Measured on real photos at 224 (resize 256, crop):
-    at most 4 levels of 255 apart from ``exact``, 0.2 on average (``benchmarks/preprocess_bench.py``).
+    at most 5 levels of 255 apart from ``exact``, 0.2 on average (``benchmarks/preprocess_bench.py``).
 Both resize in uint8 and touch float data once, at the final size (a per-channel lookup table of
 ``(v * scale - mean) / std``, written straight into the caller's batch array when given one).
 """
