@@ -57,7 +57,7 @@ from edgecnn.train.config import (
     resolve_device,
 )
 from edgecnn.train.datasets import Data
-from edgecnn.train.task import init_backbone, make_task
+from edgecnn.train.task import BACKBONES, init_backbone, make_task
 
 CACHE_BYTES = 1 << 30  # preprocessed samples kept in memory (no --augment, no --workers) up to this size
 # Testing hook: the process SIGKILLs itself after this many optimizer steps (a crash mid-epoch).
@@ -191,7 +191,10 @@ class Trainer:
         base = resume
         init = cfg.init
         if hub.is_tag(init) and cfg.model in registry.REGISTRY:  # --init imagenet: the card's published weights
-            init = str(hub.fetch(hub.resolve(registry.get_card(cfg.model), init)).path)
+            card = registry.get_card(cfg.model)
+            if self.task.kind == "detect" and not card.pretrained and cfg.model in BACKBONES:
+                card = registry.get_card(BACKBONES[cfg.model])  # a detector: its backbone classifier's weights
+            init = str(hub.fetch(hub.resolve(card, init)).path)
         if cfg.model not in registry.REGISTRY:  # a checkpoint to fine-tune
             if init is not None:
                 raise UsageError("give a checkpoint either as MODEL or with --init, not both")
