@@ -62,7 +62,7 @@ class Pipeline:
             path = self.images[self._i % len(self.images)]
             self._i += 1
             t0 = time.perf_counter_ns()
-            im = load_image(path)
+            im = load_image(path, self.spec)  # the contract's decode (fast|exact), as infer does
             t1 = time.perf_counter_ns()
             x, geom = preprocess(im, self.spec)
             t2 = time.perf_counter_ns()
