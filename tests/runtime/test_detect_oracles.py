@@ -81,3 +81,34 @@ def test_missing_output_lists_the_outputs():
     with pytest.raises(ContractError, match=r"^the detector has no output 'boxes' \(outputs: scores, anchors\)$"):
         detect.postprocess({"scores": np.zeros((1, 2, 3)), "anchors": np.zeros((2, 4))}, [IDENTITY], Detection(),
                            (64, 64))
+
+
+def test_a_long_suppression_chain_is_still_greedy():
+    """30 boxes 10 wide, each 3 px right of the last: neighbours overlap 7/13 > 0.5, boxes two apart
+    4/16 < 0.5. Greedy keeps 0, drops 1, keeps 2 (box 1 is gone), ...: every even index. The chain is
+    longer than the block resolver's fixed-point rounds, so its row-by-row fallback decides it."""
+    boxes = np.array([[3 * i, 0, 3 * i + 10, 10] for i in range(30)], np.float32)
+    scores = np.linspace(1.0, 0.5, 30).astype(np.float32)
+    assert nms(boxes, scores, 0.5).tolist() == list(range(0, 30, 2))
+    assert detect.batched_nms(boxes, scores, np.zeros(30, np.int64), 0.5).tolist() == list(range(0, 30, 2))
+
+
+def test_iou_equal_to_the_threshold_does_not_suppress():
+    boxes = np.array([[0, 0, 4, 1], [0, 0, 2, 1]], np.float32)  # IoU exactly 2/4
+    scores = np.array([0.9, 0.8], np.float32)
+    assert nms(boxes, scores, 0.5).tolist() == [0, 1]
+    assert detect.batched_nms(boxes, scores, np.array([3, 3]), 0.5).tolist() == [0, 1]
+    assert nms(boxes, scores, 0.49).tolist() == [0]
+
+
+def test_max_output_one_and_bad_values_named_by_index():
+    boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6], [9, 9, 8, 10]], np.float32)
+    assert nms(boxes[:2], np.array([0.1, 0.9]), 0.5, max_output=1).tolist() == [1]
+    with pytest.raises(ValueError, match=r"^boxes\[2\] = \[9.0, 9.0, 8.0, 10.0\] has x2 < x1"):
+        nms(boxes, np.ones(3), 0.5)
+    with pytest.raises(ValueError, match=r"^boxes\[1\] = \[nan, 0.0, 1.0, 1.0\] is not finite"):
+        nms(np.array([[0, 0, 1, 1], [np.nan, 0, 1, 1]]), np.ones(2), 0.5)
+    with pytest.raises(ValueError, match=r"^scores\[1\] = nan is not finite"):
+        nms(boxes[:2], np.array([0.5, np.nan]), 0.5)
+    with pytest.raises(ValueError, match=r"^boxes2 must be \(N, 4\) xyxy"):
+        detect.box_iou(boxes[:2], np.zeros((2, 3)))
