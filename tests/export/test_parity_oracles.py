@@ -92,7 +92,11 @@ def _check(model, data, precision="fp32", cases=CASES):
 
 def test_clean_files_pass(tiny):
     m, data = tiny
-    assert _check(m, data, cases=CASES + SIZES).passed
+    report = _check(m, data, cases=CASES + SIZES)
+    assert report.passed and report.failure == ""
+    assert report.precision == "fp32" and report.tolerance == parity.TOLERANCES["fp32"]
+    assert [(b.batch, b.height, b.width) for b in report.batches] == CASES + SIZES
+    assert _check(m, data, cases=CASES + SIZES) == report  # the seed fixes the inputs: same report
     assert _check(m, _fp16(data), "fp16").passed
     over, near = _overflowing(m), _near_tie(m)
     assert _check(over, _onnx(over)).passed  # float32 copes with 1e5 activations
