@@ -8,7 +8,7 @@ conf). Not a test.
 
 Every mAP comes from ``edgecnn eval``'s code (pycocotools): the checkpoint run in PyTorch, the two
 files in onnxruntime, all through the same ``Predictor`` at conf 0.001 / 100 detections. Results:
-``benchmarks/results/<device-tag>/detect_shapes_<size>px.{md,json}`` and one annotated validation image.
+``benchmarks/results/<device-tag>/detect_shapes_<size>px[_augment].{md,json,png}`` and one annotated validation image.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main() -> int:
     (res,) = list(pred.predict(files[:1], keep_images=True))
     image = draw.annotate(res.image.resize((res.image.width * 3, res.image.height * 3)), "detect",
                           [{**p, "box": [v * 3 for v in p["box"]]} for p in res.predictions])
-    stem = f"detect_shapes_{args.size}px"  # runs at other sizes write beside, not over
+    stem = f"detect_shapes_{args.size}px{'_augment' if args.augment else ''}"  # other recipes write beside
     draw.save_image(image, out_dir / f"{stem}.png")
 
     record = {"args": vars(args), "env": env_before, "load_average_after": capture()["load_average"],
