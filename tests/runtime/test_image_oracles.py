@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from edgecnn.contract import INTERPOLATIONS, Preprocess
-from edgecnn.runtime.image import preprocess, resize
+from edgecnn.runtime.image import Geometry, preprocess, resize, to_mode
 from tests.runtime.patterns import pattern
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "torchvision_resize_crop.json").read_text())
@@ -139,3 +139,62 @@ def test_each_interpolation_is_pillows_filter_and_they_differ(policy):
             np.testing.assert_array_equal(outs[name], np.asarray(ref))
     for a, b in itertools.combinations(INTERPOLATIONS, 2):
         assert (outs[a] != outs[b]).any(), (policy, a, b)
+
+
+# ---- written for the mutants of image.py that survived a first mutation run ---------------------------
+
+
+def test_letterbox_of_a_tall_image_pads_left_and_right():
+    # 8x16 into 32x32: x2 to 16x32, pasted at left (32 - 16) // 2 = 8; columns 0..7 and 24..31 are padding
+    spec = Preprocess(32, 32, resize="letterbox", interpolation="nearest", pad_value=7, **PLAIN)
+    got, geom = _out(_gray(8, 16, [(3, 5)]), spec)
+    want = np.full((32, 32), 7)
+    want[:, 8:24] = 0
+    want[10:12, 14:16] = 255
+    np.testing.assert_array_equal(got, want)
+    assert geom == Geometry((8, 16), (2.0, 2.0), (8.0, 0.0))
+
+
+def test_stretch_geometry():
+    _, geom = _out(_gray(16, 8), Preprocess(32, 32, resize="stretch", **PLAIN))
+    assert geom == Geometry((16, 8), (2.0, 4.0), (0.0, 0.0))
+
+
+def test_preprocess_writes_into_out_and_composites_on_white_by_default():
+    im = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent
+    assert to_mode(im, "RGB").getpixel((0, 0)) == (255, 255, 255)
+    buf = np.full((2, 3, 4, 4), np.nan, np.float32)
+    x, _ = preprocess(im, Preprocess(4, 4, resize="stretch", **PLAIN), out=buf[1])
+    assert x is not None and np.array_equal(buf[1], np.full((3, 4, 4), 255.0)) and np.isnan(buf[0]).all()
+
+
+def test_32_bit_images_are_rescaled_from_their_own_range():
+    im = Image.fromarray(np.array([[500, 1000]], np.int32))  # mode I: Pillow's own convert would clip both
+    assert im.mode == "I" and np.asarray(to_mode(im, "L")).tolist() == [[0, 255]]
+
+
+def test_a_float_image_is_normalized_by_the_formula():
+    from edgecnn.runtime.image import normalize
+
+    im = Image.fromarray(np.array([[0.0, 127.5, 300.0]], np.float32))  # mode F: not a uint8 lookup
+    x = normalize(im, Preprocess(1, 3, 1, "L", resize="stretch", mean=(0.5,), std=(0.5,)))
+    np.testing.assert_allclose(x, [[[-1.0, 0.0, 300 / 127.5 - 1.0]]], rtol=1e-6)
+
+
+def test_reduction_needs_room_on_both_axes():
+    from edgecnn.runtime.image import _reduction
+
+    spec = Preprocess(32, 32, resize="stretch")  # target 32x32; REDUCE_GAP keeps twice that
+    assert _reduction((512, 512), spec) == 8 and _reduction((256, 256), spec) == 4
+    assert _reduction((4000, 100), spec) == 1  # a panorama: the short axis has no room to spare
+    assert _reduction((127, 127), spec) == 1 and _reduction((128, 128), spec) == 2
+
+
+def test_a_grey_jpeg_decoded_fast_keeps_its_full_size_geometry(tmp_path):
+    from edgecnn.runtime.image import preprocess_file
+
+    p = tmp_path / "grey.jpg"
+    Image.fromarray(np.tile(np.arange(800, dtype=np.uint8)[None] // 4, (600, 1)), "L").save(p, quality=95)
+    spec = Preprocess(64, 64, resize="stretch", decode="fast")  # RGB from L: a new image, same geometry
+    _, geom = preprocess_file(p, spec)
+    assert geom.orig_size == (800, 600) and geom.scale == (64 / 800, 64 / 600)
