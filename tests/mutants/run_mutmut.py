@@ -12,8 +12,10 @@ the result is written to ``tests/mutants/results/<target>.txt``: the counts and 
 mutant that survived. The copy stays in /tmp/edgecnn-mutmut-<target> (``--workdir``), so a stopped
 run resumes where it was (mutmut keeps each verdict); ``--fresh`` starts over from the current
 tree. ``--functions`` limits a run to the mutants of some functions (mutmut's names are
-``x_<function>__mutmut_<n>``). Slow on 2 cores (minutes to an hour per target): run it in the
-background; it is not part of CI. What survived and why it is harmless is recorded in tests/README.md.
+``x_<function>__mutmut_<n>``); ``--rerun-survivors`` copies the target's current test files into
+the run and tests only the mutants that survived (after writing tests to kill them). Slow on 2
+cores (minutes to an hour per target): run it in the background; it is not part of CI. What
+survived and why it is harmless is recorded in tests/README.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from deliberate_bugs import copy_tree  # noqa: E402
+from deliberate_bugs import ROOT, copy_tree  # noqa: E402
 
 # target: (file, test files, extra pytest arguments). The parity gate's CLI cases re-export a model per
 # test (seconds each on a loaded box); its library cases see the same bugs, so mutants run those.
@@ -86,13 +88,34 @@ def summarize(target: str, copy: Path, log: str = "") -> Path:
     return out
 
 
-def run(target: str, max_children: int, workdir: Path, fresh: bool, functions: list[str]) -> Path:
+def survivors(workdir: Path) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=workdir, capture_output=True,
+                         text=True).stdout
+    return [line.split(":")[0].strip() for line in out.splitlines() if line.strip().endswith(": survived")]
+
+
+def refresh_tests(target: str, workdir: Path) -> None:
+    """The target's test files (and their helpers) as they are now in the working tree, for a rerun of
+    the survivors after new tests were written."""
+    for rel in {t.split("::")[0] for t in TARGETS[target][1]}:
+        folder = Path(rel).parent
+        for src in (ROOT / folder).glob("*.py"):
+            shutil.copy2(src, workdir / folder / src.name)
+
+
+def run(target: str, max_children: int, workdir: Path, fresh: bool, functions: list[str],
+        rerun_survivors: bool = False) -> Path:
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     if not (workdir / "pyproject.toml").exists():
         _prepare(target, workdir)
     module = TARGETS[target][0].removesuffix(".py").replace("/", ".")
     names = [f"{module}.x_{f}" if not f.startswith(module) else f for f in functions]
+    if rerun_survivors:
+        refresh_tests(target, workdir)
+        names = survivors(workdir)
+        if not names:
+            return summarize(target, workdir, "no survivors to rerun")
     r = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children), *names],
                        cwd=workdir, capture_output=True, text=True)
     tail = (r.stdout.strip().rsplit("\r", 1)[-1][-300:] + "\n" + r.stderr.strip()[-600:]).strip()
@@ -107,11 +130,13 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="start over from the current tree")
     ap.add_argument("--functions", nargs="*", default=[], help="only these functions' mutants (globs)")
     ap.add_argument("--summarize-only", action="store_true", help="write the results of the run in --workdir")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="copy the target's current test files into the run and test only its survivors again")
     args = ap.parse_args()
     for t in args.targets:
         workdir = args.workdir or Path(f"/tmp/edgecnn-mutmut-{t}")
         out = summarize(t, workdir) if args.summarize_only else run(t, args.max_children, workdir, args.fresh,
-                                                                       args.functions)
+                                                                       args.functions, args.rerun_survivors)
         print(f"{t}: {out}", flush=True)
     return 0
 
