@@ -103,9 +103,10 @@ class Fetched:
     source: str  # "cache" | "torch-hub-cache" | "download"
 
 
-def fetch(p: Pretrained, timeout: float = 30.0, progress: bool | None = None) -> Fetched:
+def fetch(p: Pretrained, timeout: float = 30.0, progress: bool | None = None, option: str = "--weights") -> Fetched:
     """The checkpoint file of ``p``: from a cache when a copy with the right hash is there, else
-    downloaded (atomically, hash-checked) into edgecnn's cache."""
+    downloaded (atomically, hash-checked) into edgecnn's cache. ``option`` is the command's option that
+    takes a file instead (named in the offline error)."""
     target = home() / "checkpoints" / p.filename
     for path, source in ((target, "cache"), (torch_hub_checkpoints() / p.filename, "torch-hub-cache")):
         if path.is_file():
@@ -114,7 +115,7 @@ def fetch(p: Pretrained, timeout: float = 30.0, progress: bool | None = None) ->
                 return Fetched(path, digest, source)
             if source == "cache":  # ours and wrong (e.g. replaced by hand): download it again
                 path.unlink()
-    digest = download(url(p), target, p.sha256_prefix, timeout, progress)
+    digest = download(url(p), target, p.sha256_prefix, timeout, progress, option)
     return Fetched(target, digest, "download")
 
 
@@ -125,7 +126,7 @@ def url(p: Pretrained) -> str:
 
 
 def download(url: str, target: Path, sha256_prefix: str, timeout: float = 30.0,
-             progress: bool | None = None) -> str:
+             progress: bool | None = None, option: str = "--weights") -> str:
     """Download ``url`` to ``target`` through ``<target>.part``; the file appears under its name only
     complete and with a SHA-256 starting with ``sha256_prefix``. Returns the full digest."""
     try:
@@ -137,7 +138,7 @@ def download(url: str, target: Path, sha256_prefix: str, timeout: float = 30.0,
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     part = Path(tmp)
-    hint = (f"offline or behind a proxy? download {url} by other means and pass it with --weights "
+    hint = (f"offline or behind a proxy? download {url} by other means and pass it with {option} "
             f"{target.name} (or put it at {target})")
     h = hashlib.sha256()
     try:

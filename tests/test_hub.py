@@ -159,6 +159,14 @@ def test_no_network_is_one_line():
     assert f"--weights {p.filename}" in msg and "\n" not in msg
 
 
+def test_offline_error_names_the_commands_own_option():
+    # train takes the file with --init, not --weights (export's option)
+    p = _published(f"http://127.0.0.1:{closed_port()}", b"x")
+    with pytest.raises(hub.HubError) as e:
+        hub.fetch(p, timeout=5, option="--init")
+    assert f"pass it with --init {p.filename}" in str(e.value) and "--weights" not in str(e.value)
+
+
 def test_mirror_replaces_the_host(server, monkeypatch):
     base = server.base
     card_file = registry.get_card("resnet18").pretrained[0]
