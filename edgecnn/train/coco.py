@@ -88,7 +88,10 @@ class DetectionDataset:
         img = self.split.images[i]
         keep = ~img.crowd if self.train else np.ones(len(img.labels), dtype=bool)
         try:
-            x, boxes, labels, geom = self.transform(decode(img.path), img.boxes[keep], img.labels[keep], i)
+            # the eval transform decodes as the device does (the contract's fast|exact); random crops start
+            # from the whole image, as for classification
+            spec = self.transform.spec if getattr(self.transform, "deterministic", False) else None
+            x, boxes, labels, geom = self.transform(decode(img.path, spec), img.boxes[keep], img.labels[keep], i)
         except ImageError as e:
             return None, str(e)
         item = (x, {"boxes": boxes, "labels": labels, "image_id": img.id, "geometry": geom})

@@ -142,3 +142,31 @@ def test_eval_transform_is_the_letterbox_with_boxes_mapped():
     x, boxes, _, geom = DetectEvalTransform(spec)(im, np.array([[20, 10, 60, 30]], np.float32), np.array([2]), 0)
     assert geom.scale == (0.5, 0.5) and geom.pad == (0.0, 10.0)
     assert np.allclose(boxes[0], [10, 15, 30, 25]) and np.allclose(boxes[0], _bright_box(x))
+
+
+def test_eval_dataset_decodes_as_the_contract_says(tmp_path, monkeypatch):
+    # A large JPEG under a fast-decode spec is decoded reduced (as infer does on the device); the targets
+    # are the full image's boxes mapped the same way, and the pixels stay within the fast path's tolerance.
+    from edgecnn.runtime import image as rimage
+
+    doc = _doc([{"id": 1, "file_name": "big.jpg", "width": 640, "height": 480}],
+               [{"id": 10, "image_id": 1, "category_id": 3, "bbox": [160, 120, 320, 240]}], SPARSE)
+    folder = tmp_path / "val"
+    folder.mkdir()
+    im = Image.new("RGB", (640, 480), (0, 0, 0))
+    im.paste((255, 255, 255), (160, 120, 480, 360))
+    im.save(folder / "big.jpg", quality=95)
+    (folder / "_annotations.coco.json").write_text(json.dumps(doc))
+    split = coco.read_split(folder / "_annotations.coco.json", folder)
+    seen = []
+    real = rimage.load_image
+    monkeypatch.setattr("edgecnn.train.datasets.load_image",
+                        lambda p, spec=None: seen.append(real(p, spec).info.get(rimage.REDUCED)) or real(p, spec))
+    out = {}
+    for decode in ("fast", "exact"):
+        spec = Preprocess(48, 48, resize="letterbox", decode=decode)
+        out[decode] = DetectionDataset(split, DetectEvalTransform(spec), train=False)[0]
+    assert seen[0] is not None and seen[-1] is None  # fast: reduced decode; exact: the whole image
+    (xf, tf), (xe, te) = out["fast"], out["exact"]
+    assert np.allclose(tf["boxes"], te["boxes"]) and np.allclose(tf["boxes"], [[12, 15, 36, 33]])
+    assert np.abs(xf - xe).max() < 0.2  # a few 0-255 levels after normalisation
