@@ -365,9 +365,10 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         except Exception as e:
             raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
         qmodel = onnx.load(qtmp)
-    int8_graph = runtime_graph(qmodel.SerializeToString())
+    qbytes = qmodel.SerializeToString()
+    int8_graph = runtime_graph(qbytes)
     float_ops = _float_ops(int8_graph)
-    fp32_sess, int8_sess = _session(str(src)), _session(qmodel.SerializeToString())
+    fp32_sess, int8_sess = _session(str(src)), _session(qbytes)
     if contract.task == "detect":
         agreement = _detect_agreement(fp32_sess, int8_sess, arrays, contract)
         judged_by, value = "matched-box F1 of the final detections with the FP32 file's (same class, IoU >= 0.5)", \

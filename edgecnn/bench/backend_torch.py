@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgecnn import registry
-from edgecnn.bench.backends import Artifact, Backend, Runner
+from edgecnn.bench.backends import Artifact, Backend, Runner, random_input
 from edgecnn.bench.config import Config
 from edgecnn.errors import EdgeCNNError, UsageError, require
 
@@ -132,6 +132,7 @@ class TorchRunner(Runner):
 
         self.tm, self.device, self.mode, self.threads = tm, device, mode, threads
         self.onnx_path = onnx_path  # the exported file of the same model: its output names, in the model's order
+        self._names: list[str] | None = None  # read from onnx_path once, not inside a timed run_numpy call
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.format = torch.preserve_format if mode == "eager" else torch.channels_last
         if device == "cpu":
@@ -154,11 +155,10 @@ class TorchRunner(Runner):
     def make_input(self, batch: int, seed: int = 0):
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
-        import numpy as np
         import torch
 
-        rng = np.random.default_rng(seed)  # the same values as the other backends' rows: [0, 1), fixed seed
-        x = self._to_device(torch.from_numpy(rng.random((batch, self.tm.channels, *self.tm.size), dtype=np.float32)))
+        # the same values as the other backends' rows: [0, 1), fixed seed
+        x = self._to_device(torch.from_numpy(random_input(batch, (self.tm.channels, *self.tm.size), seed=seed)))
         if self.mode == "cuda_graph":
             self._static, self._replay = _capture(self.model, x)
         elif self.mode == "compile":
@@ -201,12 +201,11 @@ class TorchRunner(Runner):
             self._replay = _compile(self.model)
         y = self(t)
         ys = y if isinstance(y, (tuple, list)) else [y]
-        if self.onnx_path is not None:
+        if self._names is None and self.onnx_path is not None:
             import onnx
 
-            names = [o.name for o in onnx.load(str(self.onnx_path), load_external_data=False).graph.output]
-        else:
-            names = ["logits"] if len(ys) == 1 else [f"output{i}" for i in range(len(ys))]
+            self._names = [o.name for o in onnx.load(str(self.onnx_path), load_external_data=False).graph.output]
+        names = self._names or (["logits"] if len(ys) == 1 else [f"output{i}" for i in range(len(ys))])
         return {name: v.float().cpu().numpy() for name, v in zip(names, ys, strict=True)}
 
     def close(self) -> None:

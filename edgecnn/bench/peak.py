@@ -11,12 +11,12 @@ machine (device tag + onnxruntime version) in ``$EDGECNN_HOME/peak/<tag>.json`` 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn import hub
 from edgecnn.bench.environment import device_tag
 from edgecnn.fileio import atomic_path
 
@@ -24,13 +24,8 @@ from edgecnn.fileio import atomic_path
 M, K, N = 256, 1024, 1024
 
 
-def cache_dir() -> Path:
-    home = os.environ.get("EDGECNN_HOME")
-    return Path(home) if home else Path.home() / ".cache" / "edgecnn"
-
-
 def cache_file(tag: str | None = None) -> Path:
-    return cache_dir() / "peak" / f"{tag or device_tag()}.json"
+    return hub.home() / "peak" / f"{tag or device_tag()}.json"
 
 
 def _key(threads: int | None) -> str:
