@@ -36,7 +36,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
-from edgecnn.fileio import umask
+from edgecnn.fileio import sha256, umask
 from edgecnn.progress import Progress
 from edgecnn.registry import REGISTRY, ModelCard, Pretrained
 
@@ -88,11 +88,7 @@ def torch_hub_checkpoints() -> Path:
 
 def hash_ok(path: Path, prefix: str) -> tuple[bool, str]:
     """(whether the SHA-256 of ``path`` starts with ``prefix``, the full hex digest)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = sha256(path)
     return digest.startswith(prefix), digest
 
 

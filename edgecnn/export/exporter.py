@@ -175,6 +175,7 @@ def export(opts: ExportOptions) -> ExportResult:
     if opts.dynamic_size and card.fixed_input:
         raise UsageError(f"--dynamic-size: {name}'s classifier width follows the input size, so the size cannot vary")
     published = fetched = None
+    digest = None  # the weights file's SHA-256 once computed: the contract's provenance reuses it
     if opts.weights:
         if ckpt is not None:
             raise UsageError("give either a checkpoint as MODEL or --weights, not both")
@@ -183,9 +184,11 @@ def export(opts: ExportOptions) -> ExportResult:
             fetched = hub.fetch(published)
         else:
             published = hub.match_file(card, opts.weights)  # a torchvision file fetched by hand
-            if published is not None and not hub.hash_ok(Path(opts.weights), published.sha256_prefix)[0]:
-                raise WeightsError(f"{opts.weights}: its SHA-256 does not start with {published.sha256_prefix} "
-                                   "(the hash in its name): a truncated or different file; download it again")
+            if published is not None:
+                ok, digest = hub.hash_ok(Path(opts.weights), published.sha256_prefix)
+                if not ok:
+                    raise WeightsError(f"{opts.weights}: its SHA-256 does not start with {published.sha256_prefix} "
+                                       "(the hash in its name): a truncated or different file; download it again")
         ckpt = read_weights(fetched.path if fetched else opts.weights)
         if ckpt.model and ckpt.model != name:
             raise WeightsError(f"{opts.weights} is a checkpoint of '{ckpt.model}', not '{name}'; "
@@ -209,7 +212,7 @@ def export(opts: ExportOptions) -> ExportResult:
         if replaced:
             notes.append(f"head replaced ({', '.join(replaced)} left at random init): predictions need training")
         weights: str | dict[str, str] = {"path": str(ckpt.path),
-                                         "sha256": fetched.sha256 if fetched else sha256(ckpt.path)}
+                                         "sha256": fetched.sha256 if fetched else digest or sha256(ckpt.path)}
         if published is not None:
             weights.update(url=published.url, published=f"torchvision {name} {published.tag.upper()}")
     else:
