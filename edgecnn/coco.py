@@ -71,17 +71,6 @@ class CocoSplit:
         return self.category_ids[label - 1]
 
 
-def is_coco_dir(path: str | Path) -> bool:
-    """Whether ``path`` looks like COCO detection data (either layout, root or split folder)."""
-    p = Path(path)
-    if not p.is_dir():
-        return False
-    if _split_annotations(p) is not None or (p / "annotations").is_dir() and any(
-            (p / "annotations").glob("instances_*.json")):
-        return True
-    return any(_split_annotations(p / name) is not None for names in SPLIT_NAMES.values() for name in names)
-
-
 def _split_annotations(folder: Path) -> Path | None:
     return next((folder / n for n in ANNOTATION_NAMES if (folder / n).is_file()), None)
 

@@ -10,11 +10,7 @@ import typer
 
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, emit_json
-from edgecnn.tables import table
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1%}"
+from edgecnn.tables import percent, table
 
 
 def _num(v: float | None) -> str:
@@ -36,8 +32,8 @@ def render(result: dict) -> str:
                    f"{m['detections']:,} detections",
             table(["metric", "value"], rows, right=["value"]), "",
             table(["class", "objects", "AP", "AP50"], per, right=["objects", "AP", "AP50"])])
-    rows = [(name, f"{r['n']:,}", f"{r['correct']:,}", _pct(r["acc"])) for name, r in m["per_class"].items()]
-    lines = [head, f"top-1 {_pct(m['top1'])}  top-5 {_pct(m['top5'])}  ({m['split']})",
+    rows = [(name, f"{r['n']:,}", f"{r['correct']:,}", percent(r["acc"], 1)) for name, r in m["per_class"].items()]
+    lines = [head, f"top-1 {percent(m['top1'], 1)}  top-5 {percent(m['top5'], 1)}  ({m['split']})",
              table(["class", "images", "correct", "accuracy"], rows, right=["images", "correct", "accuracy"])]
     if m["confusions"]:
         lines += ["", "most frequent confusions (true -> predicted):"]

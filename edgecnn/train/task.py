@@ -34,7 +34,7 @@ def _epoch_line(row: dict[str, Any], epochs: int, best: bool, metrics: str) -> s
 
 class ClassifyTask:
     kind = "classify"
-    best_key, best_name = "val_top1", "top1"  # the validation metric best.pt is chosen by
+    best_key = "val_top1"  # the validation metric best.pt is chosen by
     log_fields = ("train_loss", "train_acc", "val_loss", "val_top1", "val_top5")
 
     def __init__(self, label_smoothing: float = 0.0):
@@ -139,7 +139,7 @@ PRECISE_BN_IMAGES = 256
 
 class DetectTask:
     kind = "detect"
-    best_key, best_name = "val_map50", "mAP@.50"
+    best_key = "val_map50"
     log_fields = ("train_loss", "train_loc", "train_cls", "val_map50", "val_map")
 
     def __init__(self):
