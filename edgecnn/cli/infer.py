@@ -7,7 +7,6 @@ summary line to stderr. Output keys are documented in the README ("Inference").
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -223,9 +222,7 @@ def infer_cmd(
     roots = sources.expand(paths)  # bad paths fail before the model loads
     engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
                     size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
-                    std=parse_floats(std, "--std"), labels=_labels(labels))
-    if exact_decode:
-        engine.contract.preprocess = dataclasses.replace(engine.contract.preprocess, decode="exact")
+                    std=parse_floats(std, "--std"), labels=_labels(labels), decode="exact" if exact_decode else None)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
     predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them

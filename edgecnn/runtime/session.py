@@ -100,7 +100,7 @@ class Engine:
     def __init__(self, path: str | Path, *, provider: str = "auto", threads: int | None = None,
                  graph_opt: str = "all", spinning: bool = False, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 labels: Sequence[str] | None = None):
+                 labels: Sequence[str] | None = None, decode: str | None = None):
         self.path = Path(path)
         self.warnings: list[str] = []
         providers = choose_providers(provider)
@@ -118,7 +118,7 @@ class Engine:
             raise ContractError(f"{self.path}: {e}") from e
         self.from_graph = contract is None
         self.contract = self._graph_contract(size, mean, std) if contract is None else contract
-        self._override(size, mean, std, labels)
+        self._override(size, mean, std, labels, decode)
         inputs = {i.name: i for i in self.session.get_inputs()}
         if self.contract.input_name not in inputs:
             raise ContractError(f"{self.path}: the contract's input '{self.contract.input_name}' is not in the "
@@ -168,7 +168,7 @@ class Engine:
         return Contract("classify", self.path.stem, pre, input_name=inp.name, input_layout=layout,
                         outputs=[{"name": out.name, "meaning": "class scores"}], weights="unknown")
 
-    def _override(self, size, mean, std, labels) -> None:
+    def _override(self, size, mean, std, labels, decode=None) -> None:
         pre = self.contract.preprocess
         changes: dict = {}
         if size is not None and size != (pre.height, pre.width):
@@ -177,6 +177,8 @@ class Engine:
             changes["mean"] = tuple(mean)
         if std is not None:
             changes["std"] = tuple(std)
+        if decode is not None:  # infer --exact-decode
+            changes["decode"] = decode
         if changes:
             self.contract.preprocess = dataclasses.replace(pre, **changes)
         if labels is not None:
