@@ -296,9 +296,9 @@ def make_task(kind: str, cfg):
 
 def init_backbone(model: nn.Module, path: str, name: str) -> list[str] | None:
     """``--init`` of a detector with a classifier checkpoint (edgecnn or torchvision format) of its
-    backbone (``BACKBONES``): the classifier is built, loaded, and its ``features`` tensors copied in
-    order into the detector's ``backbone.features`` (the same blocks, re-split). None when ``path`` is
-    not a checkpoint of that classifier (then it is loaded as the detector's own)."""
+    backbone (``BACKBONES``): the classifier is built, loaded, and its ``features`` tensors go into the
+    detector's backbone through ``SSDLite.load_backbone`` (the same blocks, re-split). None when ``path``
+    is not a checkpoint of that classifier (then it is loaded as the detector's own)."""
     from edgecnn.export.weights import read_weights
     from edgecnn.train import transfer
 
@@ -307,16 +307,11 @@ def init_backbone(model: nn.Module, path: str, name: str) -> list[str] | None:
     if clf_name is None or wf.model == name or (wf.model is None and any(k.startswith("backbone.")
                                                                         for k in wf.state_dict)):
         return None
-    in_ch = model.preprocess.channels
-    width = getattr(model, "width_mult", 1.0)
-    clf = registry.build(clf_name, in_channels=in_ch, width_mult=width) if width != 1.0 else \
-        registry.build(clf_name, in_channels=in_ch)
+    clf = registry.build(clf_name, in_channels=model.preprocess.channels, width_mult=getattr(model, "width_mult", 1.0))
     notes = transfer.load_init(clf, path, clf_name)
-    src = [(k, v) for k, v in clf.state_dict().items() if k.startswith("features.")]
-    dst = [k for k in model.state_dict() if k.startswith("backbone.features.")]
-    own = model.state_dict()
-    if len(src) != len(dst) or any(v.shape != own[k].shape for (_, v), k in zip(src, dst, strict=False)):
-        raise UsageError(f"--init {path}: its {clf_name} features do not fit {name}'s backbone "
-                         f"({len(src)} vs {len(dst)} tensors); give a {clf_name} checkpoint of the same width")
-    model.load_state_dict({k: v for (_, v), k in zip(src, dst, strict=True)}, strict=False)
-    return [*notes, f"backbone: {len(dst)} tensors of {clf_name}'s features; extra layers and heads fresh"]
+    try:
+        n = model.load_backbone(clf.state_dict())  # the model's own classifier-key -> backbone-key map
+    except ValueError as e:
+        raise UsageError(f"--init {path}: its {clf_name} features do not fit {name}'s backbone ({e}); "
+                         f"give a {clf_name} checkpoint of the same width") from e
+    return [*notes, f"backbone: {n} tensors of {clf_name}'s features; extra layers and heads fresh"]
