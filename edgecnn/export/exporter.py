@@ -281,9 +281,13 @@ def export(opts: ExportOptions) -> ExportResult:
                                                       ("max_det", opts.max_det)) if v is not None})
     t_export = time.perf_counter() - t0
 
-    # 3. the gate
+    # 3. the gate: a detector's boxes/scores before NMS, then (--nms graph) the file's own detections after
     gate_precision = "fp16" if opts.precision == "fp16" else "fp32"
     report = None
+    host_bytes = proto.SerializeToString() if opts.check else b""
+    graph = spec is not None and spec.nms == "graph"
+    if graph:
+        graph_nms.append_nms(proto, spec)  # in place: the file's graph ends with ONNX NonMaxSuppression
     if opts.check:
         batches = PARITY_BATCHES if opts.batch == "dynamic" else [int(opts.batch)]
         cases = [(n, h, w) for n in batches]
@@ -291,22 +295,19 @@ def export(opts: ExportOptions) -> ExportResult:
             small, large = max(32, size // 2), size + 32
             cases += [(batches[0], small, small), (batches[-1], small, large)]
         if detect:
-            report = parity_detect.check(model, proto.SerializeToString(), in_channels, cases, gate_precision,
+            report = parity_detect.check(model, host_bytes, in_channels, cases, gate_precision,
                                          replace(spec, nms="host"), seed=opts.seed)
         else:
-            report = parity.check(model, proto.SerializeToString(), in_channels, cases, gate_precision,
-                                  seed=opts.seed)
-        if report.passed and spec is not None and spec.nms == "graph":  # before AND after the graph's NMS
-            final = parity_detect.check(model, graph_nms.append_nms(proto, spec).SerializeToString(), in_channels,
-                                        cases, gate_precision, spec, seed=opts.seed)
+            report = parity.check(model, host_bytes, in_channels, cases, gate_precision, seed=opts.seed)
+        if report.passed and graph:  # before AND after the graph's NMS
+            final = parity_detect.check(model, proto.SerializeToString(), in_channels, cases, gate_precision, spec,
+                                        seed=opts.seed)
             report.batches += final.batches
             report.passed, report.failure, report.nms = final.passed, final.failure, "host+graph"
         if not report.passed:
             raise parity.ParityError(f"parity gate failed, no file written: {report.failure}")
     t_gate = time.perf_counter() - t0 - t_export
 
-    if spec is not None and spec.nms == "graph" and not opts.check:
-        graph_nms.append_nms(proto, spec)
     contract = Contract(
         task="detect" if detect else "classify", model=name, preprocess=pre, batch=opts.batch,
         dynamic_size=opts.dynamic_size, labels=labels, detection=spec,
