@@ -166,15 +166,23 @@ class Workspace:
         return self._costs[key]
 
 
+_METADATA: dict[tuple[str, int, int], dict[str, str]] = {}  # (path, mtime_ns, size) -> metadata_props
+
+
 def contract_of(path: Path):
-    """The file's contract (None for a foreign file or one whose contract is unreadable)."""
+    """The file's contract (None for a foreign file or one whose contract is unreadable). The file is
+    parsed once per version of it: a sweep asks for the contract of each target several times."""
     import onnx
 
     from edgecnn.contract import from_metadata
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-        return from_metadata({p.key: p.value for p in model.metadata_props})
+        st = Path(path).stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in _METADATA:
+            model = onnx.load(str(path), load_external_data=False)
+            _METADATA[key] = {p.key: p.value for p in model.metadata_props}
+        return from_metadata(dict(_METADATA[key]))  # a fresh Contract each call: callers may change theirs
     except Exception:
         return None
 
