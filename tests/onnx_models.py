@@ -149,3 +149,55 @@ def detector(path: Path, *, nms: str = "host", box_format: str = "xyxy", normali
                      detection=Detection(nms=nms, box_format="xyxy" if nms == "graph" else box_format,
                                          normalized=normalized, background_class=True))
     return _save(graph, path, c)
+
+
+# The constant-weights net: (conv 3->8 3x3 pad 1, bias) -> hard-swish-like Clip/Mul -> GAP -> Flatten ->
+# Gemm 8->5 (bias). Its parameters, counted by hand: the float tensors a torch model would hold as weights.
+CONST_NET_PARAMS = 8 * 3 * 3 * 3 + 8 + 8 * 5 + 5
+
+
+def const_net_macs(h: int, w: int) -> int:
+    """MACs per image by hand: each conv output element is a 3*3*3 dot product; the Gemm is 8 x 5."""
+    return 8 * h * w * 27 + 8 * 5
+
+
+def constant_weights_net(path: Path, *, batch: int | str = "N", height: int | str = "H", width: int | str = "W",
+                         opset: int = 11, external: bool = False) -> Path:
+    """A net the way opset 11/12 exporters write one: every weight a Constant node (no initializers), a
+    dynamic height and width, Clip bounds, a scalar multiplier and an int64 shape as Constants too (none of
+    them parameters), no contract. ``batch`` -1 stores the batch as -1 (as some converters do);
+    ``external``: the tensors over 64 bytes in ``<name>.data`` beside the file (as torch 2.14's default
+    export writes its weights; small shapes stay inline)."""
+    rng = np.random.default_rng(0)
+
+    def const(name: str, value) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name + "_v"))
+
+    nodes = [const("w1", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)),
+             const("b1", rng.standard_normal(8).astype(np.float32)),
+             const("lo", np.float32(0)), const("hi", np.float32(6)), const("sixth", np.float32(1 / 6)),
+             const("wg", rng.standard_normal((5, 8)).astype(np.float32)),
+             const("bg", rng.standard_normal(5).astype(np.float32)),
+             const("shape", np.array([-1, 8], np.int64)),
+             helper.make_node("Conv", ["input", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["r"]),
+             helper.make_node("Mul", ["r", "sixth"], ["a"]),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"]),
+             helper.make_node("Reshape", ["g", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "wg", "bg"], ["logits"], transB=1)]
+    out_batch = batch if isinstance(batch, str) else "N" if batch == -1 else batch
+    graph = helper.make_graph(
+        nodes, "constants", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [out_batch, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="other")
+    model.ir_version = 7
+    if batch != -1:  # the checker refuses a -1 dim: converters write it all the same
+        onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=path.name + ".data", size_threshold=64, convert_attribute=True)
+    else:
+        onnx.save(model, str(path))
+    return path
