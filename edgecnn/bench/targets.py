@@ -18,7 +18,7 @@ from pathlib import Path
 from edgecnn import registry
 from edgecnn.bench.graph_cost import graph_cost
 from edgecnn.errors import EdgeCNNError, UsageError, first_line, require
-from edgecnn.onnx_info import file_bytes
+from edgecnn.onnx_info import file_bytes, zoo_params_note
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _FLOAT_INPUTS = {1: "float32", 10: "float16", 11: "float64"}
@@ -178,6 +178,11 @@ class Workspace:
                 folded = self._pytorch_params(target, size)
                 out["pytorch_params"] = folded.pytorch
                 out["params_note"] = folded.note(c["params"])
+            else:  # a file exported from a zoo model: the card's count against the file's, as inspect says it
+                contract = contract_of(path)
+                out["params_note"] = zoo_params_note(contract, c["params"])
+                if out["params_note"]:
+                    out["pytorch_params"] = registry.REGISTRY[contract.model].params
             self._costs[key] = out
         return dict(self._costs[key])
 

@@ -45,8 +45,8 @@ def inspect_cmd(
     if info.get("params_note"):
         say(f"note      {info['params_note']}")
     if info["macs"] is not None:
-        h, w = info["macs_size"]
-        say(f"MACs      {info['macs']:,} ({human(info['macs'])}) per image at {h}x{w}")
+        at = " at {}x{}".format(*info["macs_size"]) if info["macs_size"] else ""
+        say(f"MACs      {info['macs']:,} ({human(info['macs'])}) per image{at}")
     else:
         say(f"MACs      unknown: {info['macs_error'].removeprefix('cannot count MACs: ')}"
             + ("; give the size it runs at with --size" if not info["macs_size"] else ""))
