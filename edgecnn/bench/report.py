@@ -122,8 +122,11 @@ def footnotes(doc: dict) -> list[str]:
     if _speedups(doc):
         lines.append("vs fp32: p50 of the FP32 row of the same model and configuration / p50 of this row, measured "
                      "in the same interleaved run")
-    notes = dict.fromkeys(f"{r['model']}: {r['params_note']}" for r in doc["rows"] if r.get("params_note"))
-    lines += [f"params of {note}" for note in notes]
+    notes: dict[str, dict] = {}  # note -> the models it is about
+    for r in doc["rows"]:
+        if r.get("params_note"):
+            notes.setdefault(r["params_note"], {})[r["model"]] = None
+    lines += [f"params of {', '.join(models)}: {note}" for note, models in notes.items()]
     if doc.get("peak"):
         peaks = ", ".join(f"threads {k}: FP32 {v['fp32_gflops']:.0f} GFLOP/s, INT8 {v['int8_gops']:.0f} GOP/s"
                           for k, v in doc["peak"].items())
