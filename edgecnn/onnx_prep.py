@@ -53,9 +53,10 @@ def promote_constants(model) -> list[str]:
     from onnx import AttributeProto, helper, numpy_helper
 
     graph, keep, names = model.graph, [], []
+    outputs = {o.name for o in graph.output}
     for node in graph.node:
         attr = node.attribute[0] if node.op_type == "Constant" and len(node.attribute) == 1 else None
-        if attr is None or node.domain not in ("", "ai.onnx"):
+        if attr is None or node.domain not in ("", "ai.onnx") or node.output[0] in outputs:
             keep.append(node)
             continue
         if attr.type == AttributeProto.TENSOR:
@@ -122,12 +123,12 @@ def prepare_for_quantize(model, src: Path, workdir: Path, feed: dict[str, np.nda
             converted = upgrade(model)
             why = same_outputs(str(src), converted.SerializeToString(), feed)
         except Exception as e:  # the converter and checker raise plain RuntimeError/ValidationError
-            why = f"the onnx version converter failed: {first_line(e, 160)}"
+            why = f"conversion to opset {QDQ_OPSET} failed: {first_line(e, 160)}"
         if why is None:
             model = converted
             promote_constants(model)  # the converter's own constants (axes that became inputs)
-            notes.append(f"graph converted from opset {have} to {QDQ_OPSET} (same FP32 outputs) for per-channel "
-                         "INT8")
+            notes.append(f"graph converted from opset {have} to {QDQ_OPSET} (same FP32 outputs)"
+                         + (" for per-channel INT8" if per_channel else ""))
         elif per_channel:
             per_channel = False
             notes.append(f"opset {have} kept ({why}): weights quantized per tensor, as per-channel needs opset "

@@ -133,7 +133,7 @@ def test_converter_failure_falls_back_to_per_tensor(files, calib, tmp_path, cli,
         raise RuntimeError("adapter for Squeeze failed\nsecond line")
 
     assert _fallback(files, calib, tmp_path, cli, monkeypatch, broken) == [
-        "note: opset 11 kept (the onnx version converter failed: adapter for Squeeze failed): weights quantized per "
+        "note: opset 11 kept (conversion to opset 13 failed: adapter for Squeeze failed): weights quantized per "
         "tensor, as per-channel needs opset 13"]
 
 
@@ -156,6 +156,7 @@ def test_per_tensor_on_opset_11_still_converts(files, calib, tmp_path, cli):
             "--no-bench", "--per-tensor", "--out", str(out))
     assert r.exit_code == 0, r.output
     assert onnx_prep.opset_of(onnx.load(out)) == 13 and {w[1:] for w in _weights(onnx.load(out))} == {("int8", 1)}
+    assert "note: graph converted from opset 11 to 13 (same FP32 outputs)" in r.stdout.splitlines()
 
 
 def test_large_files_are_written_with_external_data(files, calib, tmp_path, cli, monkeypatch):
