@@ -34,17 +34,18 @@ def _graph_tensors(graph):
                 yield from _graph_tensors(sub)
 
 
-def external_files(model, folder: Path) -> list[Path]:
-    """The external data files the model's tensors point to (``model.onnx.data`` of torch's default
-    export), resolved against the model's folder, in order of first use."""
+def external_files(model) -> list[str]:
+    """The external data files (locations relative to the model's folder, in order of first use) that the
+    model's tensors point to: initializers and Constant-node values alike (``model.onnx.data`` of torch's
+    default export)."""
     import onnx
 
-    found: dict[Path, None] = {}
+    found: dict[str, None] = {}
     for t in _graph_tensors(model.graph):
         if t.data_location == onnx.TensorProto.EXTERNAL:
             where = next((e.value for e in t.external_data if e.key == "location"), None)
             if where:
-                found[folder / where] = None
+                found[where] = None
     return list(found)
 
 
@@ -56,7 +57,7 @@ def file_sizes(path: str | Path, model=None) -> list[tuple[Path, int]]:
     path = Path(path)
     model = model if model is not None else load_graph(path)
     out = [(path, path.stat().st_size)]
-    for f in external_files(model, path.parent):
+    for f in (path.parent / name for name in external_files(model)):
         if not f.is_file():
             raise EdgeCNNError(f"{path}: its weights live in {f}, which is missing; keep the data file next to "
                                "the .onnx file")

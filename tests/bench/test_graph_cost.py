@@ -13,7 +13,7 @@ from edgecnn.bench.graph_cost import count_macs, count_params, graph_cost, preci
 from edgecnn.bench.targets import Target, Workspace
 from edgecnn.onnx_info import file_bytes, inspect_onnx
 from tests import onnx_models
-from tests.onnx_models import CONST_NET_PARAMS, const_net_macs, constant_weights_net
+from tests.foreign_onnx import CNN_PARAMS, cnn_macs, constant_weights_cnn, torch_cnn
 
 
 def _graph(h: int | str = 16, w: int | str = 16) -> onnx.ModelProto:
@@ -54,32 +54,48 @@ def test_a_static_batch_counts_per_image(tmp_path):
 
 
 def test_constant_node_weights_and_dynamic_size(tmp_path):
-    path = constant_weights_net(tmp_path / "c.onnx")  # opset 11, no initializer at all
+    path = constant_weights_cnn(tmp_path / "c.onnx")  # opset 11, weights in Constant nodes, no initializer
+    assert not onnx.load(path).graph.initializer
     cost = graph_cost(path, (32, 48))
-    assert (cost["params"], cost["macs"], cost["macs_size"]) == (CONST_NET_PARAMS, const_net_macs(32, 48), [32, 48])
-    assert graph_cost(path, (20, 20))["macs"] == const_net_macs(20, 20)
+    assert (cost["params"], cost["macs"], cost["macs_size"]) == (CNN_PARAMS, cnn_macs(32, 48), [32, 48])
+    assert graph_cost(path, (21, 21))["macs"] == cnn_macs(21, 21)
     unknown = graph_cost(path)  # dynamic H/W, no contract: unknown, not a wrong count
-    assert unknown["macs"] is None and unknown["params"] == CONST_NET_PARAMS
+    assert unknown["macs"] is None and unknown["params"] == CNN_PARAMS
     assert unknown["macs_error"].startswith("cannot count MACs: the shapes around Conv")
 
 
 def test_a_minus_one_batch_counts_as_one_image(tmp_path):
-    fixed = graph_cost(constant_weights_net(tmp_path / "b1.onnx", batch=1), (32, 32))["macs"]
-    minus = graph_cost(constant_weights_net(tmp_path / "bm1.onnx", batch=-1), (32, 32))["macs"]
-    assert minus == fixed == const_net_macs(32, 32) > 0
+    fixed = graph_cost(constant_weights_cnn(tmp_path / "b1.onnx", batch=1), (32, 32))["macs"]
+    minus = graph_cost(constant_weights_cnn(tmp_path / "bm1.onnx", batch=-1), (32, 32))["macs"]
+    assert minus == fixed == cnn_macs(32, 32) > 0
     m = _graph()
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1  # -1 stored in the graph's input
     assert count_macs(m) == 8 * 16 * 16 * 27 + 8 * 8 * 8 * 9 + 80 + 50
 
 
 def test_external_data_size_is_both_files(tmp_path):
-    path = constant_weights_net(tmp_path / "e.onnx", external=True)
-    data = tmp_path / "e.onnx.data"
-    assert data.is_file() and data.stat().st_size > 800  # the conv and Gemm weights moved out
+    # the Constant nodes' values written to c.onnx.data (tensors over 64 bytes; the small shapes stay inline)
+    path = tmp_path / "c.onnx"
+    onnx.save(onnx.load(constant_weights_cnn(tmp_path / "inline.onnx")), path, save_as_external_data=True,
+              location="c.onnx.data", size_threshold=64, convert_attribute=True)
+    data = tmp_path / "c.onnx.data"
+    assert data.stat().st_size >= 4 * (216 + 1152 + 64)  # the conv and Gemm weights moved out
     assert file_bytes(path) == path.stat().st_size + data.stat().st_size
     info = inspect_onnx(path, size=(32, 32))
     assert info["size_bytes"] == file_bytes(path) and [f["path"] for f in info["files"]] == [str(path), str(data)]
-    assert (info["params"], info["macs"]) == (CONST_NET_PARAMS, const_net_macs(32, 32))
+    assert (info["params"], info["macs"]) == (CNN_PARAMS, cnn_macs(32, 32))
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_torch_exports_count_as_the_hand_built_graph(tmp_path, dynamo):
+    """The same CNN exported by torch (legacy, opset 11, weights moved to .onnx.data; dynamo, its default
+    .onnx.data): BatchNorm folded, the same parameters and MACs as the hand count."""
+    pytest.importorskip("torch")
+    path = torch_cnn(tmp_path / "t.onnx", dynamo=dynamo, opset=None if dynamo else 11, external=not dynamo)
+    data = tmp_path / "t.onnx.data"
+    info = inspect_onnx(path, size=(40, 24))
+    assert (info["params"], info["macs"], info["size_bytes"]) == (
+        CNN_PARAMS, cnn_macs(40, 24), path.stat().st_size + data.stat().st_size)
 
 
 def test_int8_counts_each_weight_once(tmp_path):
