@@ -134,8 +134,9 @@ def zoo_params_note(contract, file_params: int) -> str | None:
             classes not in (None, card.num_classes):
         return None
     diff = card.params - file_params
-    why = ("export folds each BatchNorm into its convolution (scale and shift become the conv's weights and "
-           f"bias); 'edgecnn summary {card.name}' itemises it") if diff > 0 else "the graph holds tensors the " \
-        "PyTorch model keeps as buffers or constants"
+    buffers = " and holds buffers such as anchors as constants" if contract.task == "detect" else ""
+    why = (f"export folds each BatchNorm into its convolution (scale and shift become the conv's weights and "
+           f"bias){buffers}; 'edgecnn summary {card.name}' itemises it") if diff > 0 else "the graph holds " \
+        "tensors the PyTorch model keeps as buffers or constants"
     return (f"PyTorch model {card.params:,} = file {file_params:,} {'+' if diff > 0 else '-'} {abs(diff):,}: "
             f"{why}")
