@@ -23,6 +23,7 @@ import numpy as np
 
 from edgecnn.errors import EdgeCNNError, first_line
 from edgecnn.fileio import atomic_path
+from edgecnn.onnx_info import external_files
 
 QDQ_OPSET = 13  # per-axis QuantizeLinear/DequantizeLinear (per-channel weights)
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -161,13 +162,6 @@ def save(model, out: str | Path) -> bool:
     return True
 
 
-def external_files(model) -> list[str]:
-    """The external data files (locations relative to the model's folder) ``model``'s initializers refer to."""
-    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
-
-    return sorted({ExternalDataInfo(t).location for t in model.graph.initializer if uses_external_data(t)})
-
-
 def load(path: str | Path):
     """An ONNX model with its external data read from the file's folder; a missing data file is named."""
     import onnx
@@ -180,12 +174,3 @@ def load(path: str | Path):
         raise EdgeCNNError(f"its external data file {missing[0]} is missing; keep it beside the .onnx file")
     load_external_data_for_model(model, str(path.parent))
     return model
-
-
-def file_bytes(path: str | Path) -> int:
-    """Bytes of an ONNX file and the external data files it refers to."""
-    import onnx
-
-    path = Path(path)
-    data = external_files(onnx.load(str(path), load_external_data=False))
-    return path.stat().st_size + sum((path.parent / f).stat().st_size for f in data if (path.parent / f).is_file())

@@ -22,7 +22,8 @@ import numpy as np
 from edgecnn.bench.environment import cpu_flags
 from edgecnn.contract import Contract, Detection, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
-from edgecnn.onnx_prep import file_bytes, load, prepare_for_quantize, save
+from edgecnn.onnx_info import file_bytes
+from edgecnn.onnx_prep import load, prepare_for_quantize, save
 from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
 from edgecnn.runtime.sources import SourceError, collect_images
 

@@ -15,6 +15,16 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 CLASSES = 4
+# The CNN below counted by hand (what edgecnn's counter must find): conv 3->8 3x3 (+bias), conv 8->16 3x3 stride
+# 2 (+bias), Gemm 16->4 (+bias); Clip bounds and Squeeze axes are not parameters. torch_cnn's BatchNorm folds
+# into conv 1 at export, so its file counts the same.
+CNN_PARAMS = 8 * 3 * 9 + 8 + 16 * 8 * 9 + 16 + CLASSES * 16 + CLASSES
+
+
+def cnn_macs(h: int, w: int) -> int:
+    """MACs per image by hand: each conv output element is a (C_in x 3 x 3) dot product; conv 2 halves H and W
+    (pad 1, rounding up); the Gemm is 16 x 4."""
+    return 8 * h * w * 27 + 16 * ((h + 1) // 2) * ((w + 1) // 2) * 72 + 16 * CLASSES
 
 
 def _weights(seed: int = 0) -> dict[str, np.ndarray]:

@@ -18,11 +18,9 @@ FORMATS = ("table", "json", "csv", "md")
 
 
 def default_out(tag: str) -> Path:
-    """benchmarks/results/<tag>/ of the checkout edgecnn runs from, else ./bench-results/<tag>/."""
-    from edgecnn.bench.environment import checkout_root
-
-    root = checkout_root()
-    return root / "benchmarks" / "results" / tag if root else Path("bench-results") / tag
+    """./bench-results/<tag>/ in the current folder, wherever edgecnn is installed from (the project's own
+    recorded results under benchmarks/results/ are written by the scripts in benchmarks/, on purpose)."""
+    return Path("bench-results") / tag
 
 
 def _check_writable(out: Path) -> None:
@@ -56,7 +54,8 @@ def bench_cmd(
     backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
     device: str = typer.Option("cpu", "--device", help="torch / openvino: cpu or cuda (comma list)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (comma list; made on the fly)."),
+    precision: str = typer.Option(None, "--precision", help="fp32, fp16, int8 (comma list; made on the fly from "
+                                                            "FP32) [default: each file's own, read from it]."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes (comma list)."),
     threads: str = typer.Option(None, "--threads", help="Intra-op threads (comma list; default: the backend's)."),
     input_size: str = typer.Option(None, "--input-size", help="S or HxW (comma list; default: the model's)."),
@@ -67,8 +66,7 @@ def bench_cmd(
                                                           "(decode / preprocess / inference / postprocess)."),
     paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
     fmt: str = typer.Option("table", "--format", "-f", help="What stdout gets: table, json, csv or md."),
-    out: str = typer.Option(None, "--out", "-o", help="Results folder (default: benchmarks/results/<device-tag>/ "
-                                                      "in a checkout, else ./bench-results/<device-tag>/)."),
+    out: str = typer.Option(None, "--out", "-o", help="Results folder [default: ./bench-results/<device-tag>/]."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG: latency vs params (needs [plot])."),
     page: bool = typer.Option(False, "--html", help="Also write one self-contained HTML page (needs [plot])."),
     peak: bool = typer.Option(False, "--peak", help="Measure this machine's peak FP32/INT8 throughput (cached) "
@@ -89,12 +87,14 @@ def bench_cmd(
 ) -> None:
     """Latency of models on this device: session creation, first run, then p50/p90/p99, CV and
     throughput of the model call (or of the whole pipeline with --image), with params, MACs, file
-    size, memory and the environment in every row. Comma lists sweep every combination,
-    interleaved in blocks; a configuration that fails is reported and the sweep goes on (exit 1
-    at the end). Results: JSON (every sample), CSV and markdown under --out. With --remote the
-    same sweep also runs on devices over SSH; their rows join the table under a host column.
+    size, memory and the environment in every row. Each file runs at the precision it is stored at;
+    a file and its INT8 file given together are measured interleaved, with the speed-up between
+    them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
+    reported and the sweep goes on (exit 1 at the end). Results: JSON (every sample), CSV and
+    markdown under --out. With --remote the same sweep also runs on devices over SSH; their rows
+    join the table under a host column.
 
-    Example: edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak
+    Example: edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx --threads 1,2
     """
     check_format(fmt, FORMATS)
     from edgecnn.bench import report
@@ -127,7 +127,7 @@ def bench_cmd(
             _peak_only(_ints(threads, "--threads") or [None])
             return
         raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
-    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision"), _ints(batch, "--batch"),
+    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, _ints(batch, "--batch"),
                   _ints(threads, "--threads") or [None], sizes)
     images = None
     if image:
