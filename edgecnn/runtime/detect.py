@@ -329,11 +329,14 @@ def _resolve(x: np.ndarray) -> np.ndarray:
 @dataclass
 class Detections:
     """One image's detections, best first. boxes: (K, 4) xyxy in original-image pixels (clipped
-    to the image); scores: (K,); classes: (K,) int64 indices into the contract's labels."""
+    to the image); scores: (K,); classes: (K,) int64 indices into the contract's labels. ``best``,
+    only when there are none: ``(class, score)`` of the highest score the model gave an allowed,
+    non-background class (below the threshold, or its box fell outside the image), None if it gave none."""
 
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    best: tuple[int, float] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -399,7 +402,23 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
     if scale is not None:
         b *= scale
     keep = _greedy(b, s, cls, iou, max_det)
-    return _finish(b[keep], s[keep], cls[keep], geom)
+    out = _finish(b[keep], s[keep], cls[keep], geom)
+    if not len(out):
+        out.best = _best_score(scores, first, allowed)
+    return out
+
+
+def _best_score(scores: np.ndarray, first: int, allowed: np.ndarray | None) -> tuple[int, float] | None:
+    """(A, C) scores -> (class, score) of the highest finite one in the allowed, non-background columns."""
+    cols = np.arange(first, scores.shape[1])
+    if allowed is not None:
+        cols = cols[np.isin(cols, allowed)]
+    sub = np.asarray(scores[:, cols], dtype=np.float64)
+    sub[~np.isfinite(sub)] = -np.inf
+    if not sub.size or not np.isfinite(sub.max()):
+        return None
+    i = int(np.argmax(sub))
+    return int(cols[i % len(cols)]), float(sub.flat[i])
 
 
 def _candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray | None, per_class: int | None,
@@ -485,7 +504,16 @@ def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
         d, cls = d[np.isin(cls, allowed)], cls[np.isin(cls, allowed)]
     order = np.argsort(-d[:, 4], kind="stable")[:max_det]
     b = d[order, :4] * scale if scale is not None else d[order, :4]
-    return _finish(b, d[order, 4], cls[order], geom)
+    out = _finish(b, d[order, 4], cls[order], geom)
+    if not len(out):  # the best row the graph kept (rows scoring <= 0 are padding)
+        rows = dets[np.isfinite(dets).all(axis=1) & (dets[:, 4] > 0)].astype(np.float64)
+        rcls = rows[:, 5].round().astype(np.int64)
+        if allowed is not None:
+            rows, rcls = rows[np.isin(rcls, allowed)], rcls[np.isin(rcls, allowed)]
+        if len(rows):
+            i = int(np.argmax(rows[:, 4]))
+            out.best = int(rcls[i]), float(rows[i, 4])
+    return out
 
 
 def _finish(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
