@@ -477,12 +477,11 @@ def _best_per_row(x: np.ndarray, passing: np.ndarray, k: int) -> np.ndarray:
     y = np.multiply(~passing, _offsets(a), dtype=np.result_type(x.dtype, np.float32))
     np.subtract(x, y, out=y)
     kth = np.partition(y, a - k, axis=1)[:, a - k, None]  # each row's k-th largest
-    sel = y > kth
-    eq = y == kth
-    need = k - np.count_nonzero(sel, axis=1)
-    for r in np.flatnonzero(np.count_nonzero(eq, axis=1) > need):  # more ties than places: the first ones
-        eq[r, np.flatnonzero(eq[r])[need[r]:]] = False
-    return sel | eq
+    top = y >= kth
+    for r in np.flatnonzero(np.count_nonzero(top, axis=1) > k):  # more ties at the k-th than places left
+        eq = np.flatnonzero(y[r] == kth[r])
+        top[r, eq[k - (np.count_nonzero(top[r]) - len(eq)):]] = False  # keep the first ones
+    return top
 
 
 @functools.lru_cache(maxsize=8)
