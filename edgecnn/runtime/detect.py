@@ -409,16 +409,21 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
 
 
 def _best_score(scores: np.ndarray, first: int, allowed: np.ndarray | None) -> tuple[int, float] | None:
-    """(A, C) scores -> (class, score) of the highest finite one in the allowed, non-background columns."""
-    cols = np.arange(first, scores.shape[1])
+    """(A, C) scores -> (class, score) of the highest finite one in the allowed, non-background columns
+    (one argmax over a copy: this runs on every image without detections, conf 0.25 on a photo of nothing)."""
+    x = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))  # a copy, C-contiguous
+    off = np.zeros(x.shape[1], dtype=bool)
+    off[:first] = True
     if allowed is not None:
-        cols = cols[np.isin(cols, allowed)]
-    sub = np.asarray(scores[:, cols], dtype=np.float64)
-    sub[~np.isfinite(sub)] = -np.inf
-    if not sub.size or not np.isfinite(sub.max()):
+        off[np.setdiff1d(np.arange(x.shape[1]), allowed)] = True
+    x[:, off] = -np.inf
+    i = int(np.argmax(x)) if x.size else 0
+    if x.size and not np.isfinite(x.flat[i]):  # NaN (argmax's first pick) or +inf: only finite scores count
+        x[~np.isfinite(x)] = -np.inf
+        i = int(np.argmax(x))
+    if not x.size or not np.isfinite(x.flat[i]):
         return None
-    i = int(np.argmax(sub))
-    return int(cols[i % len(cols)]), float(sub.flat[i])
+    return i % x.shape[1], float(x.flat[i])
 
 
 def _candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray | None, per_class: int | None,

@@ -77,3 +77,22 @@ def test_per_class_cut_on_rows_of_equal_scores():
     (got,) = detect.postprocess({"boxes": boxes[None], "scores": scores[None]}, [BIG], spec, (64, 64))
     assert got.classes.tolist() == [2, 0, 0, 0, 0, 1, 1, 1, 1]
     np.testing.assert_array_equal(got.boxes[:, 0], [28, 0, 4, 8, 12, 0, 4, 8, 12])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_empty_result_names_the_best_allowed_score(seed):
+    rng = np.random.default_rng(seed)
+    boxes, scores = random_case(rng)
+    background = bool(seed % 2)
+    allowed = None if seed < 3 else [int(c) for c in rng.integers(0, scores.shape[1], 2)]
+    spec = Detection(conf=1.0, background_class=background)  # nothing passes
+    (got,) = detect.postprocess({"boxes": boxes[None], "scores": scores[None]}, [BIG], spec, (64, 64),
+                                classes=allowed)
+    cols = [c for c in range(int(background), scores.shape[1]) if allowed is None or c in allowed]
+    finite = [(float(scores[a, c]), -a, -c) for a in range(len(scores)) for c in cols if np.isfinite(scores[a, c])]
+    assert len(got) == 0
+    if not finite:
+        assert got.best is None
+    else:
+        s, _, neg_c = max(finite)  # the first (lowest anchor, then class) of the highest score
+        assert got.best == (-neg_c, s)
