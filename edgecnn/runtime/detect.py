@@ -175,9 +175,9 @@ def _hits(a, area_a, ca, b, area_b, cb, thr: float, upper: bool = False) -> np.n
     same = ca[:, None] == cb[None, :]
     if upper:
         same = np.triu(same, 1)
-    i, j = np.nonzero(same)
-    if 3 * len(i) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
+    if 3 * np.count_nonzero(same) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
         return (_iou_matrix(a, area_a, b, area_b) > thr) & same
+    i, j = np.nonzero(same)
     over = _iou_pairs(a[i], area_a[i], b[j], area_b[j]) > thr
     hit = np.zeros(same.shape, dtype=bool)
     hit[i[over], j[over]] = True
