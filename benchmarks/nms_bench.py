@@ -152,6 +152,22 @@ def torchvision_raw(image: Path | None, seed: int = 0):
     return head["bbox_regression"].numpy(), head["cls_logits"].numpy(), anchors.numpy(), m
 
 
+def baseline_detect(rev: str):
+    """``edgecnn/runtime/detect.py`` as it was at git revision ``rev``, imported as its own module: the
+    post-processing before a change, timed beside it."""
+    import importlib.util
+    import subprocess
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:edgecnn/runtime/detect.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="detect_baseline_")) / "detect_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("detect_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compare_torchvision(args) -> None:
     """``--torchvision``: see the module docstring."""
     import onnxruntime as ort
@@ -185,8 +201,10 @@ def compare_torchvision(args) -> None:
         e = np.exp(lg - lg.max(-1, keepdims=True))
         return {"boxes": detect.decode_deltas(d, a), "scores": (e / e.sum(-1, keepdims=True)).astype(np.float32)}
 
-    def edgecnn_post(outs, conf):
-        return lambda: detect.postprocess(outs, [geom], spec, (SIZE, SIZE), conf=conf)
+    def edgecnn_post(outs, conf, module=detect):
+        return lambda: module.postprocess(outs, [geom], spec, (SIZE, SIZE), conf=conf)
+
+    before = baseline_detect(args.baseline) if args.baseline else None
 
     def tv_post(d, lg, a, conf):
         head = {"bbox_regression": torch.from_numpy(d), "cls_logits": torch.from_numpy(lg)}
@@ -214,6 +232,9 @@ def compare_torchvision(args) -> None:
             e_key = f"edgecnn postprocess, {name}, conf {conf}"
             t_key = f"torchvision postprocess_detections, {name}, conf {conf}"
             configs[e_key], configs[t_key] = edgecnn_post(outs, conf), tv_post(d, lg, a, conf)
+            if before is not None:
+                b_key = f"edgecnn postprocess at {args.baseline}, {name}, conf {conf}"
+                configs[b_key] = edgecnn_post(outs, conf, before)
             ours, theirs = configs[e_key]()[0], configs[t_key]()[0]
             tv = detect.Detections(theirs["boxes"].numpy(), theirs["scores"].numpy(), theirs["labels"].numpy())
             agree[e_key] = agree[t_key] = (len(ours), len(tv), detect.agreement([tv], [ours], tie=1e-6)["f1"])
@@ -223,7 +244,7 @@ def compare_torchvision(args) -> None:
     inf1, inf2 = (stats[k] for k in list(configs)[:2])
     lines = ["# SSDLite320 post-processing: edgecnn vs torchvision, beside the network", "",
              f"`{Path(sys.executable).name} benchmarks/nms_bench.py --torchvision --model {args.model} "
-             f"--rounds {args.rounds} --block {args.block}{' --image ' + args.image if args.image else ''}`; "
+             f"--rounds {args.rounds} --block {args.block}{' --baseline ' + args.baseline if args.baseline else ''}`; "
              f"{args.rounds} rounds x {args.block} timed calls per configuration, interleaved in blocks "
              "(settle 50 ms, 2 untimed calls, order reshuffled each round); wall milliseconds.", "",
              f"Environment: {env['cpu']}; ISA {' '.join(env['isa'])}; {env['physical_cores']} physical / "
@@ -232,7 +253,9 @@ def compare_torchvision(args) -> None:
              f"{__import__('torchvision').__version__}; load average before "
              + " / ".join(f"{v:.2f}" for v in load_before) + ", after " + " / ".join(f"{v:.2f}" for v in load_after)
              + " (a shared machine: the ratios, measured side by side, are the figures to read).", "",
-             "Inputs: ssdlite320_mobilenetv3_large at 320x320, 3,234 anchors x 91 classes (background at 0); "
+             "Inputs: ssdlite320_mobilenetv3_large at 320x320, 3,234 anchors x 91 classes (background at 0), the "
+             f"random-init one run on {Path(args.image).name if args.image else 'a drawn scene'} (its scores come out "
+             "exactly 1/91 for every anchor and class: all tied, every class full to its 300 candidates); "
              "edgecnn reads the graph's outputs (boxes decoded, softmax applied in the graph, as `edgecnn infer` "
              "gets them), torchvision its head's regression deltas and logits (its postprocess_detections decodes "
              "and applies softmax itself). Settings: IoU 0.55, 300 candidates per class, 300 detections.", "",
@@ -264,6 +287,8 @@ def main() -> None:
                          "torch, torchvision; --model an exported ssdlite320_mobilenetv3_large FP32 file)")
     ap.add_argument("--image", help="--torchvision: the photo the random-init model runs on (default: matplotlib's "
                                     "grace_hopper.jpg if installed, else a drawn scene)")
+    ap.add_argument("--baseline", help="--torchvision: also time edgecnn's runtime/detect.py as it was at this git "
+                                       "revision (e.g. 0bfc4bf, before issue 18's changes)")
     args = ap.parse_args()
     if args.torchvision:
         if not args.model:
