@@ -36,7 +36,8 @@ With ``--torchvision`` (run from a venv that has torch, torchvision and onnxrunt
   - torchvision's ``SSD.postprocess_detections`` (its softmax, box decoding, per-class top-300, batched NMS;
     torch at 1 thread) on the same head outputs: regression deltas and logits, saved as .npy;
 two score distributions: a random-init torchvision ``ssdlite320_mobilenet_v3_large`` (weights=None) run on a
-real photo (``--image``; flat scores, every class of every anchor above 0.001) and a peaked synthetic one
+photo (``--image``; its scores are exactly 1/91 everywhere: all tied, every class of every anchor above 0.001)
+and a peaked synthetic one
 (``ssdlite_output``: background dominates, six objects light up their anchors). The two post-processings'
 detections are compared (``detect.agreement``) so the figures are of the same work.
 """
@@ -182,7 +183,7 @@ def compare_torchvision(args) -> None:
     reg, logits, anchors, model = torchvision_raw(image)
     rng = np.random.default_rng(0)
     p_anchors, p_deltas, _, p_scores = ssdlite_output(rng)
-    raw = {"random-init on a photo": (reg, logits, anchors),
+    raw = {"random-init": (reg, logits, anchors),
            "peaked": (p_deltas, np.log(np.maximum(p_scores, 1e-30)).astype(np.float32), p_anchors)}
     npy = Path(tempfile.mkdtemp(prefix="nms_ssdlite_"))
     for name, (d, lg, a) in raw.items():  # what both sides read: the same arrays, through .npy files
@@ -244,7 +245,8 @@ def compare_torchvision(args) -> None:
     inf1, inf2 = (stats[k] for k in list(configs)[:2])
     lines = ["# SSDLite320 post-processing: edgecnn vs torchvision, beside the network", "",
              f"`{Path(sys.executable).name} benchmarks/nms_bench.py --torchvision --model {args.model} "
-             f"--rounds {args.rounds} --block {args.block}{' --baseline ' + args.baseline if args.baseline else ''}`; "
+             f"--rounds {args.rounds} --block {args.block}{' --baseline ' + args.baseline if args.baseline else ''}"
+             f"{' --image ' + Path(args.image).name if args.image else ''}`; "
              f"{args.rounds} rounds x {args.block} timed calls per configuration, interleaved in blocks "
              "(settle 50 ms, 2 untimed calls, order reshuffled each round); wall milliseconds.", "",
              f"Environment: {env['cpu']}; ISA {' '.join(env['isa'])}; {env['physical_cores']} physical / "
