@@ -47,8 +47,20 @@ def _check_range(name: str, value: float | None, lo: float, hi: float | None = N
 
 def _record(res, task: str) -> dict:
     w, h = res.size or (None, None)
-    return {"image": str(res.file.path), "width": w, "height": h, "task": task,
-            "predictions": res.predictions, "error": res.error}
+    rec = {"image": str(res.file.path), "width": w, "height": h, "task": task,
+           "predictions": res.predictions, "error": res.error}
+    if task == "detect" and not res.predictions and not res.error:
+        rec["best"] = res.best  # what the model saw below --conf (README, "Output formats and their keys")
+    return rec
+
+
+def _nothing_found(res, conf: float) -> str:
+    """The stderr line for a detection without any box: the threshold, and the best score seen."""
+    best = res.best
+    if best is None:
+        return f"{res.file.path}: no detection above conf {conf:g} (no box scored at all)"
+    why = "" if best["score"] <= conf else ", but its box fell outside the image"
+    return f"{res.file.path}: no detection above conf {conf:g} (best: {best['score']:.4f} '{best['label']}'{why})"
 
 
 def _csv_rows(rec: dict) -> list[list]:
@@ -242,10 +254,13 @@ def infer_cmd(
     try:
         one = len(roots) == 1 and not roots[0].is_dir  # one file: nothing to decode ahead of
         for res in predictor.predict(files, batch=batch, keep_images=save is not None, workers=0 if one else None):
-            if res.error or out_tty:
+            empty = task == "detect" and not res.error and not res.predictions
+            if res.error or out_tty or empty:
                 bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
             if res.error:
                 typer.echo(f"Error: {res.error}", err=True)
+            elif empty:
+                typer.echo(_nothing_found(res, predictor.detection.conf if conf is None else conf), err=True)
             elif save is not None:
                 from edgecnn.runtime import draw  # only with --save (cold start)
 

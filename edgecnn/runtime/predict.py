@@ -17,7 +17,7 @@ from PIL import Image
 
 from edgecnn.contract import Detection
 from edgecnn.errors import UsageError
-from edgecnn.runtime.classify import classify, looks_like_probabilities
+from edgecnn.runtime.classify import classify, label_of, looks_like_probabilities
 from edgecnn.runtime.image import REDUCED, Geometry, ImageError, load_image, load_preprocessed
 from edgecnn.runtime.pipeline import decode_workers, ordered_map
 from edgecnn.runtime.session import Engine
@@ -35,6 +35,7 @@ class Result:
     predictions: list[dict] = field(default_factory=list)
     error: str | None = None
     image: Image.Image | None = None
+    best: dict | None = None  # detection without predictions: {"class", "label", "score"} of the best score seen
 
 
 @dataclass
@@ -174,7 +175,7 @@ class Predictor:
             t0 = time.perf_counter()
             outputs = self.engine.run(good[0].x[None] if len(good) == 1 else np.stack([it.x for it in good]))
             t1 = time.perf_counter()
-            preds = self._post(outputs, [it.geom for it in good])
+            preds = self._post_results(outputs, [it.geom for it in good])
             self.stats.infer_s += t1 - t0
             self.stats.post_s += time.perf_counter() - t1
         it_preds = iter(preds)
@@ -184,18 +185,28 @@ class Predictor:
                 yield Result(it.file, error=it.error)
             else:
                 self.stats.ok += 1
-                yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image)
+                records, best = next(it_preds)
+                yield Result(it.file, it.geom.orig_size, records, image=it.image, best=best)
 
     def _post(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+        """One list of prediction records per image."""
+        return [records for records, _ in self._post_results(outputs, geoms)]
+
+    def _post_results(self, outputs: dict[str, np.ndarray],
+                      geoms: list[Geometry]) -> list[tuple[list[dict], dict | None]]:
+        """Per image: the prediction records, and for a detection without any, the best score seen
+        (``Result.best``)."""
         labels = self.contract.labels
         if self.contract.task == "classify":
             out = outputs[self._cls_output].reshape(len(geoms), -1)
             self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked at the first batch
             self._unchecked = False
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
-            return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
+            return [(p, None) for p in classify(out, self.topk, labels, logits=logits, allowed=self.classes)]
         from edgecnn.runtime import detect  # classifiers never import it (cold start)
 
         dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,
                                   conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
-        return [d.to_records(labels) for d in dets]
+        return [(d.to_records(labels), None if d.best is None else
+                 {"class": d.best[0], "label": label_of(d.best[0], labels), "score": round(d.best[1], 6)})
+                for d in dets]
