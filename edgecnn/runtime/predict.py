@@ -1,7 +1,9 @@
 """Image files -> predictions, streamed in batches through an ``Engine``.
 
-Decoding and preprocessing use ``image`` (the contract's transform), post-processing ``classify``
-or ``detect``. Images are decoded ahead on a small thread pool (``pipeline``) while the model runs;
+Decoding and preprocessing use ``image`` (the contract's transform), post-processing what the
+contract's task says: ``classify``, ``detect`` (``yolo`` for the YOLO layouts) or ``raw`` (each
+output's statistics); ``outputs`` refuses a task the graph's outputs cannot carry. Images are
+decoded ahead on a small thread pool (``pipeline``) while the model runs;
 a file that cannot be decoded becomes a result with an ``error`` and the stream goes on; results
 come out in input order, and only a few batches of images are held at a time.
 """
@@ -19,6 +21,7 @@ from edgecnn.contract import Detection
 from edgecnn.errors import UsageError
 from edgecnn.runtime.classify import classify, looks_like_probabilities
 from edgecnn.runtime.image import REDUCED, Geometry, ImageError, load_image, load_preprocessed
+from edgecnn.runtime.outputs import check, check_scores
 from edgecnn.runtime.pipeline import decode_workers, ordered_map
 from edgecnn.runtime.session import Engine
 from edgecnn.runtime.sources import ImageFile
@@ -27,14 +30,17 @@ from edgecnn.runtime.sources import ImageFile
 @dataclass
 class Result:
     """One image's outcome. ``predictions``: classification ``{"rank", "class", "label", "score"}``
-    or detection ``{"class", "label", "score", "box"}`` records, best first; ``size``: the upright
-    original (width, height); ``image``: the decoded image, kept only when asked (for ``--save``)."""
+    or detection ``{"class", "label", "score", "box"}`` records, best first, or for ``raw`` one
+    ``raw.describe`` record per output; ``size``: the upright original (width, height); ``image``:
+    the decoded image, and ``arrays`` (raw: the outputs by name, batch dim 1), kept only when asked
+    (for ``--save``)."""
 
     file: ImageFile
     size: tuple[int, int] | None = None
     predictions: list[dict] = field(default_factory=list)
     error: str | None = None
     image: Image.Image | None = None
+    arrays: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -103,22 +109,36 @@ class Predictor:
         self.topk, self.conf, self.iou, self.max_det = topk, conf, iou, max_det
         self.classes = None if classes is None else list(classes)
         self.stats = Stats()
+        self.task = self.contract.task
         self.detection = self.contract.detection or Detection()
         self._cls_output, self._logits = classifier_output(self.contract.outputs, engine.output_names)
+        check(self.contract, engine.output_shapes, engine.path, self._cls_output)  # a map read as classes: no
+        self._keep_arrays, self._scores_checked = False, False
         self.num_classes = self._num_classes()
         self._check_classes(self.num_classes)
         # --classes with a class count only a run tells: results (failed files too) wait for the first
         # inference, which checks it, so a bad index is an error before any result is out
-        self._unchecked = bool(self.classes) and self.num_classes is None and self.contract.task == "classify"
+        self._unchecked = bool(self.classes) and self.num_classes is None and self.task == "classify"
+        if self.classes and self.task == "raw":
+            raise UsageError("--classes: a raw model has no classes; its outputs are reported as they are")
 
     def _num_classes(self) -> int | None:
         """The model's class count before anything runs: from the graph's output shape where it is
         static, else from the labels; None when neither says (then the first batch tells)."""
         shapes = self.engine.output_shapes
-        if self.contract.task == "classify":
+        if self.task == "raw":
+            return None
+        if self.task == "classify":
             dims = shapes.get(self._cls_output, [])[1:]
             if dims and all(isinstance(d, int) and d > 0 for d in dims):
                 return int(np.prod(dims))
+        elif self.detection.layout != "edgecnn":
+            from edgecnn.runtime import yolo
+
+            heads = [d for d in shapes.values() if len(d) == 3]
+            n = yolo.class_count(self.detection.layout, heads[0]) if heads else None
+            if n is not None:
+                return n
         elif self.detection.nms != "graph" and "scores" in shapes:
             dims = shapes["scores"]
             if len(dims) == 3 and isinstance(dims[2], int) and dims[2] > 0:
@@ -138,6 +158,7 @@ class Predictor:
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
         workers = decode_workers() if workers is None else workers
+        self._keep_arrays = keep_images and self.task == "raw"
 
         def load(f: ImageFile) -> _Item:
             t0 = time.perf_counter()
@@ -145,7 +166,7 @@ class Predictor:
                 im, x, geom = self._load(f)
                 if keep_images and REDUCED in im.info:  # annotate the whole image, not the reduced decode
                     im = load_image(f.path)
-                item = _Item(f, im if keep_images else None, x, geom)
+                item = _Item(f, im if keep_images and self.task != "raw" else None, x, geom)
             except ImageError as e:
                 item = _Item(f, error=str(e))
             item.seconds = time.perf_counter() - t0
@@ -170,6 +191,7 @@ class Predictor:
     def _flush(self, items: list[_Item]) -> Iterator[Result]:
         good = [it for it in items if it.error is None]
         preds: list[list[dict]] = []
+        arrays: list = []
         if good:
             t0 = time.perf_counter()
             outputs = self.engine.run(good[0].x[None] if len(good) == 1 else np.stack([it.x for it in good]))
@@ -177,18 +199,31 @@ class Predictor:
             preds = self._post(outputs, [it.geom for it in good])
             self.stats.infer_s += t1 - t0
             self.stats.post_s += time.perf_counter() - t1
-        it_preds = iter(preds)
+            if self._keep_arrays:
+                from edgecnn.runtime import raw
+
+                arrays = raw.per_image(outputs, len(good))
+        it_preds, it_arrays = iter(preds), iter(arrays)
         for it in items:
             if it.error is not None:
                 self.stats.failed += 1
                 yield Result(it.file, error=it.error)
             else:
                 self.stats.ok += 1
-                yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image)
+                yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image,
+                             arrays=next(it_arrays, None))
 
     def _post(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+        """A batch's outputs -> per image, the task's records (``bench --image`` times this too)."""
         labels = self.contract.labels
-        if self.contract.task == "classify":
+        if self.task == "raw":
+            from edgecnn.runtime import raw
+
+            return raw.records(outputs, len(geoms))
+        if self.task == "classify":
+            if not self._scores_checked:  # dynamic dims: the first batch shows what the output is
+                check_scores(self._cls_output, outputs[self._cls_output].shape, self.engine.path)
+                self._scores_checked = True
             out = outputs[self._cls_output].reshape(len(geoms), -1)
             self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked at the first batch
             self._unchecked = False
