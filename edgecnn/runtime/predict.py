@@ -196,7 +196,7 @@ class Predictor:
             t0 = time.perf_counter()
             outputs = self.engine.run(good[0].x[None] if len(good) == 1 else np.stack([it.x for it in good]))
             t1 = time.perf_counter()
-            preds = self._post(outputs, [it.geom for it in good])
+            preds = self.postprocess(outputs, [it.geom for it in good])
             self.stats.infer_s += t1 - t0
             self.stats.post_s += time.perf_counter() - t1
             if self._keep_arrays:
@@ -213,7 +213,7 @@ class Predictor:
                 yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image,
                              arrays=next(it_arrays, None))
 
-    def _post(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+    def postprocess(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
         """A batch's outputs -> per image, the task's records (``bench --image`` times this too)."""
         labels = self.contract.labels
         if self.task == "raw":

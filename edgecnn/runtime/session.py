@@ -205,7 +205,8 @@ class Engine:
                 what = f"raw outputs ({outs}: not class vectors; reported as statistics, arrays with --save)"
             self.warnings.append(f"{name} has no edgecnn contract; assuming {what} with ImageNet "
                                  f"preprocessing (resize {pre.resize_size} + center crop {h}x{w}, {assumed}); "
-                                 f"override with --size/--mean/--std/--labels or {declare}")
+                                 "override with --size/--mean/--std/--labels" + ("" if task == "classify" else
+                                                                                  f" or {declare}"))
         if task == "classify":
             outputs = [{"name": out.name, "meaning": "class scores"}]
         else:

@@ -18,7 +18,9 @@ from tests import imagegen, onnx_models
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     return {
-        "cls": onnx_models.classifier(d / "colors.onnx"),
+        # trained weights (the colour model's weights are exact, whatever its contract says): labels shown
+        "cls": onnx_models.classifier(d / "colors.onnx", weights={"path": "c.pt", "sha256": "1" * 64}),
+        "random": onnx_models.classifier(d / "random.onnx"),  # contract weights: random-init
         "trained": onnx_models.classifier(d / "trained.onnx", weights={"path": "w.pt", "sha256": "0" * 64}),
         "other": onnx_models.classifier(d / "other.onnx", contract=False, input_name="data", batch=1,
                                         probabilities=True),
@@ -58,8 +60,19 @@ def test_classification_table(cli, models, folder):
     assert lines[1].split() == ["rank", "class", "label", "score"]
     assert lines[3].split()[:3] == ["1", "0", "red"] and lines[4].split()[:3] == ["2", "3", "gray"]
     err = r.stderr.splitlines()
-    assert err[0] == f"Warning: {models['cls']} {RANDOM_INIT}"
-    assert err[1].startswith("1 image: 1 ok, 0 failed in ") and "images/s" in err[1]
+    assert len(err) == 1 and err[0].startswith("1 image: 1 ok, 0 failed in ") and "images/s" in err[0]
+
+
+def test_random_init_says_random_weights_where_the_classes_would_be(cli, models, folder):
+    r = cli("infer", str(folder / "red.png"), "--model", str(models["random"]), "--topk", "2")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[3].split()[:4] == ["1", "0", "random", "weights"] and lines[4].split()[:4] == [
+        "2", "3", "random", "weights"]
+    assert " red " not in r.stdout and "gray" not in r.stdout
+    assert r.stderr.splitlines()[0] == f"Warning: {models['random']} {RANDOM_INIT}"
+    doc = json.loads(cli("infer", str(folder / "red.png"), "-m", str(models["random"]), "-k", "1", "-f", "jsonl").stdout)
+    assert [(p["class"], p["label"]) for p in doc["predictions"]] == [(0, "random weights")]
 
 
 def test_folder_with_a_bad_file_goes_on_and_exits_1(cli, models, folder):

@@ -32,22 +32,23 @@ def _yolo_pre() -> Preprocess:
     return Preprocess(SIZE, SIZE, resize="letterbox", mean=(0, 0, 0), std=(1, 1, 1))
 
 
-def _graph(path: Path, nodes: list, init: list, outputs: list, contract: Contract | None, batch="N") -> Path:
+def _graph(path: Path, nodes: list, init: list, outputs: list, contract: Contract | None, batch="N",
+           hw=(SIZE, SIZE)) -> Path:
     nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=1),  # (N, 1, 1, 1)
              helper.make_node("Reshape", ["m", "shape_n11"], ["m3"]),
              helper.make_node("Mul", ["m3", "zero"], ["z"]), *nodes]  # (N, 1, 1) zeros: a batch dim
     init = [numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape_n11"),
             numpy_helper.from_array(np.float32(0), "zero"), *init]
     graph = helper.make_graph(nodes, "heads", [helper.make_tensor_value_info(
-        "input", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])], outputs, init)
+        "input", TensorProto.FLOAT, [batch, 3, *hw])], outputs, init)
     return _save(graph, path, contract)
 
 
 def _const_output(path: Path, name: str, value: np.ndarray, shape: list, contract: Contract | None,
-                  batch="N") -> Path:
+                  batch="N", hw=(SIZE, SIZE)) -> Path:
     init = [numpy_helper.from_array(value[None].astype(np.float32), "value")]
     out = [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)]
-    return _graph(path, [helper.make_node("Add", ["z", "value"], [name])], init, out, contract, batch)
+    return _graph(path, [helper.make_node("Add", ["z", "value"], [name])], init, out, contract, batch, hw)
 
 
 def yolo_head(layout: str) -> np.ndarray:
@@ -66,14 +67,16 @@ def yolo_head(layout: str) -> np.ndarray:
     return np.concatenate([boxes, obj, scores / obj], 1)
 
 
-def yolo(path: Path, layout: str, contract: bool = False, batch="N") -> Path:
+def yolo(path: Path, layout: str, contract: bool = False, batch="N", dynamic_size: bool = False) -> Path:
     """A YOLO detector 64x64 whose head is ``yolo_head(layout)``; ``contract``: one that declares it
-    (Ultralytics preprocessing, conf 0.25, IoU 0.7), else none (the shape tells)."""
+    (Ultralytics preprocessing, conf 0.25, IoU 0.7), else none (the shape tells); ``dynamic_size``:
+    the input's H and W are symbols (the head stays the 64x64 one)."""
     head = yolo_head(layout)
     c = Contract("detect", f"{layout}-head", _yolo_pre(), labels=YOLO_LABELS, weights="unknown",
                  outputs=[{"name": "output0", "meaning": f"{layout} head"}],
                  detection=Detection(layout=layout, iou=0.7, max_det=300)) if contract else None
-    return _const_output(path, "output0", head, [batch, *head.shape], c, batch)
+    return _const_output(path, "output0", head, [batch, *head.shape], c, batch,
+                         ("H", "W") if dynamic_size else (SIZE, SIZE))
 
 
 def sequence(path: Path, steps: int = 10, classes: int = 37, contract: str | None = None) -> Path:
