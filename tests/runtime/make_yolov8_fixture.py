@@ -6,11 +6,12 @@ Run in a scratch environment outside the project (nothing is downloaded but the 
     YOLO_OFFLINE=1 YOLO_CONFIG_DIR=/tmp/yolo-cfg python tests/runtime/make_yolov8_fixture.py
 It builds YOLOv8n from its model YAML (``YOLO("yolov8n.yaml")``, random weights, seed ``SEED``) and
 makes the random network's output depend on its input (``vary``: as initialised, every feature fades
-to a constant, all anchors score ~1e-5 and all boxes are 120 px: nothing to compare), exports it the way a user does (``model.export(format="onnx", imgsz=SIZE)``: static 1x3xSIZExSIZE,
-one output (1, 4 + 80, A), no NMS), then runs Ultralytics' own predictor ON THAT ONNX FILE over
+to a constant, all anchors score ~1e-5 and all boxes are 120 px: nothing to compare), exports it the
+way a user does (``model.export(format="onnx", imgsz=SIZE)``: static 1x3xSIZExSIZE, one output
+(1, 4 + 80, A), no NMS), then runs Ultralytics' own predictor ON THAT ONNX FILE over
 ``fixture_images()`` (written as PNG; sizes that need no resize, so Ultralytics' cv2 resize and
-Pillow's never come into it; the letterbox padding does) at ``CONF`` (random weights score low) and
-records each image's boxes (xyxy, original pixels), scores and classes. ``test_yolov8_ultralytics``
+Pillow's never come into it; the letterbox padding does) at ``CONF`` and ``IOU`` and records each
+image's boxes (xyxy, original pixels), scores and classes. ``test_yolov8_ultralytics``
 decodes the same file with edgecnn and compares.
 """
 
