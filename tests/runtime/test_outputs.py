@@ -205,3 +205,26 @@ def test_contract_task_and_layout_fields():
     assert Contract.from_dict({**d.to_dict(), "detection": {"nms": "host"}}).detection.layout == "edgecnn"
     with pytest.raises(ContractError, match="unknown task 'segment'; expected one of classify, detect, raw"):
         Contract("segment", "m", pre)
+
+
+@pytest.mark.parametrize("kind", ["raw", "yolov5"])
+def test_bench_image_times_the_tasks_postprocess(tmp_path, images, kind):
+    """``bench --image``'s pipeline post-processes as the task says: statistics for raw, decoding + NMS
+    for a YOLO head; never class scores."""
+    from edgecnn.bench.e2e import Pipeline
+
+    path = heads.dense_map(tmp_path / "m.onnx") if kind == "raw" else heads.yolo(tmp_path / "y.onnx", kind)
+    engine = Engine(path)
+
+    class Runner:
+        run_numpy = staticmethod(engine.run)
+
+    pipe = Pipeline(Runner(), engine, sorted(images.iterdir()), batch=2)
+    for _ in range(3):
+        pipe()
+    assert all(len(v) == 3 for v in pipe.samples.values())
+    a, b = pipe.predictions  # the last call's two images: a_wide then b_square
+    if kind == "raw":
+        assert [r["output"] for r in a] == ["map"] and "class" not in a[0]
+    else:
+        assert [(d["class"], d["score"]) for d in b] == [(1, 0.9), (0, 0.7), (2, 0.6), (0, 0.5)]
