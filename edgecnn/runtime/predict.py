@@ -113,6 +113,9 @@ class Predictor:
         self.detection = self.contract.detection or Detection()
         self._cls_output, self._logits = classifier_output(self.contract.outputs, engine.output_names)
         check(self.contract, engine.output_shapes, engine.path, self._cls_output)  # a map read as classes: no
+        # the task's post-processing module, imported here (a classifier never imports detect: cold start) so
+        # that the first batch's postprocess time is the work, not an import
+        self._post_module = _post_module(self.task, self.detection.layout)
         self._keep_arrays, self._scores_checked = False, False
         self.num_classes = self._num_classes()
         self._check_classes(self.num_classes)
@@ -200,9 +203,7 @@ class Predictor:
             self.stats.infer_s += t1 - t0
             self.stats.post_s += time.perf_counter() - t1
             if self._keep_arrays:
-                from edgecnn.runtime import raw
-
-                arrays = raw.per_image(outputs, len(good))
+                arrays = self._post_module.per_image(outputs, len(good))
         it_preds, it_arrays = iter(preds), iter(arrays)
         for it in items:
             if it.error is not None:
@@ -217,9 +218,7 @@ class Predictor:
         """A batch's outputs -> per image, the task's records (``bench --image`` times this too)."""
         labels = self.contract.labels
         if self.task == "raw":
-            from edgecnn.runtime import raw
-
-            return raw.records(outputs, len(geoms))
+            return self._post_module.records(outputs, len(geoms))
         if self.task == "classify":
             if not self._scores_checked:  # dynamic dims: the first batch shows what the output is
                 check_scores(self._cls_output, outputs[self._cls_output].shape, self.engine.path)
@@ -229,8 +228,21 @@ class Predictor:
             self._unchecked = False
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
             return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
-        from edgecnn.runtime import detect  # classifiers never import it (cold start)
-
-        dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,
+        dets = self._post_module.postprocess(outputs, geoms, self.detection, self.engine.input_size,
                                   conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
         return [d.to_records(labels) for d in dets]
+
+
+def _post_module(task: str, layout: str):
+    """The module that post-processes ``task``'s outputs (None for classify: ``classify`` is imported)."""
+    if task == "raw":
+        from edgecnn.runtime import raw
+
+        return raw
+    if task == "detect":
+        from edgecnn.runtime import detect
+
+        if layout != "edgecnn":
+            from edgecnn.runtime import yolo  # noqa: F401  (detect.postprocess hands it the YOLO layouts)
+        return detect
+    return None

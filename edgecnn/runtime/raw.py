@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.fileio import atomic_path
-
 STAT_KEYS = ("min", "max", "mean", "std")
 
 
@@ -55,6 +53,8 @@ def per_image(outputs: Mapping[str, np.ndarray], n: int) -> list[dict[str, np.nd
 def save(arrays: Mapping[str, np.ndarray], target: Path) -> Path:
     """One image's outputs -> ``target`` with suffix ``.npy`` (one output) or ``.npz`` (several, keyed by
     output name), written to a temporary file and renamed. Returns the path written."""
+    from edgecnn.fileio import atomic_path  # only with --save
+
     one = len(arrays) == 1
     path = Path(target).with_suffix(".npy" if one else ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
