@@ -188,11 +188,15 @@ class Engine:
             # what Ultralytics' predictor does: letterbox (centred, pad 114), RGB, pixels / 255
             pre = Preprocess(h, w, resize="letterbox", pad_value=114, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
             det = Detection(layout=layout, iou=0.7, max_det=300)  # Ultralytics' predict defaults
+            from edgecnn.runtime.yolo import metadata_labels
+
+            labels = metadata_labels(self.session.get_modelmeta().custom_metadata_map)  # an Ultralytics export's
             self.warnings.append(f"{name} has no edgecnn contract; its output {out.name} "
                                  f"{shape_text(shapes[out.name])} reads as a {layout} detector head: assuming "
                                  f"Ultralytics preprocessing (letterbox {h}x{w} padded with 114, RGB / 255) and "
-                                 f"conf {det.conf}, IoU {det.iou}; {declare}")
-            return Contract("detect", self.path.stem, pre, input_name=inp.name, input_layout=layout_,
+                                 f"conf {det.conf}, IoU {det.iou}"
+                                 f"{f', its {len(labels)} class names' if labels else ''}; {declare}")
+            return Contract("detect", self.path.stem, pre, input_name=inp.name, input_layout=layout_, labels=labels,
                             outputs=[{"name": k, "meaning": f"{layout} head"} for k in shapes],
                             detection=det, weights="unknown")
         pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,)) if c == 1 else Preprocess(h, w)

@@ -29,6 +29,20 @@ CELL_ANCHORS = {"yolov8": 1, "yolov5": 3}
 BOX_COLUMNS = {"yolov8": 4, "yolov5": 5}  # values per anchor before the class scores
 
 
+def metadata_labels(metadata: dict[str, str]) -> list[str] | None:
+    """Class names from an Ultralytics export's metadata (``names``: a Python dict literal
+    ``{0: 'person', 1: 'bicycle', ...}``), or None when the file has none that reads as such."""
+    import ast
+
+    try:
+        names = ast.literal_eval(metadata.get("names", ""))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(names, dict) or sorted(names) != list(range(len(names))) or not names:
+        return None
+    return [str(names[i]) for i in range(len(names))]
+
+
 def anchor_counts(layout: str, height: int, width: int) -> set[int]:
     """The anchor counts a ``layout`` head has for an ``height x width`` input, one per stride set
     (a stride that does not divide the size rounds up, as the convolutions' padding does)."""

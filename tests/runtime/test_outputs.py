@@ -228,3 +228,10 @@ def test_bench_image_times_the_tasks_postprocess(tmp_path, images, kind):
         assert [r["output"] for r in a] == ["map"] and "class" not in a[0]
     else:
         assert [(d["class"], d["score"]) for d in b] == [(1, 0.9), (0, 0.7), (2, 0.6), (0, 0.5)]
+
+
+def test_ultralytics_names_metadata_become_labels():
+    assert yolo.metadata_labels({"names": "{0: 'person', 1: 'bicycle', 2: 'car'}"}) == ["person", "bicycle", "car"]
+    for bad in ("{1: 'a'}", "['a']", "__import__('os')", "{0: 'a', 2: 'b'}", "{"):
+        assert yolo.metadata_labels({"names": bad}) is None, bad
+    assert yolo.metadata_labels({}) is None
