@@ -179,7 +179,10 @@ def _save(res, task: str, save: Path, saved: set[Path]) -> None:
 
         suffix = ".npy" if len(res.arrays) == 1 else ".npz"
         target = _unique((save / res.file.rel).with_suffix(suffix), saved)
-        raw.save(res.arrays, target)
+        try:
+            raw.save(res.arrays, target)
+        except OSError as e:
+            raise EdgeCNNError(f"cannot write the outputs of {res.file.path} under {save}: {e}") from e
         return
     from edgecnn.runtime import draw  # only with --save (cold start)
 
