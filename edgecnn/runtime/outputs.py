@@ -41,10 +41,13 @@ def is_class_vector(shape: Sequence) -> bool:
 
 def infer_task(shapes: Mapping[str, Sequence], height: int, width: int) -> tuple[str, str | None]:
     """(task, detection layout or None) for graph outputs ``{name: dims}`` (the first output first) of a
-    model fed ``height x width`` images: ``classify`` when the first output is a class vector,
-    ``detect`` with ``yolov8``/``yolov5`` for one rank-3 output shaped as that head, else ``raw``."""
+    model fed ``height x width`` images: ``classify`` when the first output is a class vector (and no
+    output is rank 1), ``detect`` with ``yolov8``/``yolov5`` for one rank-3 output shaped as that head,
+    else ``raw``."""
     dims = list(shapes.values())
-    if dims and is_class_vector(dims[0]):
+    # a rank-1 output beside it (per-box scores, labels: a detector after its own NMS, whose boxes are
+    # (K, 4)) says the first output is not class scores
+    if dims and is_class_vector(dims[0]) and all(len(d) >= 2 for d in dims):
         return "classify", None
     heads = [d for d in dims if len(d) == 3]
     if len(heads) == 1:

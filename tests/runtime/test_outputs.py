@@ -30,6 +30,8 @@ from tests.runtime import heads
     ({"output0": [1, 84, 8400]}, (320, 320), ("raw", None)),  # not this input's anchor count
     ({"output0": [1, 25200, 85]}, (640, 640), ("detect", "yolov5")),
     ({"output0": [1, 25200, 85], "aux": [1, 8400, 4]}, (640, 640), ("raw", None)),  # two heads: a guess
+    # torchvision detection exported as such: boxes (K, 4), scores (K,), labels (K,): not 4 classes
+    ({"boxes": ["K", 4], "scores": ["K"], "labels": ["K"]}, (320, 320), ("raw", None)),
 ])
 def test_infer_task_from_output_shapes(shapes, hw, expected):
     assert infer_task(shapes, *hw) == expected
