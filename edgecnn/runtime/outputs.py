@@ -72,12 +72,18 @@ def check(contract: Contract, shapes: Mapping[str, Sequence], path: Path | str,
         if name in shapes and not is_class_vector(shapes[name]):
             raise OutputError(f"{path}: output '{name}' is {shape_text(shapes[name])}, not a class vector "
                               f"(N, C) or (N, C, 1, 1), so it cannot be read as classes; {_declare(path)}")
-    elif contract.task == "detect" and contract.detection and contract.detection.layout in yolo.LAYOUTS:
-        layout = contract.detection.layout
-        if not any(len(d) == 3 for d in shapes.values()):
-            found = ", ".join(f"{k} {shape_text(d)}" for k, d in shapes.items())
-            raise OutputError(f"{path}: the contract says a {layout} detector, whose head is one rank-3 output, "
-                              f"but the outputs are {found}; {_declare(path)}")
+    elif contract.task == "detect" and contract.detection and shapes:
+        det = contract.detection
+        found = ", ".join(f"{k} {shape_text(d)}" for k, d in shapes.items())
+        if det.layout in yolo.LAYOUTS:
+            if not any(len(d) == 3 for d in shapes.values()):
+                raise OutputError(f"{path}: the contract says a {det.layout} detector, whose head is one rank-3 "
+                                  f"output, but the outputs are {found}; {_declare(path)}")
+            return
+        need = ("detections",) if det.nms == "graph" else ("boxes", "scores")
+        if not all(n in shapes for n in need):
+            raise OutputError(f"{path}: an edgecnn-layout detector has outputs named {' and '.join(need)}, but "
+                              f"this file's are {found}; {_declare(path)}")
 
 
 def check_scores(name: str, shape: Sequence[int], path: Path | str) -> None:

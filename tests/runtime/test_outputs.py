@@ -119,6 +119,9 @@ def test_yolo_head_of_the_wrong_rank_is_one_line(tmp_path):
     with pytest.raises(OutputError, match=r"^.*m\.onnx: the contract says a yolov8 detector, whose head is one "
                                           r"rank-3 output, but the outputs are map Nx1x64x64; declare"):
         Predictor(Engine(path, layout="yolov8"))
+    with pytest.raises(OutputError, match=r"m\.onnx: an edgecnn-layout detector has outputs named boxes and scores, "
+                                          r"but this file's are map Nx1x64x64; declare what it is: edgecnn contract"):
+        Predictor(Engine(path, task="detect"))
     with pytest.raises(ContractError, match="unknown detection layout 'yolov9'"):
         Detection(layout="yolov9")
 
