@@ -3,9 +3,9 @@
 Decoding and preprocessing use ``image`` (the contract's transform), post-processing what the
 contract's task says: ``classify``, ``detect`` (``yolo`` for the YOLO layouts) or ``raw`` (each
 output's statistics); ``outputs`` refuses a task the graph's outputs cannot carry. Images are
-decoded ahead on a small thread pool (``pipeline``) while the model runs;
-a file that cannot be decoded becomes a result with an ``error`` and the stream goes on; results
-come out in input order, and only a few batches of images are held at a time.
+decoded ahead on a small thread pool (``pipeline``) while the model runs; a file that cannot be
+decoded becomes a result with an ``error`` and the stream goes on; results come out in input order,
+and only a few batches of images are held at a time.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ class Predictor:
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
         workers = decode_workers() if workers is None else workers
-        self._keep_arrays = keep_images and self.task == "raw"
+        self._keep_arrays = keep_images and self.task == "raw"  # raw --save keeps outputs, not images
+        keep_images = keep_images and self.task != "raw"
 
         def load(f: ImageFile) -> _Item:
             t0 = time.perf_counter()
@@ -169,7 +170,7 @@ class Predictor:
                 im, x, geom = self._load(f)
                 if keep_images and REDUCED in im.info:  # annotate the whole image, not the reduced decode
                     im = load_image(f.path)
-                item = _Item(f, im if keep_images and self.task != "raw" else None, x, geom)
+                item = _Item(f, im if keep_images else None, x, geom)
             except ImageError as e:
                 item = _Item(f, error=str(e))
             item.seconds = time.perf_counter() - t0
