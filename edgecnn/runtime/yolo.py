@@ -76,22 +76,34 @@ def head_output(outputs: dict[str, np.ndarray], layout: str) -> np.ndarray:
                         f"this file's outputs: {shapes}")
 
 
-def decode(head: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
+def decode(head: np.ndarray, layout: str, allowed: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """One image's head (``(4 + C, A)`` yolov8, ``(A, 5 + C)`` yolov5) -> boxes (A, 4) xyxy in network
-    units and scores (A, C) (yolov5: objectness x class probability)."""
+    units, each anchor's best class (A,) and its score (A,) (yolov5: objectness x class probability).
+    ``allowed``: only these class indices compete (None: all)."""
     x = np.asarray(head)
     if layout == "yolov8":
         if x.ndim != 2 or x.shape[0] < 5:
             raise ContractError(f"a yolov8 head is (4 + C, A) per image; got {x.shape}")
-        box, scores = x[:4].T, x[4:].T
+        box, scores, axis = x[:4].T, x[4:], 0  # scores (C, A): reduced along C where it is contiguous
     elif layout == "yolov5":
         if x.ndim != 2 or x.shape[1] < 6:
             raise ContractError(f"a yolov5 head is (A, 5 + C) per image; got {x.shape}")
-        box, scores = x[:, :4], x[:, 5:] * x[:, 4:5]
+        box, scores, axis = x[:, :4], x[:, 5:] * x[:, 4:5], 1
     else:
         raise ContractError(f"unknown YOLO layout '{layout}'; expected one of {LAYOUTS}")
+    classes = np.arange(scores.shape[axis])
+    if allowed is not None:
+        classes = allowed[(allowed >= 0) & (allowed < scores.shape[axis])]
+        scores = scores[classes] if axis == 0 else scores[:, classes]
+    n = len(box)
+    if not len(classes):
+        best, s = np.zeros(n, np.int64), np.zeros(n, np.float32)
+    else:
+        i = scores.argmax(axis=axis)
+        s = scores[i, np.arange(n)] if axis == 0 else scores[np.arange(n), i]
+        best = classes[i]
     half = box[:, 2:] / 2
-    return np.concatenate([box[:, :2] - half, box[:, :2] + half], axis=1), scores
+    return np.concatenate([box[:, :2] - half, box[:, :2] + half], axis=1), best, s
 
 
 def postprocess(outputs: dict[str, np.ndarray], geometries: Sequence[Geometry], spec: DetectionSpec,
@@ -108,14 +120,7 @@ def postprocess(outputs: dict[str, np.ndarray], geometries: Sequence[Geometry], 
     scale = np.asarray(input_size * 2, dtype=np.float32) if spec.normalized else None
     results = []
     for h, geom in zip(head, geometries, strict=True):
-        boxes, scores = decode(h, spec.layout)
-        if allowed is not None:
-            keep = allowed[allowed < scores.shape[1]]
-            cand = scores[:, keep]
-            best = keep[cand.argmax(axis=1)] if len(keep) else np.zeros(len(scores), np.int64)
-            s = cand.max(axis=1) if len(keep) else np.zeros(len(scores), scores.dtype)
-        else:
-            best, s = scores.argmax(axis=1), scores.max(axis=1)
+        boxes, best, s = decode(h, spec.layout, allowed)
         a = np.flatnonzero(s > conf)
         if len(a) > pre_nms_topk:
             a = a[np.argpartition(-s[a], pre_nms_topk - 1)[:pre_nms_topk]]
