@@ -39,18 +39,22 @@ def is_class_vector(shape: Sequence) -> bool:
     return len(shape) == 4 and known(shape[2], 1) and known(shape[3], 1) and not known(shape[1], 1)
 
 
-def infer_task(shapes: Mapping[str, Sequence], height: int, width: int) -> tuple[str, str | None]:
+def infer_task(shapes: Mapping[str, Sequence], height: int, width: int,
+               metadata: Mapping[str, str] | None = None) -> tuple[str, str | None]:
     """(task, detection layout or None) for graph outputs ``{name: dims}`` (the first output first) of a
     model fed ``height x width`` images: ``classify`` when the first output is a class vector (and no
     output is rank 1), ``detect`` with ``yolov8``/``yolov5`` for one rank-3 output shaped as that head,
-    else ``raw``."""
+    else ``raw``. A YOLO-shaped head of an Ultralytics export whose ``task`` metadata is not ``detect``
+    (segment, pose, obb: mask, keypoint or angle columns after the classes), or beside a mask-prototype
+    output (rank 4), is ``raw`` too: its extra columns are not classes."""
     dims = list(shapes.values())
     # a rank-1 output beside it (per-box scores, labels: a detector after its own NMS, whose boxes are
     # (K, 4)) says the first output is not class scores
     if dims and is_class_vector(dims[0]) and all(len(d) >= 2 for d in dims):
         return "classify", None
     heads = [d for d in dims if len(d) == 3]
-    if len(heads) == 1:
+    other_task = (metadata or {}).get("task", "detect") != "detect"
+    if len(heads) == 1 and not other_task and not any(len(d) == 4 for d in dims):
         found = [lay for lay in yolo.LAYOUTS if yolo.matches(lay, heads[0], height, width)]
         if len(found) == 1:  # both at once (a square head) would be a guess
             return "detect", found[0]

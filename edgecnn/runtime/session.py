@@ -179,7 +179,7 @@ class Engine:
         if c not in (1, 3):
             raise EngineError(f"{self.path}: input '{inp.name}' has {c} channels; expected 1 or 3")
         shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
-        seen_task, seen_layout = infer_task(shapes, h, w)
+        seen_task, seen_layout = infer_task(shapes, h, w, self.session.get_modelmeta().custom_metadata_map)
         if task is None or (task == "detect" and layout is None and seen_task == "detect"):
             task, layout = task or seen_task, layout or seen_layout
         name = self.path.name

@@ -37,6 +37,13 @@ def test_infer_task_from_output_shapes(shapes, hw, expected):
     assert infer_task(shapes, *hw) == expected
 
 
+def test_ultralytics_segment_and_pose_heads_are_not_read_as_classes():
+    assert infer_task({"output0": [1, 56, 8400]}, 640, 640, {"task": "detect"}) == ("detect", "yolov8")
+    assert infer_task({"output0": [1, 56, 8400]}, 640, 640, {"task": "pose"}) == ("raw", None)  # 17 keypoints
+    seg = {"output0": [1, 116, 8400], "output1": [1, 32, 160, 160]}  # 80 classes + 32 mask coefficients
+    assert infer_task(seg, 640, 640) == ("raw", None)
+
+
 def test_anchor_counts_follow_ultralytics_grids():
     assert yolo.anchor_counts("yolov8", 640, 640) == {8400, 8500}
     assert yolo.anchor_counts("yolov5", 640, 640) == {25200, 25500}
