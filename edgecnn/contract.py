@@ -23,6 +23,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_POLICIES = ("resize_crop", "letterbox", "stretch")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 DECODES = ("fast", "exact")  # see edgecnn.runtime.image
+TASKS = ("classify", "detect", "raw")  # raw: no interpretation, each output's statistics (and arrays with --save)
+# detector output layouts: edgecnn's own (boxes + scores, or detections after graph NMS; also SSD/torchvision
+# style), Ultralytics YOLOv8/11 (N, 4+C, A) and YOLOv5 (N, A, 5+C); see edgecnn.runtime.yolo
+LAYOUTS = ("edgecnn", "yolov8", "yolov5")
 
 
 class ContractError(EdgeCNNError):
@@ -106,6 +110,9 @@ class Detection:
         by decreasing score; rows with ``score <= 0`` are padding.
     Coordinates are network-input pixels, or fractions of the input when ``normalized``. Class
     indices index ``Contract.labels`` (which then starts with the background's name).
+
+    ``layout`` ``yolov8`` or ``yolov5``: one output holds every anchor's box and scores instead
+    (``edgecnn.runtime.yolo``); ``nms``, ``box_format`` and ``background_class`` do not apply.
     """
 
     nms: str = "host"  # host (edgecnn.runtime.detect) | graph (the ONNX graph already ran NMS)
@@ -117,11 +124,16 @@ class Detection:
     background_class: bool = False  # class 0 of the scores is background (SSD)
     candidates_per_class: int | None = None  # host NMS: best scores kept per class before NMS (torchvision's
     # topk_candidates); graph NMS: baked into the graph
+    layout: str = "edgecnn"  # edgecnn | yolov8 | yolov5 (LAYOUTS)
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ContractError(f"unknown detection layout '{self.layout}'; expected one of {', '.join(LAYOUTS)}")
 
 
 @dataclass
 class Contract:
-    task: str  # classify | detect
+    task: str  # classify | detect | raw (TASKS)
     model: str
     preprocess: Preprocess
     input_name: str = "input"
@@ -145,8 +157,8 @@ class Contract:
     schema: str = SCHEMA
 
     def __post_init__(self):
-        if self.task not in ("classify", "detect"):
-            raise ContractError(f"unknown task '{self.task}'; expected classify or detect")
+        if self.task not in TASKS:
+            raise ContractError(f"unknown task '{self.task}'; expected one of {', '.join(TASKS)}")
 
     @property
     def random_init(self) -> bool:

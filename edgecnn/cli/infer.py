@@ -1,4 +1,5 @@
-"""``edgecnn infer PATH...``: classify or detect on image files, folders or globs, torch-free.
+"""``edgecnn infer PATH...``: classify, detect or report raw outputs on image files, folders or globs,
+torch-free.
 
 The work is ``edgecnn.runtime`` (sources -> Predictor -> records); this module parses options,
 writes the chosen format to stdout and the progress bar, warnings, per-file errors and the
@@ -21,6 +22,9 @@ from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
+RAW_CSV_HEADER = ("image", "width", "height", "task", "output", "shape", "dtype", "min", "max", "mean", "std",
+                  "argmax", "error")
+RANDOM_LABEL = "random weights"  # a random-init classifier's classes mean nothing: said where they would be
 
 
 def _labels(text: str | None) -> list[str] | None:
@@ -45,10 +49,13 @@ def _check_range(name: str, value: float | None, lo: float, hi: float | None = N
         raise UsageError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
-def _record(res, task: str) -> dict:
+def _record(res, task: str, random_init: bool = False) -> dict:
     w, h = res.size or (None, None)
+    preds = res.predictions
+    if random_init and task == "classify":
+        preds = [{**p, "label": RANDOM_LABEL} for p in preds]
     rec = {"image": str(res.file.path), "width": w, "height": h, "task": task,
-           "predictions": res.predictions, "error": res.error}
+           "predictions": preds, "error": res.error}
     if task == "detect" and not res.predictions and not res.error:
         rec["best"] = res.best  # what the model saw below --conf (README, "Output formats and their keys")
     return rec
@@ -63,8 +70,17 @@ def _nothing_found(res, conf: float) -> str:
     return f"{res.file.path}: no detection above conf {conf:g} (best: {best['score']:.4f} '{best['label']}'{why})"
 
 
+def _dims(shape: list[int]) -> str:
+    return "x".join(map(str, shape))
+
+
 def _csv_rows(rec: dict) -> list[list]:
     head = [rec["image"], rec["width"], rec["height"], rec["task"]]
+    if rec["task"] == "raw":
+        if not rec["predictions"]:
+            return [head + [None] * 8 + [rec["error"]]]
+        return [head + [p["output"], _dims(p["shape"]), p["dtype"], p["min"], p["max"], p["mean"], p["std"],
+                        None if p["argmax"] is None else _dims(p["argmax"]), None] for p in rec["predictions"]]
     if not rec["predictions"]:
         return [head + [None] * 8 + [rec["error"]]]
     return [head + [i, p["class"], p["label"], p["score"], *(p.get("box") or [None] * 4), None]
@@ -77,11 +93,19 @@ def _count(n: int, noun: str) -> str:
 
 def _table_block(rec: dict) -> str:
     preds = rec["predictions"]
-    noun = "detection" if rec["task"] == "detect" else "prediction"
+    noun = {"detect": "detection", "raw": "output"}.get(rec["task"], "prediction")
     title = f"{rec['image']} ({rec['width']}x{rec['height']}): {_count(len(preds), noun)}"
     if not preds:
         return title
-    if rec["task"] == "detect":
+    if rec["task"] == "raw":
+        def num(v):
+            return "" if v is None else f"{v:.4g}"
+
+        rows = [(p["output"], _dims(p["shape"]), p["dtype"], *(num(p[k]) for k in ("min", "max", "mean", "std")),
+                 "" if p["argmax"] is None else _dims(p["argmax"])) for p in preds]
+        body = table(["output", "shape", "dtype", "min", "max", "mean", "std", "argmax"], rows,
+                     right=["min", "max", "mean", "std"])
+    elif rec["task"] == "detect":
         rows = [(p["class"], p["label"], f"{p['score']:.4f}", *(f"{v:.1f}" for v in p["box"])) for p in preds]
         body = table(["class", "label", "score", "x1", "y1", "x2", "y2"], rows,
                      right=["class", "score", "x1", "y1", "x2", "y2"])
@@ -103,10 +127,10 @@ class _Table:
 
 
 class _Csv(output.CsvStream):
-    """``--format csv``: records flattened to one row per prediction (``_csv_rows``)."""
+    """``--format csv``: records flattened to one row per prediction, or per output for raw (``_csv_rows``)."""
 
-    def __init__(self):
-        super().__init__(CSV_HEADER)
+    def __init__(self, task: str):
+        super().__init__(RAW_CSV_HEADER if task == "raw" else CSV_HEADER)
 
     def write(self, rec: dict) -> None:
         for row in _csv_rows(rec):
@@ -118,7 +142,7 @@ def _writer(fmt: str, head: dict):
         return output.JsonStream(head, "results")
     if fmt == "jsonl":
         return output.JsonlStream()
-    return _Csv() if fmt == "csv" else _Table()
+    return _Csv(head["task"]) if fmt == "csv" else _Table()
 
 
 class _Output:
@@ -160,6 +184,27 @@ def _unique(target: Path, taken: set[Path]) -> Path:
     return out
 
 
+def _save(res, task: str, save: Path, saved: set[Path]) -> None:
+    """``--save``: the annotated copy of one image, or for raw its outputs (``raw.save``)."""
+    if task == "raw":
+        from edgecnn.runtime import raw
+
+        suffix = ".npy" if len(res.arrays) == 1 else ".npz"
+        target = _unique((save / res.file.rel).with_suffix(suffix), saved)
+        try:
+            raw.save(res.arrays, target)
+        except OSError as e:
+            raise EdgeCNNError(f"cannot write the outputs of {res.file.path} under {save}: {e}") from e
+        return
+    from edgecnn.runtime import draw  # only with --save (cold start)
+
+    target = _unique(save / res.file.rel, saved)
+    try:
+        draw.save_image(draw.annotate(res.image, task, res.predictions), target)
+    except OSError as e:
+        raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
+
+
 def _summary(stats, seconds: float, provider: str) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
@@ -171,7 +216,7 @@ def _summary(stats, seconds: float, provider: str) -> dict:
             "provider": provider}
 
 
-def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
+def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "classify") -> str:
     ms = summary["ms_per_image"]
     if not summary["ok"]:
         return (f"{_count(summary['images'], 'image')}: 0 ok, {summary['failed']} failed in {summary['seconds']:.2f} s "
@@ -180,7 +225,9 @@ def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
             f"in {summary['seconds']:.2f} s ({summary['images_per_s'] or 0:.1f} images/s; per image: "
             f"decode+preprocess {ms['decode']:.1f} ms, inference {ms['inference']:.1f} ms, "
             f"postprocess {ms['postprocess']:.2f} ms; {summary['provider']}, batch {batch})")
-    return line + (f"; annotated copies in {save}/" if save is not None and summary["ok"] else "")
+    if save is None or not summary["ok"]:
+        return line
+    return line + (f"; outputs as .npy/.npz in {save}/" if task == "raw" else f"; annotated copies in {save}/")
 
 
 @app.command("infer")
@@ -194,7 +241,8 @@ def infer_cmd(
     max_det: int = typer.Option(None, "--max-det", help="Detection: most boxes per image [default: the contract's]."),
     classes: list[str] = typer.Option(None, "--classes",
                                       help="Keep only these classes: indices or labels, comma-separated."),
-    save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder."),
+    save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder (task raw: "
+                                                   "each image's outputs, .npy for one output, .npz for several)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
     threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
@@ -213,8 +261,10 @@ def infer_cmd(
 ) -> None:
     """Classify or detect objects in images with an ONNX model, without torch.
 
-    Preprocessing, labels and detection thresholds come from the model's contract. Files that
-    cannot be read are reported and skipped; the exit code is 1 if any failed.
+    Preprocessing, labels, the task and detection thresholds come from the model's contract (a
+    file without one: read from its output shapes; outputs that are neither class vectors nor a
+    known detector head are reported raw: shape, dtype and statistics). Files that cannot be read
+    are reported and skipped; the exit code is 1 if any failed.
 
     Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
     """
@@ -240,7 +290,8 @@ def infer_cmd(
     predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them
     for w in engine.warnings:
         typer.echo(f"Warning: {w}", err=True)
-    if engine.contract.random_init:
+    random_init = engine.contract.random_init
+    if random_init:
         typer.echo(f'Warning: {engine.path} holds random-init weights (contract "weights": "random-init"); '
                    "its predictions are meaningless", err=True)
 
@@ -259,17 +310,12 @@ def infer_cmd(
                 bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
             if res.error:
                 typer.echo(f"Error: {res.error}", err=True)
-            elif empty:
-                typer.echo(_nothing_found(res, predictor.detection.conf if conf is None else conf), err=True)
-            elif save is not None:
-                from edgecnn.runtime import draw  # only with --save (cold start)
-
-                target = _unique(save / res.file.rel, saved)
-                try:
-                    draw.save_image(draw.annotate(res.image, task, res.predictions), target)
-                except OSError as e:
-                    raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
-            writer.write(_record(res, task))
+            else:
+                if empty:
+                    typer.echo(_nothing_found(res, predictor.detection.conf if conf is None else conf), err=True)
+                if save is not None:  # an image without detections is saved too: the user sees it was looked at
+                    _save(res, task, save, saved)
+            writer.write(_record(res, task, random_init))
             bar.update(1, rate=f"{predictor.stats.images / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
     except BaseException as e:  # an error, Ctrl-C: close what stdout holds so it stays a whole document
         bar.close()
@@ -279,6 +325,6 @@ def infer_cmd(
     seconds = time.perf_counter() - t0
     summary = _summary(predictor.stats, seconds, engine.providers[0])
     writer.close({"summary": summary})
-    typer.echo(_summary_line(summary, batch, save), err=True)
+    typer.echo(_summary_line(summary, batch, save, task), err=True)
     if predictor.stats.failed:
         raise typer.Exit(1)

@@ -8,7 +8,8 @@ emits it; float64 stays float64; integers become float64). IoU of two boxes whos
 the threshold (a pair exactly at the threshold both stay); equal scores keep the lower index
 first. Malformed boxes raise ``ValueError`` naming the offending box.
 
-Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``):
+Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``; the YOLO layouts are
+decoded by ``edgecnn.runtime.yolo``):
   - host NMS: ``boxes`` (N, A, 4) in ``Detection.box_format``, ``scores`` (N, A, C) probabilities
     (class 0 background when ``background_class``); with box_format ``deltas`` also ``anchors``
     (A, 4) xyxy, the graph's prior boxes;
@@ -364,6 +365,11 @@ def postprocess(outputs: Mapping[str, np.ndarray], geometries: Sequence[Geometry
     iou = spec.iou if iou is None else iou
     max_det = spec.max_det if max_det is None else max_det
     allowed = None if classes is None else np.asarray(classes, dtype=np.int64)
+    if spec.layout != "edgecnn":
+        from edgecnn.runtime import yolo
+
+        return yolo.postprocess(outputs, geometries, spec, input_size, conf=conf, iou=iou, max_det=max_det,
+                                allowed=allowed, pre_nms_topk=pre_nms_topk)
     scale = np.asarray(input_size * 2, dtype=np.float32) if spec.normalized else None
     if spec.nms == "graph":
         dets = _output(outputs, "detections", 3)
@@ -402,7 +408,7 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
     if scale is not None:
         b *= scale
     keep = _greedy(b, s, cls, iou, max_det)
-    out = _finish(b[keep], s[keep], cls[keep], geom)
+    out = to_detections(b[keep], s[keep], cls[keep], geom)
     if not len(out):
         out.best = _best_score(scores, first, allowed)
     return out
@@ -508,7 +514,7 @@ def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
         d, cls = d[np.isin(cls, allowed)], cls[np.isin(cls, allowed)]
     order = np.argsort(-d[:, 4], kind="stable")[:max_det]
     b = d[order, :4] * scale if scale is not None else d[order, :4]
-    out = _finish(b, d[order, 4], cls[order], geom)
+    out = to_detections(b, d[order, 4], cls[order], geom)
     if not len(out):  # the best row the graph kept (rows scoring <= 0 are padding)
         rows = dets[np.isfinite(dets).all(axis=1) & (dets[:, 4] > 0)].astype(np.float64)
         rcls = rows[:, 5].round().astype(np.int64)
@@ -520,9 +526,10 @@ def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
     return out
 
 
-def _finish(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
-    """Network pixels -> original pixels, clipped; boxes left with no area (they lay in the
-    letterbox padding or outside a center crop) are dropped."""
+def to_detections(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
+    """Kept boxes (K, 4) xyxy in network pixels, scores, classes -> one image's ``Detections`` in
+    original pixels, clipped; boxes left with no area (they lay in the letterbox padding or outside a
+    center crop) are dropped."""
     b = geom.to_original(b)
     live = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     return Detections(b[live], s[live].astype(np.float32), cls[live].astype(np.int64))
