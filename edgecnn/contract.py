@@ -13,16 +13,19 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import EdgeCNNError, first_line
+from edgecnn.errors import EdgeCNNError, UsageError, first_line
 
 METADATA_KEY = "edgecnn.contract"
 SCHEMA = "edgecnn.contract/1"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESIZE_POLICIES = ("resize_crop", "letterbox", "stretch")
+RESIZE_POLICIES = ("resize_crop", "letterbox", "keep_ratio", "stretch")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 DECODES = ("fast", "exact")  # see edgecnn.runtime.image
+COLORS = ("RGB", "BGR", "L")
+TASKS = ("classify", "detect", "raw")  # raw: the outputs as they are, no class or box reading
+DETECTION_LAYOUTS = ("edgecnn", "yolov8", "yolov5")  # see Detection.layout
 
 
 class ContractError(EdgeCNNError):
@@ -36,7 +39,10 @@ class Preprocess:
     resize policies:
       - ``resize_crop``: resize the shorter side to ``resize_size``, then center-crop ``height x width``
         (the torchvision/ImageNet eval transform: 256 -> 224);
-      - ``letterbox``: scale to fit inside ``height x width`` keeping aspect, pad with ``pad_value``;
+      - ``letterbox``: scale to fit inside ``height x width`` keeping aspect, pad with ``pad_value`` on
+        both sides (the image centred: YOLO, SSD);
+      - ``keep_ratio``: the same scale, the image at the top-left and the padding right and bottom only
+        (text detectors and recognisers, many detection models);
       - ``stretch``: resize to ``height x width`` ignoring aspect.
     """
 
@@ -50,7 +56,7 @@ class Preprocess:
     scale: float = 1 / 255
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    pad_value: int = 114  # letterbox padding, 0-255
+    pad_value: int = 114  # letterbox / keep_ratio padding, 0-255
     background: str = "white"  # what transparent pixels (RGBA, LA, PA) are composited on
     # fast: large images decoded at reduced size (JPEG DCT scaling, Image.reduce), within a few levels of
     # exact; exact: the whole image decoded. Training's eval, export and infer use the same one.
@@ -63,7 +69,7 @@ class Preprocess:
             raise ContractError(f"unknown interpolation '{self.interpolation}'; expected one of {INTERPOLATIONS}")
         if self.decode not in DECODES:
             raise ContractError(f"unknown decode '{self.decode}'; expected one of {DECODES}")
-        if self.color not in ("RGB", "BGR", "L"):
+        if self.color not in COLORS:
             raise ContractError(f"unknown colour order '{self.color}'; expected RGB, BGR or L")
         if (self.color == "L") != (self.channels == 1):
             raise ContractError(f"colour '{self.color}' does not fit {self.channels} channels (L is 1, RGB/BGR are 3)")
@@ -109,6 +115,10 @@ class Detection:
     """
 
     nms: str = "host"  # host (edgecnn.runtime.detect) | graph (the ONNX graph already ran NMS)
+    # the graph's outputs: edgecnn (named boxes/scores or detections outputs, as above; also SSD /
+    # torchvision style), yolov8 (one output [N, 4+C, A]: cxcywh then class scores, YOLOv8/11),
+    # yolov5 (one output [N, A, 5+C]: cxcywh, objectness, class scores)
+    layout: str = "edgecnn"
     box_format: str = "xyxy"  # of the decoded boxes
     normalized: bool = False  # boxes in [0, 1] of the network input, else in input pixels
     conf: float = 0.25
@@ -118,10 +128,14 @@ class Detection:
     candidates_per_class: int | None = None  # host NMS: best scores kept per class before NMS (torchvision's
     # topk_candidates); graph NMS: baked into the graph
 
+    def __post_init__(self):
+        if self.layout not in DETECTION_LAYOUTS:
+            raise ContractError(f"unknown detection layout '{self.layout}'; expected one of {DETECTION_LAYOUTS}")
+
 
 @dataclass
 class Contract:
-    task: str  # classify | detect
+    task: str  # classify | detect | raw
     model: str
     preprocess: Preprocess
     input_name: str = "input"
@@ -142,11 +156,14 @@ class Contract:
     quantization: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     opset: int | None = None
+    # None: the preprocessing and task were declared (export, ``edgecnn contract``); else what was assumed
+    # for a file that came without a contract (``quantize`` of such a file keeps it, so ``infer`` still warns)
+    assumed: str | None = None
     schema: str = SCHEMA
 
     def __post_init__(self):
-        if self.task not in ("classify", "detect"):
-            raise ContractError(f"unknown task '{self.task}'; expected classify or detect")
+        if self.task not in TASKS:
+            raise ContractError(f"unknown task '{self.task}'; expected one of {', '.join(TASKS)}")
 
     @property
     def random_init(self) -> bool:
@@ -183,6 +200,133 @@ class Contract:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise ContractError(f"malformed contract JSON: {e}") from e
+
+
+@dataclass
+class Overrides:
+    """What the user says about a file on the command line (``edgecnn.cli.prep_options``, the same set
+    in every command): each field None keeps the contract's. ``apply`` edits a contract with them;
+    ``from_graph`` builds one for a file that has none."""
+
+    size: tuple[int, int] | None = None  # (H, W)
+    resize: str | None = None
+    resize_size: int | None = None
+    interpolation: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    color: str | None = None
+    scale: float | None = None
+    pad_value: int | None = None
+    labels: list[str] | None = None
+    task: str | None = None
+    layout: str | None = None
+    conf: float | None = None
+    iou: float | None = None
+    max_det: int | None = None
+    decode: str | None = None
+
+    @property
+    def normalization_given(self) -> bool:
+        """Both --mean and --std given: what the pixels mean is declared, not assumed."""
+        return self.mean is not None and self.std is not None
+
+    def apply(self, contract: Contract, strict: bool = False) -> Contract:
+        """A copy of ``contract`` with these values. Contradictions (``--color L`` with 3 mean values,
+        ``--layout`` on a classifier) are UsageErrors naming the options. ``strict``: also refuse
+        detection thresholds on a contract that does not detect (``edgecnn contract`` writes them; a
+        command that reads them just has nothing to apply them to)."""
+        c = Contract.from_dict(contract.to_dict())
+        c.preprocess = self._preprocess(c.preprocess)
+        if self.normalization_given:
+            c.assumed = None  # what the pixels mean is now declared
+        if self.labels is not None:
+            c.labels = list(self.labels)
+        if self.task is not None and self.task != c.task:
+            c.task = self.task
+            c.detection = (c.detection or Detection()) if self.task == "detect" else None
+        thresholds = {k: v for k, v in (("conf", self.conf), ("iou", self.iou), ("max_det", self.max_det))
+                      if v is not None}
+        if c.task != "detect":
+            asked = ["--layout"] * (self.layout is not None) + [f"--{k.replace('_', '-')}" for k in thresholds] * strict
+            if asked:
+                raise UsageError(f"{asked[0]} applies to detection, but the task is {c.task}; add --task detect")
+            return c
+        c.detection = replace(c.detection or Detection(), **thresholds)
+        if self.layout is not None:
+            c.detection.layout = self.layout
+        return c
+
+    def _preprocess(self, pre: Preprocess) -> Preprocess:
+        changes: dict[str, Any] = {k: getattr(self, k) for k in ("resize", "interpolation", "scale", "pad_value",
+                                                                  "decode", "color", "mean", "std")
+                                   if getattr(self, k) is not None}
+        if self.size is not None and self.size != (pre.height, pre.width):
+            changes.update(height=self.size[0], width=self.size[1], resize_size=None)  # the crop's shorter side follows
+        if self.resize_size is not None:
+            if changes.get("resize", pre.resize) != "resize_crop":
+                raise UsageError(f"--resize-size applies to --resize resize_crop, not {changes.get('resize', pre.resize)}")
+            changes["resize_size"] = self.resize_size
+        color = changes.get("color", pre.color)
+        channels = 1 if color == "L" else 3
+        if channels != pre.channels:
+            raise UsageError(f"--color {color} gives {channels} channel{'s' * (channels > 1)} but the model's input "
+                             f"takes {pre.channels}")
+        for name in ("mean", "std"):
+            n = len(changes.get(name, getattr(pre, name)))
+            if n != channels:
+                given = f"--{name} has" if name in changes else f"the contract's {name} has"
+                raise UsageError(f"{given} {n} value{'s' * (n != 1)} but --color {color} is {channels} "
+                                 f"channel{'s' * (channels > 1)}; give --{name} with {channels}")
+        if not changes:
+            return pre
+        try:
+            return replace(pre, **changes)
+        except ContractError as e:
+            raise UsageError(str(e)) from e
+
+
+def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
+               over: Overrides | None = None) -> Contract:
+    """A contract for a file exported by another tool, from its graph and the user's ``over``: the first
+    input (N, C, H, W) or (N, H, W, C) with C 1 or 3; a classifier with the ImageNet eval transform
+    (grey: stretch, mean/std 0.5) unless the options say otherwise. What the options left to these
+    defaults is recorded in ``assumed`` (None when ``--mean`` and ``--std`` were given), so every
+    command that reads the contract says so. ``inputs``: (name, shape) with ints for fixed dims."""
+    over = over or Overrides()
+    name, shape = inputs[0]
+    shape = list(shape)
+    if len(shape) != 4:
+        raise ContractError(f"input '{name}' has shape {shape}; expected an image batch (N, C, H, W)")
+    layout = "NHWC" if shape[1] not in (1, 3) and shape[3] in (1, 3) else "NCHW"
+    c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
+    fixed = isinstance(h, int) and h > 0 and isinstance(w, int) and w > 0
+    if over.size is None and not fixed:
+        raise UsageError(f"no edgecnn contract and a dynamic input size ({h}x{w}); give it with --size S or HxW")
+    h, w = over.size or (h, w)
+    if c not in (1, 3):
+        if over.color is None:
+            raise ContractError(f"input '{name}' has {c} channels; expected 1 or 3")
+        c = 1 if over.color == "L" else 3  # a symbolic channel dim: the colour option says it
+    pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,)) if c == 1 else Preprocess(h, w)
+    task = over.task or "classify"
+    kinds = {"classify": "class scores", "detect": "detection output", "raw": "raw output"}
+    contract = over.apply(Contract("classify", model, pre, input_name=name, input_layout=layout,
+                                   dynamic_size=not fixed, weights="unknown",
+                                   outputs=[{"name": o, "meaning": kinds[task]} for o in outputs]))
+    if not over.normalization_given:
+        p = contract.preprocess
+        what = {"classify": "a classifier", "detect": "a detector", "raw": "raw outputs"}[task]
+        norm = ", ".join(f"{k} {list(v) if len(v) > 1 else v[0]}" for k, v in (("mean", p.mean), ("std", p.std)))
+        contract.assumed = f"{what} with ImageNet preprocessing ({describe_resize(p)}, {norm})"
+    return contract
+
+
+def describe_resize(p: Preprocess) -> str:
+    """The resize policy in words: ``resize 256 + center crop 224x224``."""
+    return {"resize_crop": f"resize {p.resize_size} + center crop {p.height}x{p.width}",
+            "letterbox": f"letterbox to {p.height}x{p.width}",
+            "keep_ratio": f"keep-ratio resize into {p.height}x{p.width}, padded right/bottom",
+            "stretch": f"stretch to {p.height}x{p.width}"}[p.resize]
 
 
 def read_labels(path: str | Path, expected: int | None = None) -> list[str]:
