@@ -263,9 +263,12 @@ class Overrides:
         if self.size is not None and self.size != (pre.height, pre.width):
             changes.update(height=self.size[0], width=self.size[1], resize_size=None)  # the crop's shorter side follows
         if self.resize_size is not None:
-            if changes.get("resize", pre.resize) != "resize_crop":
-                raise UsageError(f"--resize-size applies to --resize resize_crop, not {changes.get('resize', pre.resize)}")
+            policy = changes.get("resize", pre.resize)
+            if policy != "resize_crop":
+                raise UsageError(f"--resize-size applies to --resize resize_crop, not {policy}")
             changes["resize_size"] = self.resize_size
+        if changes.get("resize", pre.resize) != "resize_crop":
+            changes["resize_size"] = None  # only a resize_crop has one
         color = changes.get("color", pre.color)
         channels = 1 if color == "L" else 3
         if channels != pre.channels:
@@ -319,6 +322,16 @@ def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
         norm = ", ".join(f"{k} {list(v) if len(v) > 1 else v[0]}" for k, v in (("mean", p.mean), ("std", p.std)))
         contract.assumed = f"{what} with ImageNet preprocessing ({describe_resize(p)}, {norm})"
     return contract
+
+
+def check_input(contract: Contract, shape: list, where: str | Path) -> None:
+    """The preprocessing fits the graph input ``shape`` (fixed dims only): else a UsageError."""
+    pre = contract.preprocess
+    dims = shape[1:4] if contract.input_layout == "NCHW" else [shape[3], *shape[1:3]]
+    for name, have, need in zip(("channels", "height", "width"), dims, (pre.channels, pre.height, pre.width),
+                                strict=False):
+        if isinstance(have, int) and have > 0 and have != need:
+            raise UsageError(f"{where} takes {name} {have}, but preprocessing gives {need}; check --size")
 
 
 def describe_resize(p: Preprocess) -> str:
@@ -378,3 +391,87 @@ def read(path: str) -> Contract | None:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return from_metadata(sess.get_modelmeta().custom_metadata_map)
+
+
+# ---- writing a contract into an existing file (``edgecnn contract``): onnx, no torch ------------------
+
+
+def load_graph(path: str | Path):
+    """The ``onnx.ModelProto`` of ``path`` WITHOUT its external data (weights stay where they are)."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise ContractError(f"model file '{p}' not found")
+    try:
+        return onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # DecodeError and friends: a file that is not an ONNX protobuf
+        raise ContractError(f"{p}: not a readable ONNX file ({first_line(e)})") from e
+
+
+def graph_io(model) -> tuple[list[tuple[str, list]], list[str]]:
+    """([(input name, shape)], [output names]) of a ModelProto; initializers are not inputs; a shape's
+    fixed dims are ints, symbolic ones their name (or None)."""
+    inits = {t.name for t in model.graph.initializer}
+
+    def dims(v):
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in v.type.tensor_type.shape.dim]
+
+    return ([(v.name, dims(v)) for v in model.graph.input if v.name not in inits],
+            [v.name for v in model.graph.output])
+
+
+def external_files(model) -> list[str]:
+    """The external-data files the model's tensors point to (paths relative to the model's folder)."""
+    from onnx.external_data_helper import uses_external_data
+
+    def tensors(graph):
+        yield from graph.initializer
+        for node in graph.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    yield from tensors(g)
+
+    found = {e.value for t in tensors(model.graph) if uses_external_data(t) for e in t.external_data
+             if e.key == "location"}
+    return sorted(found)
+
+
+def write(src: str | Path, contract: Contract, out: str | Path | None = None, model=None) -> list[Path]:
+    """Store ``contract`` in the metadata of ``src`` (in place) or of a copy ``out``: the graph and the
+    weights are not touched, the file is written to a temporary name and renamed. External data stays
+    beside the file: a copy elsewhere gets a copy of each external-data file (an existing one of the same
+    name is an error unless it is the same file). Returns the external-data files the written file uses."""
+    import filecmp
+    import shutil
+
+    import onnx
+
+    from edgecnn.fileio import atomic_path
+
+    src = Path(src)
+    target = Path(out) if out is not None else src
+    model = model if model is not None else load_graph(src)
+    attach(model, contract)
+    data = external_files(model)
+    copies = []
+    if target.resolve().parent != src.resolve().parent:
+        for name in data:
+            a, b = src.parent / name, target.parent / name
+            if not a.is_file():
+                raise ContractError(f"{src}: its external data file {a} is missing")
+            if b.exists() and not filecmp.cmp(a, b, shallow=False):
+                raise ContractError(f"{b} exists and is not a copy of {a}; write --out into another folder")
+            if not b.exists():
+                copies.append((a, b))
+    # (in the same folder a copy points at the same external-data file, by its relative location)
+    for a, b in copies:
+        with atomic_path(b) as tmp:
+            shutil.copyfile(a, tmp)
+    with atomic_path(target) as tmp:
+        onnx.save(model, str(tmp))
+    return [target.parent / name for name in data]

@@ -17,7 +17,7 @@ from edgecnn.cli import output
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format
 from edgecnn.cli.prep_options import Prep, check_range, prep_options
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError
 from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgecnn import registry
-from edgecnn.contract import ContractError, Overrides, from_graph, from_metadata
+from edgecnn.contract import ContractError, Overrides, check_input, from_graph, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
@@ -154,19 +154,9 @@ class Engine:
         self.output_shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self._check_size()
+        check_input(self.contract, self.input_shape, self.path)
 
     # -- contract ---------------------------------------------------------------------------------
-
-    def _check_size(self) -> None:
-        pre = self.contract.preprocess
-        nchw = self.contract.input_layout == "NCHW"
-        dims = self.input_shape[1:4] if nchw else [self.input_shape[3], *self.input_shape[1:3]]
-        want = [pre.channels, pre.height, pre.width]
-        for name, have, need in zip(("channels", "height", "width"), dims, want, strict=False):
-            if isinstance(have, int) and have > 0 and have != need:
-                raise UsageError(f"{self.path} takes {name} {have}, but preprocessing gives {need}; "
-                                 "check --size")
 
     @property
     def task(self) -> str:

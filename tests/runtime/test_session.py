@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecnn.contract import IMAGENET_MEAN, ContractError
+from edgecnn.contract import IMAGENET_MEAN
 from edgecnn.errors import UnknownModelError, UsageError
 from edgecnn.runtime.session import Engine, EngineError, choose_providers, resolve_model
 from tests import onnx_models
