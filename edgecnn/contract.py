@@ -289,7 +289,7 @@ class Overrides:
 
 
 def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
-               over: Overrides | None = None) -> Contract:
+               over: Overrides | None = None, strict: bool = False) -> Contract:
     """A contract for a file exported by another tool, from its graph and the user's ``over``: the first
     input (N, C, H, W) or (N, H, W, C) with C 1 or 3; a classifier with the ImageNet eval transform
     (grey: stretch, mean/std 0.5) unless the options say otherwise. What the options left to these
@@ -315,7 +315,7 @@ def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
     kinds = {"classify": "class scores", "detect": "detection output", "raw": "raw output"}
     contract = over.apply(Contract("classify", model, pre, input_name=name, input_layout=layout,
                                    dynamic_size=not fixed, weights="unknown",
-                                   outputs=[{"name": o, "meaning": kinds[task]} for o in outputs]))
+                                   outputs=[{"name": o, "meaning": kinds[task]} for o in outputs]), strict)
     if not over.normalization_given:
         p = contract.preprocess
         what = {"classify": "a classifier", "detect": "a detector", "raw": "raw outputs"}[task]
@@ -439,6 +439,39 @@ def external_files(model) -> list[str]:
     found = {e.value for t in tensors(model.graph) if uses_external_data(t) for e in t.external_data
              if e.key == "location"}
     return sorted(found)
+
+
+def declare(path: str | Path, over: Overrides, strict: bool = False):
+    """(the file's ModelProto without external data, its contract edited by ``over`` or a new one from its
+    graph and ``over``, whether it had one). Checked against the graph's input. ``strict``: see
+    ``Overrides.apply``."""
+    src = Path(path)
+    model = load_graph(src)
+    inputs, outputs = graph_io(model)
+    if not inputs:
+        raise ContractError(f"{src}: the graph has no input")
+    try:
+        old = from_metadata({p.key: p.value for p in model.metadata_props})
+    except ContractError as e:
+        raise ContractError(f"{src}: {e}; it cannot be edited") from e
+    try:
+        if old is None:
+            c = from_graph(src.stem, inputs, outputs, over, strict)
+            c.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+            producer = f"{model.producer_name} {model.producer_version}".strip()
+            c.versions = {"producer": producer} if producer else {}
+        else:
+            c = over.apply(old, strict=strict)
+    except ContractError as e:
+        raise ContractError(f"{src}: {e}") from e
+    except UsageError as e:
+        raise UsageError(f"{src} has {e}" if str(e).startswith("no edgecnn contract") else str(e)) from e
+    shapes = dict(inputs)
+    if c.input_name not in shapes:
+        raise ContractError(f"{src}: the contract's input '{c.input_name}' is not in the graph "
+                            f"(inputs: {', '.join(shapes)})")
+    check_input(c, shapes[c.input_name], src)
+    return model, c, old is not None
 
 
 def write(src: str | Path, contract: Contract, out: str | Path | None = None, model=None) -> list[Path]:

@@ -60,31 +60,7 @@ def contract_cmd(
 
     over = prep.overrides()
     src = Path(path)
-    model = cm.load_graph(src)
-    inputs, outputs = cm.graph_io(model)
-    if not inputs:
-        raise cm.ContractError(f"{src}: the graph has no input")
-    try:
-        old = cm.from_metadata({p.key: p.value for p in model.metadata_props})
-    except cm.ContractError as e:
-        raise cm.ContractError(f"{src}: {e}; it cannot be edited") from e
-    try:
-        if old is None:
-            c = cm.from_graph(src.stem, inputs, outputs, over)
-            c.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-            producer = f"{model.producer_name} {model.producer_version}".strip()
-            c.versions = {"producer": producer} if producer else {}
-        else:
-            c = over.apply(old, strict=True)
-    except cm.ContractError as e:
-        raise cm.ContractError(f"{src}: {e}") from e
-    except cm.UsageError as e:
-        raise cm.UsageError(f"{src} has {e}" if str(e).startswith("no edgecnn contract") else str(e)) from e
-    shapes = dict(inputs)
-    if c.input_name not in shapes:
-        raise cm.ContractError(f"{src}: the contract's input '{c.input_name}' is not in the graph "
-                               f"(inputs: {', '.join(shapes)})")
-    cm.check_input(c, shapes[c.input_name], src)
+    model, c, old = cm.declare(src, over, strict=True)
     if out is not None and Path(out).resolve() == src.resolve():
         out = None
     data: list = []
@@ -97,7 +73,7 @@ def contract_cmd(
             typer.echo(line)
     if show:
         return
-    what = "a new contract" if old is None else "the edited contract"
+    what = "a new contract" if not old else "the edited contract"
     kept = f"; external data {', '.join(p.name for p in data)} kept" if data else ""
     typer.echo(f"wrote {what} into {out or src} (metadata only, weights untouched{kept})", err=True)
     if c.assumed:
