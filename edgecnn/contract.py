@@ -304,7 +304,8 @@ def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
     c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
     fixed = isinstance(h, int) and h > 0 and isinstance(w, int) and w > 0
     if over.size is None and not fixed:
-        raise UsageError(f"no edgecnn contract and a dynamic input size ({h}x{w}); give it with --size S or HxW")
+        sep = "x" if len(str(h)) == len(str(w)) == 1 else " x "  # SxS, or height x width
+        raise UsageError(f"no edgecnn contract and a dynamic input size ({h}{sep}{w}); give it with --size S or HxW")
     h, w = over.size or (h, w)
     if c not in (1, 3):
         if over.color is None:
