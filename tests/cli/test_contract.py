@@ -227,3 +227,21 @@ def test_bench_image_with_the_options(cli, tmp_path, images):
     r = cli("bench", "mobilenetv2", "--mean", "0.5,0.5,0.5")
     assert r.exit_code == 2 and _lines(r.stderr)[-1] == ("Error: --mean applies to .onnx files (their contract); "
                                                          "'mobilenetv2' carries its own, edited at export")
+
+
+def test_bad_files_are_one_line_errors(cli, tmp_path):
+    (tmp_path / "junk.onnx").write_text("not a protobuf")
+    r = cli("contract", str(tmp_path / "missing.onnx"))
+    assert r.exit_code == 1 and _lines(r.stderr) == [f"Error: model file '{tmp_path / 'missing.onnx'}' not found"]
+    r = cli("contract", str(tmp_path / "junk.onnx"))
+    assert r.exit_code == 1 and _lines(r.stderr)[0].startswith(f"Error: {tmp_path / 'junk.onnx'}: not a readable "
+                                                               "ONNX file (")
+
+
+def test_contract_runs_without_torch(tmp_path):
+    from tests.conftest import run_cli
+
+    model = foreign(tmp_path / "net.onnx", external=True)
+    r = run_cli("contract", str(model), "--size", "32", *DECLARE, "-f", "json", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["labels"] == COLOR_LABELS
