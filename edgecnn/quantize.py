@@ -22,7 +22,7 @@ import numpy as np
 from edgecnn.bench.environment import cpu_flags
 from edgecnn.contract import Contract, Detection, Overrides, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
-from edgecnn.fileio import atomic_path
+from edgecnn.onnx_prep import file_bytes, load, prepare_for_quantize, save
 from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
 from edgecnn.runtime.sources import SourceError, collect_images
 
@@ -308,7 +308,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     if opts.samples < 1:
         raise UsageError(f"--samples must be positive, got {opts.samples}")
     try:
-        model = onnx.load(src)
+        model = load(src)  # with its external data
     except Exception as e:
         raise QuantizeError(f"{src}: not a readable ONNX file ({first_line(e)})") from e
     if not model.graph.input:
@@ -356,24 +356,31 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
             return None if x is None else {inp: x[None]}
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as td:
+        prep = prepare_for_quantize(model, src, Path(td), {inp: arrays[0][None]}, opts.per_channel)  # any opset
+        notes, opts = notes + prep.notes, replace(opts, per_channel=prep.per_channel)
         prepped = Path(td) / "pre.onnx"
         try:
-            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+            quant_pre_process(str(prep.path), str(prepped), skip_symbolic_shape=True,
+                              save_as_external_data=prep.external)
         except Exception as e:  # pre-processing is an optimisation; quantize the raw graph without it
             notes.append(f"onnxruntime pre-processing skipped ({first_line(e, 120)})")
-            prepped = src
+            prepped = prep.path
         qtmp = Path(td) / "int8.onnx"
         try:
             quantize_static(
                 str(prepped), str(qtmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=opts.per_channel,
                 activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
                 weight_type=QuantType.QInt8, reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
+                use_external_data_format=prep.external,
             )
         except Exception as e:
             raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
         qmodel = onnx.load(qtmp)
     qbytes = qmodel.SerializeToString()
-    int8_graph = runtime_graph(qbytes)
+    try:
+        int8_graph = runtime_graph(qbytes)
+    except Exception as e:  # onnxruntime's own exception types, all plain Exception
+        raise QuantizeError(f"onnxruntime cannot run the INT8 graph: {first_line(e, 300)}") from e
     float_ops = _float_ops(int8_graph)
     fp32_sess, int8_sess = _session(str(src)), _session(qbytes)
     if contract.task == "detect":
@@ -405,8 +412,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                   "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
                   "agreement": agreement, "source": {"file": src.name}}
     contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
+    contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
     attach(qmodel, contract)
-    with atomic_path(out) as tmp:
-        onnx.save(qmodel, tmp)
-    return QuantizeResult(out, contract, src.stat().st_size, out.stat().st_size, types,
+    fp32_bytes, _ = file_bytes(src), save(qmodel, out)
+    return QuantizeResult(out, contract, fp32_bytes, file_bytes(out), types,
                           quant_info["calibration"], agreement, float_ops, latency, notes)
