@@ -62,7 +62,6 @@ def images(tmp_path) -> Path:
     return root
 
 
-# (--per-tensor: per-channel weights of opset < 13 graphs are another part of the work, see issue 16)
 DECLARE = ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--labels", ",".join(COLOR_LABELS)]
 
 
@@ -112,7 +111,7 @@ def test_contract_on_a_foreign_file_then_every_command_reads_it(cli, tmp_path, i
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["metrics"]["top1"] == 1.0
 
-    r = cli("quantize", str(model), "--calib", str(images), "--no-bench", "--per-tensor", "-f", "json")
+    r = cli("quantize", str(model), "--calib", str(images), "--no-bench", "-f", "json")
     assert r.exit_code == 0, r.stderr
     q = onnx.load(str(tmp_path / "net.int8.onnx"))
     qc = json.loads({p.key: p.value for p in q.metadata_props}["edgecnn.contract"])
@@ -189,7 +188,7 @@ def test_a_grey_model_wants_one_mean(cli, tmp_path):
 def test_an_assumed_contract_keeps_warning_after_quantize(cli, tmp_path, images):
     model = foreign(tmp_path / "net.onnx")
     red = str(images / "val" / "red" / "0.png")
-    r = cli("quantize", str(model), "--calib", str(images), "--size", "32", "--no-bench", "--per-tensor", "-f", "json")
+    r = cli("quantize", str(model), "--calib", str(images), "--size", "32", "--no-bench", "-f", "json")
     assert r.exit_code == 0, r.stderr
     int8 = tmp_path / "net.int8.onnx"
     assumed = ("a classifier with ImageNet preprocessing (resize 37 + center crop 32x32, mean [0.485, 0.456, 0.406], "
