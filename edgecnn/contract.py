@@ -289,12 +289,13 @@ class Overrides:
 
 
 def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
-               over: Overrides | None = None, strict: bool = False) -> Contract:
+               over: Overrides | None = None, strict: bool = False, where: str | Path | None = None) -> Contract:
     """A contract for a file exported by another tool, from its graph and the user's ``over``: the first
     input (N, C, H, W) or (N, H, W, C) with C 1 or 3; a classifier with the ImageNet eval transform
     (grey: stretch, mean/std 0.5) unless the options say otherwise. What the options left to these
     defaults is recorded in ``assumed`` (None when ``--mean`` and ``--std`` were given), so every
-    command that reads the contract says so. ``inputs``: (name, shape) with ints for fixed dims."""
+    command that reads the contract says so. ``inputs``: (name, shape) with ints for fixed dims;
+    ``where``: the file, as errors name it."""
     over = over or Overrides()
     name, shape = inputs[0]
     shape = list(shape)
@@ -305,7 +306,8 @@ def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
     fixed = isinstance(h, int) and h > 0 and isinstance(w, int) and w > 0
     if over.size is None and not fixed:
         sep = "x" if len(str(h)) == len(str(w)) == 1 else " x "  # SxS, or height x width
-        raise UsageError(f"no edgecnn contract and a dynamic input size ({h}{sep}{w}); give it with --size S or HxW")
+        raise UsageError(f"{where or model} has no edgecnn contract and a dynamic input size ({h}{sep}{w}); give it "
+                         "with --size S or HxW")
     h, w = over.size or (h, w)
     if c not in (1, 3):
         if over.color is None:
@@ -457,7 +459,7 @@ def declare(path: str | Path, over: Overrides, strict: bool = False):
         raise ContractError(f"{src}: {e}; it cannot be edited") from e
     try:
         if old is None:
-            c = from_graph(src.stem, inputs, outputs, over, strict)
+            c = from_graph(src.stem, inputs, outputs, over, strict, where=src)
             c.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
             producer = f"{model.producer_name} {model.producer_version}".strip()
             c.versions = {"producer": producer} if producer else {}
@@ -465,8 +467,6 @@ def declare(path: str | Path, over: Overrides, strict: bool = False):
             c = over.apply(old, strict=strict)
     except ContractError as e:
         raise ContractError(f"{src}: {e}") from e
-    except UsageError as e:
-        raise UsageError(f"{src} has {e}" if str(e).startswith("no edgecnn contract") else str(e)) from e
     shapes = dict(inputs)
     if c.input_name not in shapes:
         raise ContractError(f"{src}: the contract's input '{c.input_name}' is not in the graph "

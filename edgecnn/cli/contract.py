@@ -41,7 +41,7 @@ def describe(c) -> list[str]:
 @prep_options
 def contract_cmd(
     path: str = typer.Argument(..., help="An ONNX file (any exporter; external data beside it is kept)."),
-    out: str = typer.Option(None, "--out", "-o", help="Write a copy here instead of changing FILE in place "
+    out: str = typer.Option(None, "--out", "-o", help="Write a copy here instead of changing PATH in place "
                                                       "(its external data files are copied beside it)."),
     show: bool = typer.Option(False, "--show", help="Print the resulting contract; write nothing."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json (the whole contract)."),

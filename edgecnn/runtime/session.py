@@ -126,13 +126,12 @@ class Engine:
         try:
             if contract is None:
                 ins = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
-                self.contract = from_graph(self.path.stem, ins, [o.name for o in self.session.get_outputs()], over)
+                outs = [o.name for o in self.session.get_outputs()]
+                self.contract = from_graph(self.path.stem, ins, outs, over, where=self.path)
             else:
                 self.contract = over.apply(contract)
         except ContractError as e:
-            raise type(e)(f"{self.path}: {e}") from e
-        except UsageError as e:
-            raise UsageError(f"{self.path} has {e}" if str(e).startswith("no edgecnn contract") else str(e)) from e
+            raise ContractError(f"{self.path}: {e}") from e
         if self.contract.assumed:
             said = (f"{self.path.name} has no edgecnn contract; assuming" if self.from_graph else
                     f"{self.path.name} was made from a file without a contract, which assumed")
@@ -155,8 +154,6 @@ class Engine:
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         check_input(self.contract, self.input_shape, self.path)
-
-    # -- contract ---------------------------------------------------------------------------------
 
     @property
     def task(self) -> str:
