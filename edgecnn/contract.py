@@ -20,12 +20,14 @@ SCHEMA = "edgecnn.contract/1"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+COLORS = ("RGB", "BGR", "L")
 RESIZE_POLICIES = ("resize_crop", "letterbox", "keep_ratio", "stretch")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 DECODES = ("fast", "exact")  # see edgecnn.runtime.image
-COLORS = ("RGB", "BGR", "L")
-TASKS = ("classify", "detect", "raw")  # raw: the outputs as they are, no class or box reading
-DETECTION_LAYOUTS = ("edgecnn", "yolov8", "yolov5")  # see Detection.layout
+TASKS = ("classify", "detect", "raw")  # raw: no interpretation, each output's statistics (and arrays with --save)
+# detector output layouts: edgecnn's own (boxes + scores, or detections after graph NMS; also SSD/torchvision
+# style), Ultralytics YOLOv8/11 (N, 4+C, A) and YOLOv5 (N, A, 5+C); see edgecnn.runtime.yolo
+LAYOUTS = ("edgecnn", "yolov8", "yolov5")
 
 
 class ContractError(EdgeCNNError):
@@ -112,13 +114,12 @@ class Detection:
         by decreasing score; rows with ``score <= 0`` are padding.
     Coordinates are network-input pixels, or fractions of the input when ``normalized``. Class
     indices index ``Contract.labels`` (which then starts with the background's name).
+
+    ``layout`` ``yolov8`` or ``yolov5``: one output holds every anchor's box and scores instead
+    (``edgecnn.runtime.yolo``); ``nms``, ``box_format`` and ``background_class`` do not apply.
     """
 
     nms: str = "host"  # host (edgecnn.runtime.detect) | graph (the ONNX graph already ran NMS)
-    # the graph's outputs: edgecnn (named boxes/scores or detections outputs, as above; also SSD /
-    # torchvision style), yolov8 (one output [N, 4+C, A]: cxcywh then class scores, YOLOv8/11),
-    # yolov5 (one output [N, A, 5+C]: cxcywh, objectness, class scores)
-    layout: str = "edgecnn"
     box_format: str = "xyxy"  # of the decoded boxes
     normalized: bool = False  # boxes in [0, 1] of the network input, else in input pixels
     conf: float = 0.25
@@ -127,15 +128,16 @@ class Detection:
     background_class: bool = False  # class 0 of the scores is background (SSD)
     candidates_per_class: int | None = None  # host NMS: best scores kept per class before NMS (torchvision's
     # topk_candidates); graph NMS: baked into the graph
+    layout: str = "edgecnn"  # edgecnn | yolov8 | yolov5 (LAYOUTS)
 
     def __post_init__(self):
-        if self.layout not in DETECTION_LAYOUTS:
-            raise ContractError(f"unknown detection layout '{self.layout}'; expected one of {DETECTION_LAYOUTS}")
+        if self.layout not in LAYOUTS:
+            raise ContractError(f"unknown detection layout '{self.layout}'; expected one of {', '.join(LAYOUTS)}")
 
 
 @dataclass
 class Contract:
-    task: str  # classify | detect | raw
+    task: str  # classify | detect | raw (TASKS)
     model: str
     preprocess: Preprocess
     input_name: str = "input"

@@ -20,8 +20,8 @@ import typer
 from edgecnn.cli.output import parse_floats, parse_size
 from edgecnn.contract import (
     COLORS,
-    DETECTION_LAYOUTS,
     INTERPOLATIONS,
+    LAYOUTS,
     RESIZE_POLICIES,
     TASKS,
     Overrides,
@@ -84,7 +84,7 @@ class Prep:
         _choice("--resize", self.resize, RESIZE_POLICIES)
         _choice("--interpolation", self.interpolation, INTERPOLATIONS)
         _choice("--task", self.task, TASKS)
-        _choice("--layout", self.layout, DETECTION_LAYOUTS)
+        _choice("--layout", self.layout, LAYOUTS)
         color = None if self.color is None else self.color.upper()
         _choice("--color", color, COLORS)
         check_range("--resize-size", self.resize_size, 1)
