@@ -9,6 +9,7 @@ preprocessing from here; a user never re-types it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -233,23 +234,27 @@ class Overrides:
         return self.mean is not None and self.std is not None
 
     def apply(self, contract: Contract, strict: bool = False) -> Contract:
-        """A copy of ``contract`` with these values. Contradictions (``--color L`` with 3 mean values,
-        ``--layout`` on a classifier) are UsageErrors naming the options. ``strict``: also refuse
-        detection thresholds on a contract that does not detect (``edgecnn contract`` writes them; a
-        command that reads them just has nothing to apply them to)."""
+        """A copy of ``contract`` with these values (``layout`` alone makes it a detector).
+        Contradictions (``--color L`` with 3 mean values, ``--task classify --layout yolov8``) are
+        UsageErrors naming the options. ``strict``: also refuse detection thresholds on a contract
+        that does not detect (``edgecnn contract`` writes them; a command that reads them just has
+        nothing to apply them to)."""
         c = Contract.from_dict(contract.to_dict())
         c.preprocess = self._preprocess(c.preprocess)
         if self.normalization_given:
             c.assumed = None  # what the pixels mean is now declared
         if self.labels is not None:
             c.labels = list(self.labels)
-        if self.task is not None and self.task != c.task:
-            c.task = self.task
-            c.detection = (c.detection or Detection()) if self.task == "detect" else None
+        task = self.task or ("detect" if self.layout is not None else None)  # a layout is a detector's
+        if task is not None and task != c.task:
+            c.task = task
+            c.detection = (c.detection or Detection()) if task == "detect" else None
         thresholds = {k: v for k, v in (("conf", self.conf), ("iou", self.iou), ("max_det", self.max_det))
                       if v is not None}
         if c.task != "detect":
-            asked = ["--layout"] * (self.layout is not None) + [f"--{k.replace('_', '-')}" for k in thresholds] * strict
+            if self.layout is not None:
+                raise UsageError(f"--layout applies to --task detect, not --task {c.task}")
+            asked = [f"--{k.replace('_', '-')}" for k in thresholds] * strict
             if asked:
                 raise UsageError(f"{asked[0]} applies to detection, but the task is {c.task}; add --task detect")
             return c
@@ -290,14 +295,20 @@ class Overrides:
             raise UsageError(str(e)) from e
 
 
-def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
-               over: Overrides | None = None, strict: bool = False, where: str | Path | None = None) -> Contract:
-    """A contract for a file exported by another tool, from its graph and the user's ``over``: the first
-    input (N, C, H, W) or (N, H, W, C) with C 1 or 3; a classifier with the ImageNet eval transform
-    (grey: stretch, mean/std 0.5) unless the options say otherwise. What the options left to these
-    defaults is recorded in ``assumed`` (None when ``--mean`` and ``--std`` were given), so every
-    command that reads the contract says so. ``inputs``: (name, shape) with ints for fixed dims;
-    ``where``: the file, as errors name it."""
+def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[tuple[str, list]],
+               over: Overrides | None = None, strict: bool = False, where: str | Path | None = None,
+               guess: Callable[[dict[str, list], int, int], tuple[str, str | None]] | None = None) -> Contract:
+    """A contract for a file exported by another tool, from its graph and the user's ``over``.
+
+    The input: the first graph input, (N, C, H, W) or (N, H, W, C) with C 1 or 3, its size fixed or
+    given by ``over.size``. The task: ``over.task`` (``over.layout`` alone means detect), else what
+    ``guess(output shapes, H, W)`` reads from the outputs (-> (task, layout)), else classify. The
+    defaults the options do not override: for a YOLO layout Ultralytics' preprocessing (letterbox
+    padded with 114, RGB, pixels / 255) and predict settings (IoU 0.7, 300 boxes); otherwise the
+    ImageNet eval transform (grey: mean/std 0.5). What is left to these defaults is recorded in
+    ``assumed`` (None when ``--mean`` and ``--std`` were given), so every command that reads the
+    contract says so. ``inputs``/``outputs``: (name, shape) with ints for fixed dims; ``where``: the
+    file, as errors name it."""
     over = over or Overrides()
     name, shape = inputs[0]
     shape = list(shape)
@@ -315,17 +326,30 @@ def from_graph(model: str, inputs: list[tuple[str, list]], outputs: list[str],
         if over.color is None:
             raise ContractError(f"input '{name}' has {c} channels; expected 1 or 3")
         c = 1 if over.color == "L" else 3  # a symbolic channel dim: the colour option says it
-    pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,)) if c == 1 else Preprocess(h, w)
-    task = over.task or "classify"
+    task, head = over.task, over.layout
+    if guess is not None and (task is None or (task == "detect" and head is None)):
+        seen_task, seen_head = guess(dict(outputs), h, w)
+        if task is None or seen_task == "detect":
+            task, head = task or seen_task, head or seen_head
+    task = task or ("detect" if head else "classify")
+    yolo = task == "detect" and head in ("yolov8", "yolov5") and c == 3
+    if yolo:
+        pre = Preprocess(h, w, resize="letterbox", pad_value=114, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        det: Detection | None = Detection(layout=head, iou=0.7, max_det=300)
+    else:
+        pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,)) if c == 1 else Preprocess(h, w)
+        det = Detection(layout=head or "edgecnn") if task == "detect" else None
     kinds = {"classify": "class scores", "detect": "detection output", "raw": "raw output"}
-    contract = over.apply(Contract("classify", model, pre, input_name=name, input_layout=layout,
-                                   dynamic_size=not fixed, weights="unknown",
-                                   outputs=[{"name": o, "meaning": kinds[task]} for o in outputs]), strict)
+    base = Contract(task, model, pre, input_name=name, input_layout=layout, dynamic_size=not fixed,
+                    weights="unknown", detection=det, outputs=[{"name": o, "meaning": kinds[task]} for o, _ in outputs])
+    contract = over.apply(base, strict)
     if not over.normalization_given:
         p = contract.preprocess
-        what = {"classify": "a classifier", "detect": "a detector", "raw": "raw outputs"}[task]
+        what = {"classify": "a classifier", "detect": f"a {head or 'edgecnn'}-layout detector",
+                "raw": "raw outputs"}[contract.task]
+        source = "Ultralytics" if yolo else "ImageNet"
         norm = ", ".join(f"{k} {list(v) if len(v) > 1 else v[0]}" for k, v in (("mean", p.mean), ("std", p.std)))
-        contract.assumed = f"{what} with ImageNet preprocessing ({describe_resize(p)}, {norm})"
+        contract.assumed = f"{what} with {source} preprocessing ({describe_resize(p)}, {norm})"
     return contract
 
 
@@ -414,9 +438,9 @@ def load_graph(path: str | Path):
         raise ContractError(f"{p}: not a readable ONNX file ({first_line(e)})") from e
 
 
-def graph_io(model) -> tuple[list[tuple[str, list]], list[str]]:
-    """([(input name, shape)], [output names]) of a ModelProto; initializers are not inputs; a shape's
-    fixed dims are ints, symbolic ones their name (or None)."""
+def graph_io(model) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
+    """([(input name, shape)], [(output name, shape)]) of a ModelProto; initializers are not inputs; a
+    shape's fixed dims are ints, symbolic ones their name (or None)."""
     inits = {t.name for t in model.graph.initializer}
 
     def dims(v):
@@ -424,7 +448,7 @@ def graph_io(model) -> tuple[list[tuple[str, list]], list[str]]:
                 for d in v.type.tensor_type.shape.dim]
 
     return ([(v.name, dims(v)) for v in model.graph.input if v.name not in inits],
-            [v.name for v in model.graph.output])
+            [(v.name, dims(v)) for v in model.graph.output])
 
 
 def external_files(model) -> list[str]:

@@ -126,7 +126,7 @@ class Engine:
         try:
             if contract is None:
                 ins = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
-                outs = [o.name for o in self.session.get_outputs()]
+                outs = [(o.name, list(o.shape)) for o in self.session.get_outputs()]
                 self.contract = from_graph(self.path.stem, ins, outs, over, where=self.path)
             else:
                 self.contract = over.apply(contract)

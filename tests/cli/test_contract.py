@@ -154,8 +154,8 @@ def test_external_data_is_kept_in_place_and_copied_beside_a_copy(cli, tmp_path, 
 @pytest.mark.parametrize("args, message", [
     (["--size", "32", "--color", "L"], "Error: --color L gives 1 channel but the model's input takes 3"),
     (["--size", "32", "--mean", "0.5"], "Error: --mean has 1 value but --color RGB is 3 channels; give --mean with 3"),
-    (["--size", "32", "--layout", "yolov8"],
-     "Error: --layout applies to detection, but the task is classify; add --task detect"),
+    (["--size", "32", "--task", "classify", "--layout", "yolov8"],
+     "Error: --layout applies to --task detect, not --task classify"),
     (["--size", "32", "--conf", "0.5"], "Error: --conf applies to detection, but the task is classify; add --task "
                                         "detect"),
     (["--size", "32", "--resize", "letterbox", "--resize-size", "40"],
@@ -244,3 +244,18 @@ def test_contract_runs_without_torch(tmp_path):
     r = run_cli("contract", str(model), "--size", "32", *DECLARE, "-f", "json", block_torch=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["labels"] == COLOR_LABELS
+
+
+def test_a_yolo_layout_gets_ultralytics_defaults_not_imagenet(cli, tmp_path):
+    """``--layout yolov8`` alone declares a detector, with what Ultralytics' predictor does by default
+    (letterbox padded with 114, RGB / 255, IoU 0.7, 300 boxes), still marked as assumed."""
+    model = foreign(tmp_path / "net.onnx")
+    r = cli("contract", str(model), "--size", "64", "--layout", "yolov8", "--show", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    c = json.loads(r.stdout)
+    p, d = c["preprocess"], c["detection"]
+    assert (c["task"], d["layout"], d["iou"], d["max_det"]) == ("detect", "yolov8", 0.7, 300)
+    assert (p["resize"], p["pad_value"], p["mean"], p["std"], p["scale"]) == ("letterbox", 114, [0, 0, 0],
+                                                                              [1, 1, 1], 1 / 255)
+    assert c["assumed"] == ("a yolov8-layout detector with Ultralytics preprocessing (letterbox to 64x64, "
+                            "mean [0.0, 0.0, 0.0], std [1.0, 1.0, 1.0])")
