@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.bench.environment import cpu_flags
-from edgecnn.contract import Contract, Detection, Preprocess, attach, from_metadata
+from edgecnn.contract import Contract, Detection, Overrides, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.onnx_info import file_bytes
 from edgecnn.onnx_prep import load, prepare_for_quantize, save
@@ -47,7 +47,8 @@ class QuantizeOptions:
     per_channel: bool = True
     exclude: list[str] = field(default_factory=list)
     types: str = "auto"  # auto | u8s8 | s8s8
-    size: tuple[int, int] | None = None  # input size for a file without a contract and a dynamic size
+    size: tuple[int, int] | None = None  # input size (needed for a file without a contract and a dynamic size)
+    overrides: Overrides | None = None  # the shared preprocessing/task options: edit the file's contract
     min_agreement: float = 0.9  # INT8 gate: top-1 agreement with FP32 on the calibration images
     reduce_range: bool | None = None  # None: 7-bit weights exactly when u8s8 runs without VNNI
     bench: bool = True
@@ -315,12 +316,18 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         raise QuantizeError(f"{src}: not an ONNX model with an input (empty or truncated file?)")
     contract = from_metadata({p.key: p.value for p in model.metadata_props})
     notes: list[str] = []
-    if contract is None:  # another exporter's file: the same graph-derived defaults ``infer`` uses
+    over = opts.overrides or Overrides()
+    if opts.size is not None:
+        over = replace(over, size=opts.size)
+    if contract is None:  # another exporter's file: the same graph-derived contract ``infer`` uses, which the
+        # INT8 file keeps, ``assumed`` included (so ``infer`` on it warns as on this file)
         from edgecnn.runtime.session import Engine
 
-        engine = Engine(src, provider="cpu", size=opts.size)
+        engine = Engine(src, provider="cpu", overrides=over)
         contract = engine.contract
         notes.extend(engine.warnings)
+    else:
+        contract = over.apply(contract)
     if contract.precision == "int8":
         raise QuantizeError(f"{src} is already INT8")
     pre = contract.preprocess

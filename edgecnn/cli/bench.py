@@ -12,6 +12,7 @@ import typer
 
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, parse_size
+from edgecnn.cli.prep_options import Prep, prep_options
 from edgecnn.errors import EdgeCNNError, UsageError, require
 
 FORMATS = ("table", "json", "csv", "md")
@@ -47,7 +48,36 @@ def _ints(text: str | None, option: str) -> list:
     return parse_list(text, option, cast)
 
 
+def _declared(ctx: typer.Context, targets: list[str], prep: Prep) -> list[str]:
+    """The targets with the preprocessing/task options written into their contracts: for each .onnx file,
+    a copy in a temporary folder (``edgecnn contract`` into it; removed when the command ends), so
+    ``--image``, INT8 calibration and remote devices all read the edited contract from the file."""
+    given = prep.given()
+    if not given:
+        return targets
+    import shutil
+    import tempfile
+
+    from edgecnn import contract as cm
+
+    over = prep.overrides()
+    tmp = Path(tempfile.mkdtemp(prefix="edgecnn-bench-contract-"))
+    ctx.call_on_close(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    out = []
+    for i, t in enumerate(targets):
+        path = Path(t)
+        if not (path.is_file() and path.suffix.lower() == ".onnx"):
+            raise UsageError(f"{given[0]} applies to .onnx files (their contract); '{t}' carries its own, "
+                             "edited at export")
+        model, c, _ = cm.declare(path, over)
+        copy = tmp / str(i) / path.name
+        cm.write(path, c, copy, model=model)
+        out.append(str(copy))
+    return out
+
+
 @app.command("bench")
+@prep_options
 def bench_cmd(
     ctx: typer.Context,
     targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
@@ -84,6 +114,7 @@ def bench_cmd(
     remote_python: str = typer.Option(None, "--remote-python", help="--remote: the device's Python with edgecnn "
                                                                     "(default ~/.edgecnn/venv/bin/python)."),
     wheels: str = typer.Option(None, "--wheels", help="--install: a folder of wheels for an offline device."),
+    prep: Prep = None,
 ) -> None:
     """Latency of models on this device: session creation, first run, then p50/p90/p99, CV and
     throughput of the model call (or of the whole pipeline with --image), with params, MACs, file
@@ -92,7 +123,9 @@ def bench_cmd(
     them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
     reported and the sweep goes on (exit 1 at the end). Results: JSON (every sample), CSV and
     markdown under --out. With --remote the same sweep also runs on devices over SSH; their rows
-    join the table under a host column.
+    join the table under a host column. The preprocessing and task options (as in infer) edit the
+    contract of .onnx targets for this run (a temporary copy): what --image and INT8 calibration
+    use. --size is the file's one input size, --input-size a list of sizes to sweep.
 
     Example: edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx --threads 1,2
     """
@@ -122,6 +155,8 @@ def bench_cmd(
             mlperf.check_scenario(scenario, b)
         if min_duration <= 0:
             raise UsageError(f"--min-duration must be > 0 seconds, got {min_duration:g}")
+    if targets:
+        targets = _declared(ctx, list(targets), prep)
     if not targets:
         if peak:
             _peak_only(_ints(threads, "--threads") or [None])

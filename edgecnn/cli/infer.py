@@ -16,37 +16,15 @@ import typer
 
 from edgecnn.cli import output
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, parse_floats, parse_size
-from edgecnn.contract import read_labels
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.cli.output import check_format
+from edgecnn.cli.prep_options import Prep, check_range, prep_options
+from edgecnn.errors import EdgeCNNError
 from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
 RAW_CSV_HEADER = ("image", "width", "height", "task", "output", "shape", "dtype", "min", "max", "mean", "std",
                   "argmax", "error")
 RANDOM_LABEL = "random weights"  # a random-init classifier's classes mean nothing: said where they would be
-
-
-def _labels(text: str | None) -> list[str] | None:
-    """``--labels``: a file (one label a line, or a ``.json`` list; read by ``contract.read_labels``,
-    the same parser ``export`` uses) or ``a,b,c``. A value that names a file but is not one (no comma,
-    and a labels-file suffix or a folder part) is an error rather than a one-label list."""
-    if text is None:
-        return None
-    path = Path(text)
-    if path.is_file() or ("," not in text and (path.suffix.lower() in (".txt", ".json", ".names")
-                                              or path.parent != Path("."))):
-        return read_labels(path)
-    return [p.strip() for p in text.split(",")]
-
-
-def _check_range(name: str, value: float | None, lo: float, hi: float | None = None) -> None:
-    if value is None:
-        return
-    if hi is None and value < lo:
-        raise UsageError(f"{name} must be >= {lo}, got {value}")
-    if hi is not None and not lo <= value <= hi:
-        raise UsageError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
 def _record(res, task: str, random_init: bool = False) -> dict:
@@ -231,14 +209,12 @@ def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "cla
 
 
 @app.command("infer")
+@prep_options
 def infer_cmd(
     paths: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs.", show_default=False),
     model: str = typer.Option("mobilenetv2", "--model", "-m",
                               help="A zoo name (meaning export/NAME.onnx) or an ONNX file."),
     topk: int = typer.Option(5, "--topk", "-k", help="Classification: classes to report per image."),
-    conf: float = typer.Option(None, "--conf", help="Detection: minimum score [default: the contract's]."),
-    iou: float = typer.Option(None, "--iou", help="Detection: NMS IoU threshold [default: the contract's]."),
-    max_det: int = typer.Option(None, "--max-det", help="Detection: most boxes per image [default: the contract's]."),
     classes: list[str] = typer.Option(None, "--classes",
                                       help="Keep only these classes: indices or labels, comma-separated."),
     save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder (task raw: "
@@ -248,33 +224,26 @@ def infer_cmd(
     threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
     graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
-    size: str = typer.Option(None, "--size",
-                             help="Override the input size: S or HxW (the graph must take it; needed for a file "
-                                  "with a dynamic input size and no contract)."),
-    mean: str = typer.Option(None, "--mean", help="Override the per-channel mean, e.g. 0.5,0.5,0.5."),
-    std: str = typer.Option(None, "--std", help="Override the per-channel std, e.g. 0.5,0.5,0.5."),
-    labels: str = typer.Option(None, "--labels",
-                               help="Override the labels: a file (one per line, or a JSON list) or a,b,c."),
     exact_decode: bool = typer.Option(False, "--exact-decode",
                                       help="Decode every image whole, even where the contract says decode: fast "
                                            "(large photos then decode slower; see README, Inference)."),
+    prep: Prep = None,
 ) -> None:
     """Classify or detect objects in images with an ONNX model, without torch.
 
-    Preprocessing, labels, the task and detection thresholds come from the model's contract (a
-    file without one: read from its output shapes; outputs that are neither class vectors nor a
-    known detector head are reported raw: shape, dtype and statistics). Files that cannot be read
-    are reported and skipped; the exit code is 1 if any failed.
+    Preprocessing, labels, the task and detection thresholds come from the model's contract (the
+    options below override it; a file without one: the task is read from its output shapes, and
+    outputs that are neither class vectors nor a known detector head are reported raw: shape, dtype
+    and statistics). Files that cannot be read are reported and skipped; the exit code is 1 if any
+    failed.
 
     Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
     """
     check_format(fmt, output.RECORD_FORMATS)
-    _check_range("--topk", topk, 1)
-    _check_range("--conf", conf, 0.0, 1.0)
-    _check_range("--iou", iou, 0.0, 1.0)
-    _check_range("--max-det", max_det, 1)
-    _check_range("--batch", batch, 1)
-    _check_range("--threads", threads, 1)
+    check_range("--topk", topk, 1)
+    over = prep.overrides(decode="exact" if exact_decode else None)
+    check_range("--batch", batch, 1)
+    check_range("--threads", threads, 1)
 
     from edgecnn.progress import Progress
     from edgecnn.runtime import sources
@@ -282,12 +251,11 @@ def infer_cmd(
     from edgecnn.runtime.session import Engine, resolve_model
 
     roots = sources.expand(paths)  # bad paths fail before the model loads
-    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
-                    size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
-                    std=parse_floats(std, "--std"), labels=_labels(labels), decode="exact" if exact_decode else None)
+    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
-    predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them
+    predictor = Predictor(engine, topk=topk, conf=over.conf, iou=over.iou, max_det=over.max_det,
+                          classes=allowed)  # checks them
     for w in engine.warnings:
         typer.echo(f"Warning: {w}", err=True)
     random_init = engine.contract.random_init
@@ -312,7 +280,8 @@ def infer_cmd(
                 typer.echo(f"Error: {res.error}", err=True)
             else:
                 if empty:
-                    typer.echo(_nothing_found(res, predictor.detection.conf if conf is None else conf), err=True)
+                    conf = predictor.detection.conf if over.conf is None else over.conf
+                    typer.echo(_nothing_found(res, conf), err=True)
                 if save is not None:  # an image without detections is saved too: the user sees it was looked at
                     _save(res, task, save, saved)
             writer.write(_record(res, task, random_init))

@@ -61,6 +61,8 @@ def inspect_cmd(
             f"(sha256 {c['weights']['sha256'][:12]}…)"
         say(f"contract  {c['schema']}: {c['task']} model '{c['model']}', {c['precision']}, weights {weights}")
         say("preprocess " + json.dumps(c["preprocess"]))
+        if c.get("assumed"):
+            say(f"assumed   {c['assumed']} (the source file had no contract; declare it with 'edgecnn contract')")
         if c["labels"]:
             say(f"labels    {len(c['labels'])}: {', '.join(c['labels'][:5])}{' …' if len(c['labels']) > 5 else ''}")
         if c.get("parity") and c["parity"].get("precision") == "int8":

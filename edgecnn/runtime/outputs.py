@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from edgecnn.contract import Contract
+from edgecnn.contract import Contract, Overrides, from_graph
 from edgecnn.errors import EdgeCNNError
 from edgecnn.runtime import yolo
 
@@ -96,3 +96,18 @@ def check_scores(name: str, shape: Sequence[int], path: Path | str) -> None:
     if not is_class_vector(shape) or c < 2:
         raise OutputError(f"{path}: output '{name}' is {shape_text(shape)}, not a class vector (N, C) with C >= 2, "
                           f"so it cannot be read as classes; {_declare(path)}")
+
+
+def graph_contract(model: str, inputs: list[tuple[str, list]], outputs: list[tuple[str, list]],
+                   over: Overrides | None, metadata: Mapping[str, str] | None = None, strict: bool = False,
+                   where: str | Path | None = None) -> Contract:
+    """``contract.from_graph`` for a file of another tool, its task read from the output shapes
+    (``infer_task``) unless the options say it; an Ultralytics YOLO export also brings its class names
+    (its ``names`` metadata) unless ``--labels`` gives them."""
+    meta = dict(metadata or {})
+    c = from_graph(model, inputs, outputs, over, strict, where=where,
+                   guess=lambda shapes, h, w: infer_task(shapes, h, w, meta))
+    if (c.task == "detect" and c.detection is not None and c.detection.layout in ("yolov8", "yolov5")
+            and c.labels is None):
+        c.labels = yolo.metadata_labels(meta)
+    return c

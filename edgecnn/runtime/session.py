@@ -14,18 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edgecnn import registry
-from edgecnn.contract import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    LAYOUTS,
-    TASKS,
-    Contract,
-    ContractError,
-    Detection,
-    Preprocess,
-    from_metadata,
-)
+from edgecnn.contract import ContractError, Overrides, check_input, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
+from edgecnn.runtime.outputs import graph_contract
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 PROVIDER_CHOICES = ("auto", *PROVIDERS)  # auto: the first available of tensorrt, cuda, cpu
@@ -101,26 +92,23 @@ def session_options(threads: int | None = None, graph_opt: str = "all", spinning
 class Engine:
     """One loaded model.
 
-    ``contract``: the file's contract, or one derived from the graph (``from_graph`` True; then
-    ``warnings`` say what was assumed: the task is read from the output shapes, see
-    ``outputs.infer_task``). ``size``/``mean``/``std``/``labels`` override the contract's preprocessing
-    and labels, ``task`` (classify | detect | raw) and ``layout`` (a detector's output layout:
-    edgecnn | yolov8 | yolov5) its interpretation of the outputs. ``run`` takes the preprocessed batch (N, C, H, W)
-    float32 and returns the graph outputs by name.
+    ``contract``: the file's contract, or one derived from the graph (``from_graph`` True); when
+    its preprocessing was assumed (no contract, or an INT8 file made from such a file) ``warnings``
+    say what. ``overrides`` (the options every command shares, ``edgecnn.cli.prep_options``) and the
+    shorthands ``size``/``mean``/``std``/``labels``/``decode``/``task``/``layout`` edit the contract. ``run`` takes the
+    preprocessed batch (N, C, H, W) float32 and returns the graph outputs by name.
     """
 
     def __init__(self, path: str | Path, *, provider: str = "auto", threads: int | None = None,
                  graph_opt: str = "all", spinning: bool = False, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  labels: Sequence[str] | None = None, decode: str | None = None, task: str | None = None,
-                 layout: str | None = None):
-        if task is not None and task not in TASKS:
-            raise UsageError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}")
-        if layout is not None and layout not in LAYOUTS:
-            raise UsageError(f"unknown layout '{layout}'; choose one of: {', '.join(LAYOUTS)}")
-        if layout is not None and task is None:
-            task = "detect"  # a layout is a detector's
+                 layout: str | None = None, overrides: Overrides | None = None):
         self.path = Path(path)
+        over = dataclasses.replace(overrides or Overrides(), **{k: v for k, v in (
+            ("size", size), ("mean", None if mean is None else tuple(mean)),
+            ("std", None if std is None else tuple(std)), ("labels", None if labels is None else list(labels)),
+            ("decode", decode), ("task", task), ("layout", layout)) if v is not None})
         self.warnings: list[str] = []
         providers = choose_providers(provider)
         t0 = time.perf_counter()
@@ -136,9 +124,21 @@ class Engine:
         except ContractError as e:
             raise ContractError(f"{self.path}: {e}") from e
         self.from_graph = contract is None
-        self.contract = self._graph_contract(size, mean, std, task, layout) if contract is None else contract
-        self._override(size, mean, std, labels, decode)
-        self._interpret(task, layout)
+        try:
+            if contract is None:
+                ins = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
+                outs = [(o.name, list(o.shape)) for o in self.session.get_outputs()]
+                self.contract = graph_contract(self.path.stem, ins, outs, over,
+                                               self.session.get_modelmeta().custom_metadata_map, where=self.path)
+            else:
+                self.contract = over.apply(contract)
+        except ContractError as e:
+            raise ContractError(f"{self.path}: {e}") from e
+        if self.contract.assumed:
+            said = (f"{self.path.name} has no edgecnn contract; assuming" if self.from_graph else
+                    f"{self.path.name} was made from a file without a contract, which assumed")
+            self.warnings.append(f"{said} {self.contract.assumed}; override with --size/--mean/--std/--labels, or "
+                                 f"write the right ones into the file once with 'edgecnn contract'")
         inputs = {i.name: i for i in self.session.get_inputs()}
         if self.contract.input_name not in inputs:
             raise ContractError(f"{self.path}: the contract's input '{self.contract.input_name}' is not in the "
@@ -155,105 +155,7 @@ class Engine:
         self.output_shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self._check_size()
-
-    # -- contract ---------------------------------------------------------------------------------
-
-    def _graph_contract(self, size, mean, std, task=None, layout=None) -> Contract:
-        """A contract from the graph alone: input size from its shape (or --size); the task from the
-        output shapes (``outputs.infer_task``) unless ``task``/``layout`` say it; Ultralytics'
-        preprocessing for a YOLO head, else ImageNet's unless --mean/--std say otherwise."""
-        from edgecnn.runtime.outputs import infer_task, shape_text
-
-        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
-        shape = list(inp.shape)
-        if len(shape) != 4:
-            raise EngineError(f"{self.path}: input '{inp.name}' has shape {shape}; expected an image batch "
-                              "(N, C, H, W)")
-        layout_ = "NHWC" if shape[1] not in (1, 3) and shape[3] in (1, 3) else "NCHW"
-        c, h, w = (shape[1], shape[2], shape[3]) if layout_ == "NCHW" else (shape[3], shape[1], shape[2])
-        if size is None and not (isinstance(h, int) and isinstance(w, int)):
-            raise UsageError(f"{self.path} has no edgecnn contract and a dynamic input size ({h}x{w}); "
-                             "give it with --size S or HxW")
-        h, w = size or (h, w)
-        if c not in (1, 3):
-            raise EngineError(f"{self.path}: input '{inp.name}' has {c} channels; expected 1 or 3")
-        shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
-        seen_task, seen_layout = infer_task(shapes, h, w, self.session.get_modelmeta().custom_metadata_map)
-        if task is None or (task == "detect" and layout is None and seen_task == "detect"):
-            task, layout = task or seen_task, layout or seen_layout
-        name = self.path.name
-        declare = f"declare it once with: edgecnn contract {self.path}"
-        if task == "detect" and layout in ("yolov8", "yolov5") and c == 3:
-            # what Ultralytics' predictor does: letterbox (centred, pad 114), RGB, pixels / 255
-            pre = Preprocess(h, w, resize="letterbox", pad_value=114, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-            det = Detection(layout=layout, iou=0.7, max_det=300)  # Ultralytics' predict defaults
-            from edgecnn.runtime.yolo import metadata_labels
-
-            labels = metadata_labels(self.session.get_modelmeta().custom_metadata_map)  # an Ultralytics export's
-            self.warnings.append(f"{name} has no edgecnn contract; its output {out.name} "
-                                 f"{shape_text(shapes[out.name])} reads as a {layout} detector head: assuming "
-                                 f"Ultralytics preprocessing (letterbox {h}x{w} padded with 114, RGB / 255) and "
-                                 f"conf {det.conf}, IoU {det.iou}"
-                                 f"{f', its {len(labels)} class names' if labels else ''}; {declare}")
-            return Contract("detect", self.path.stem, pre, input_name=inp.name, input_layout=layout_, labels=labels,
-                            outputs=[{"name": k, "meaning": f"{layout} head"} for k in shapes],
-                            detection=det, weights="unknown")
-        pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,)) if c == 1 else Preprocess(h, w)
-        if mean is None or std is None:
-            assumed = (f"mean {list(IMAGENET_MEAN)}, std {list(IMAGENET_STD)}" if c == 3
-                       else "mean 0.5, std 0.5")
-            what = {"classify": "a classifier", "detect": "a detector"}.get(task)
-            if what is None:
-                outs = ", ".join(f"{k} {shape_text(d)}" for k, d in shapes.items())
-                what = f"raw outputs ({outs}: not class vectors; reported as statistics, arrays with --save)"
-            self.warnings.append(f"{name} has no edgecnn contract; assuming {what} with ImageNet "
-                                 f"preprocessing (resize {pre.resize_size} + center crop {h}x{w}, {assumed}); "
-                                 "override with --size/--mean/--std/--labels" + ("" if task == "classify" else
-                                                                                  f" or {declare}"))
-        if task == "classify":
-            outputs = [{"name": out.name, "meaning": "class scores"}]
-        else:
-            outputs = [{"name": k, "meaning": "graph output"} for k in shapes]
-        det = Detection(layout=layout or "edgecnn") if task == "detect" else None
-        return Contract(task, self.path.stem, pre, input_name=inp.name, input_layout=layout_,
-                        outputs=outputs, detection=det, weights="unknown")
-
-    def _override(self, size, mean, std, labels, decode=None) -> None:
-        pre = self.contract.preprocess
-        changes: dict = {}
-        if size is not None and size != (pre.height, pre.width):
-            changes.update(height=size[0], width=size[1], resize_size=None)  # resize_size follows the crop
-        if mean is not None:
-            changes["mean"] = tuple(mean)
-        if std is not None:
-            changes["std"] = tuple(std)
-        if decode is not None:  # infer --exact-decode
-            changes["decode"] = decode
-        if changes:
-            self.contract.preprocess = dataclasses.replace(pre, **changes)
-        if labels is not None:
-            self.contract.labels = list(labels)
-
-    def _interpret(self, task: str | None, layout: str | None) -> None:
-        """``task``/``layout`` overrides on the contract (a contract-less file already has them)."""
-        c = self.contract
-        if task is not None and task != c.task:
-            c.task = task
-        if layout is not None and c.task == "detect":
-            c.detection = dataclasses.replace(c.detection or Detection(), layout=layout)
-        elif c.task == "detect" and c.detection is None:
-            c.detection = Detection()
-
-    def _check_size(self) -> None:
-        pre = self.contract.preprocess
-        nchw = self.contract.input_layout == "NCHW"
-        dims = self.input_shape[1:4] if nchw else [self.input_shape[3], *self.input_shape[1:3]]
-        want = [pre.channels, pre.height, pre.width]
-        for name, have, need in zip(("channels", "height", "width"), dims, want, strict=False):
-            if isinstance(have, int) and have > 0 and have != need:
-                raise UsageError(f"{self.path} takes {name} {have}, but preprocessing gives {need}; "
-                                 "check --size")
+        check_input(self.contract, self.input_shape, self.path)
 
     @property
     def task(self) -> str:

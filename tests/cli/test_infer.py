@@ -466,5 +466,5 @@ def test_yolo_head_without_contract_detects(cli, foreign, folder, tmp_path):
     assert [(p["class"], p["score"], p["box"]) for p in preds] == [
         (1, 0.9, [16.0, 24.0, 32.0, 40.0]), (0, 0.7, [28.0, 53.0, 36.0, 59.0]), (2, 0.6, [17.0, 24.0, 33.0, 40.0]),
         (0, 0.5, [43.0, 34.0, 53.0, 46.0])]
-    assert "reads as a yolov8 detector head" in r.stderr and heads.SIZE == 64
+    assert "assuming a yolov8-layout detector (output0 Nx7x84) with Ultralytics" in r.stderr and heads.SIZE == 64
     assert (tmp_path / "ann" / "sq.png").is_file()

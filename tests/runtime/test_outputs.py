@@ -87,9 +87,9 @@ def test_yolo_heads_decode_to_the_boxes_after_nms(tmp_path, images, layout, decl
     if not declared:  # Ultralytics' preprocessing assumed, and said
         pre = engine.contract.preprocess
         assert (pre.resize, pre.pad_value, pre.mean, pre.std) == ("letterbox", 114, (0, 0, 0), (1, 1, 1))
-        assert engine.warnings[0].startswith(f"y.onnx has no edgecnn contract; its output output0 Nx"
-                                             f"{'7x84' if layout == 'yolov8' else '252x8'} reads as a {layout} "
-                                             "detector head")
+        assert engine.warnings[0].startswith(f"y.onnx has no edgecnn contract; assuming a {layout}-layout "
+                                             f"detector (output0 Nx{'7x84' if layout == 'yolov8' else '252x8'}) "
+                                             "with Ultralytics preprocessing (letterbox")
     res = _run(engine, images)
     for name, size in (("a_wide.png", (128, 64)), ("b_square.png", (64, 64))):
         got = res[name].predictions
