@@ -131,6 +131,8 @@ def test_ctrl_c_says_interrupted_and_keeps_the_last_epoch(shapes_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert err.rstrip().endswith("Interrupted: the run folder keeps its last complete epoch; continue with --resume")
+    epoch = load_checkpoint(out / "last.pt")["epoch"]
+    assert err.rstrip().endswith(f"Interrupted: {out} keeps its last complete epoch ({epoch} of 200); continue with "
+                                 "--resume")
     assert "Traceback" not in err
-    assert load_checkpoint(out / "last.pt")["epoch"] >= 1
+    assert epoch >= 1
