@@ -23,7 +23,7 @@ from edgecnn import registry
 from edgecnn.errors import EdgeCNNError
 
 ZOO_CHECK = ("simplecnn", "lenet5", "mobilenetv1", "mobilenetv2", "resnet18")
-SPEED_BATCHES = (1, 16)  # stage 6: one image at a time, and a batch
+SPEED_BATCH = 16  # stage 6 times batch 1 and a batch of this many images (fewer when the folder has fewer)
 
 
 @dataclass
@@ -75,12 +75,12 @@ def zoo_check(names, runs: int) -> list[tuple]:
     return rows
 
 
-def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int) -> dict[str, dict]:
+def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int) -> dict:
     """Each ONNX file through the torch-free runtime (Engine + Predictor, as ``infer``) over an
-    ImageFolder split: top-1, and speed at batch 1 and 16 measured alike for every file: whole passes
-    over the folder, interleaved (order reshuffled each round) after one untimed pass, medians of
-    ``rounds``: end to end (decode, preprocess, network, post-processing) in images/s, and the network
-    alone (the session calls) in ms per image."""
+    ImageFolder split: top-1, and speed measured alike for every file at batch 1 and at a batch of up
+    to 16: whole passes over the folder, interleaved (order reshuffled each round) after one untimed
+    pass each, medians of ``rounds``. ``network_ms``: the session calls alone, per image;
+    ``images_per_s``: end to end (decode, preprocess, network, post-processing)."""
     import random
 
     from edgecnn.runtime.predict import Predictor
@@ -88,8 +88,10 @@ def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int)
     from edgecnn.runtime.sources import expand, iter_images
 
     images = list(iter_images(expand([folder])))
+    batches = (1, min(SPEED_BATCH, len(images)))
     engines = {name: Engine(path, provider="cpu", threads=threads) for name, path in files.items()}
-    out: dict[str, dict] = {name: {"labels": e.contract.labels} for name, e in engines.items()}
+    out: dict = {"images": len(images), "batches": batches, "threads": threads, "rounds": rounds,
+                 **{name: {"labels": e.contract.labels} for name, e in engines.items()}}
     runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
 
     def one_pass(name: str, batch: int) -> None:
@@ -104,9 +106,9 @@ def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int)
         runs.setdefault((name, batch), []).append((len(images) / seconds, predictor.stats.infer_s / len(images) * 1e3))
         out[name]["top1"] = correct / max(len(images), 1)
 
-    keys = [(name, batch) for name in files for batch in SPEED_BATCHES]
+    keys = [(name, batch) for name in files for batch in batches]
     for key in keys:
-        one_pass(*key)  # warm-up: first-run costs, page faults, pool start
+        one_pass(*key)  # untimed: first-run costs, page faults, pool start
     runs.clear()
     for r in range(rounds):
         random.Random(r).shuffle(keys)
@@ -116,23 +118,21 @@ def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int)
     for (name, batch), rs in runs.items():
         out[name][f"b{batch}_images_per_s"] = statistics.median(r[0] for r in rs)
         out[name][f"b{batch}_network_ms"] = statistics.median(r[1] for r in rs)
-    for o in out.values():
-        o["images"] = len(images)
     return out
 
 
-def speed_lines(fp32: dict, int8: dict, threads: int, rounds: int) -> list[str]:
+def speed_lines(side: dict) -> list[str]:
     """What stage 6's speed columns measured, and INT8's speed-up on each measure."""
-    b1, b16 = SPEED_BATCHES
-    net = {b: fp32[f"b{b}_network_ms"] / int8[f"b{b}_network_ms"] for b in SPEED_BATCHES}
-    e2e = {b: int8[f"b{b}_images_per_s"] / fp32[f"b{b}_images_per_s"] for b in SPEED_BATCHES}
-    verdict = "faster" if net[b16] >= 1.2 else "barely faster" if net[b16] >= 1.0 else "NOT faster"
-    return [f"speed: {fp32['images']} validation images per pass, batch {b1} and {b16}, FP32 and INT8 interleaved, "
-            f"medians of {rounds} passes, {threads} thread{'s' if threads > 1 else ''}; 'network' = the session "
-            "calls alone, 'end to end' adds decode, preprocessing and post-processing",
-            f"INT8 vs FP32: network {net[b1]:.2f}x at batch {b1}, {net[b16]:.2f}x at batch {b16}; end to end "
-            f"{e2e[b1]:.2f}x at batch {b1}, {e2e[b16]:.2f}x at batch {b16} (INT8 is {verdict} than FP32 here, "
-            f"network at batch {b16})"]
+    fp32, int8, (b1, bn) = side["fp32"], side["int8"], side["batches"]
+    net = {b: fp32[f"b{b}_network_ms"] / int8[f"b{b}_network_ms"] for b in (b1, bn)}
+    e2e = int8[f"b{bn}_images_per_s"] / fp32[f"b{bn}_images_per_s"]
+    verdict = "faster" if net[bn] >= 1.2 else "barely faster" if net[bn] >= 1.0 else "NOT faster"
+    t = side["threads"]
+    return [f"speed: {side['images']} images a pass, FP32 and INT8 passes interleaved, medians of {side['rounds']}, "
+            f"{t} thread{'s' if t > 1 else ''}; network = the session calls alone, end to end adds decode, "
+            "preprocessing and post-processing (the same work for both files)",
+            f"INT8 vs FP32: network {net[b1]:.2f}x at batch {b1} and {net[bn]:.2f}x at batch {bn}; end to end "
+            f"{e2e:.2f}x at batch {bn} (INT8 is {verdict} than FP32 here, by the network at batch {bn})"]
 
 
 def check(opts: DemoOptions) -> None:
@@ -210,18 +210,16 @@ def run(opts: DemoOptions, say: Callable[[str], None], warn: Callable[[str], Non
     say("\n[6/7] the device side: both files through the torch-free runtime on the validation folder")
     side = device_side({"fp32": exp.path, "int8": q.path}, data / "val", opts.threads, opts.speed_rounds)
     fp32, int8 = side["fp32"], side["int8"]
-    for r in side.values():
+    for r in (fp32, int8):
         r["labels_match"] = r.pop("labels") == sorted(CLASSES)
-    b1, b16 = SPEED_BATCHES
-    cols = ["model", "val top-1", "size MB", f"network ms/image b{b1}", f"b{b16}", f"images/s end to end b{b1}",
-            f"b{b16}"]
-    rows = [("PyTorch (best.pt)", f"{result['best_top1']:.1%}", "-", "-", "-", "-", "-")]
+    b1, bn = side["batches"]
+    cols = ["model", "val top-1", "size MB", f"network ms/image b{b1}", f"b{bn}", f"images/s end to end b{bn}"]
+    rows = [("PyTorch (best.pt)", f"{result['best_top1']:.1%}", "-", "-", "-", "-")]
     for label, r, size in (("ONNX FP32", fp32, exp.size_bytes), ("ONNX INT8", int8, q.int8_bytes)):
         rows.append((label, f"{r['top1']:.1%}", f"{size / 1e6:.2f}", f"{r[f'b{b1}_network_ms']:.3f}",
-                     f"{r[f'b{b16}_network_ms']:.3f}", f"{r[f'b{b1}_images_per_s']:.0f}",
-                     f"{r[f'b{b16}_images_per_s']:.0f}"))
+                     f"{r[f'b{bn}_network_ms']:.3f}", f"{r[f'b{bn}_images_per_s']:.0f}"))
     say(table(cols, rows, right=cols[1:]))
-    for line in speed_lines(fp32, int8, opts.threads, opts.speed_rounds):
+    for line in speed_lines(side):
         say(line)
     detection = detection_stage(opts, out, say) if opts.det_epochs else None
     say(f"\ndone in {time.perf_counter() - t_start:.0f}s; try: edgecnn infer {data / 'val'} --model {exp.path}")
