@@ -316,9 +316,11 @@ class Trainer:
         self.echo(f"data: {cfg.data} ({data.kind}): {len(data.train):,} train / {len(data.val):,} val images, "
                   f"{len(data.classes)} classes")
         n = torch.get_num_threads()
-        where = str(self.device) + (f" ({n} thread{'s' if n > 1 else ''})" if self.device.type == "cpu" else "")
-        where += (f", {self.dist.world} processes (DDP, {'nccl' if self.device.type == 'cuda' else 'gloo'})"
-                  if self.dist.enabled else "")
+        where = str(self.device) + (f", {self.dist.world} processes (DDP, "
+                                    f"{'nccl' if self.device.type == 'cuda' else 'gloo'})"
+                                    if self.dist.enabled else "")
+        if self.device.type == "cpu":
+            where += f", {n} thread{'s' if n > 1 else ''}{' each' if self.dist.enabled else ''}"
         self.echo(f"model: {self.name}, input {self.spec.channels}x{self.spec.height}x{self.spec.width} "
                   f"({self.spec.resize}), {params:,} params ({trainable:,} trainable), on {where}")
         if cfg.freeze != "none":
