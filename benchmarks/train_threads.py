@@ -10,6 +10,7 @@ machine made on purpose), so a quiet-ish and a busy phase come from one run:
 
     python benchmarks/train_threads.py                 # ~3 min on a quiet 2-core machine, far more on a busy one
     python benchmarks/train_threads.py --rounds 3 --spin 0
+    python benchmarks/train_threads.py --rounds 2 --spin 0 --configs "ssdlite 160px b16" --out X.md
 
 The models are the demo's trainings: resnet18 at 32 px, batch 32, on 160 generated shapes (5 steps a
 block); and ssdlite_mobilenetv2 at 64 px, batch 16, --augment, on 48 generated COCO shapes images (3 steps). Writes
@@ -36,7 +37,11 @@ CONFIGS = {  # name -> TrainConfig fields (the demo's two trainings)
                           "optimizer": "adamw"},
     "ssdlite 64px b16": {"model": "ssdlite_mobilenetv2", "data": "DET", "input_size": 64, "batch_size": 16,
                          "optimizer": "adamw", "lr": 2e-3, "augment": True},
+    # the README's detector training (Detection: SSDLite), on the same 48 images
+    "ssdlite 160px b16": {"model": "ssdlite_mobilenetv2", "data": "DET", "input_size": 160, "batch_size": 16,
+                          "optimizer": "adamw", "lr": 2e-3, "augment": True},
 }
+DEFAULT_CONFIGS = ("resnet18 32px b32", "ssdlite 64px b16")
 SPIN = "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\nwhile True: pass\n"
 
 
@@ -44,14 +49,15 @@ def _loadavg() -> float:
     return os.getloadavg()[0]
 
 
-def _trainers(det_dir: Path):
+def _trainers(det_dir: Path, names):
     import torch
 
     from edgecnn.train import ddp
     from edgecnn.train.loop import TrainConfig, Trainer
 
     out = {}
-    for name, fields in CONFIGS.items():
+    for name in names:
+        fields = CONFIGS[name]
         fields = dict(fields, data=str(det_dir) if fields["data"] == "DET" else fields["data"])
         cfg = TrainConfig(**fields, epochs=1000, out=tempfile.mkdtemp(prefix="threads-"), device="cpu")
         out[name] = Trainer(cfg, torch.device("cpu"), ddp.Dist(), lambda m: None, lambda m: None)
@@ -112,6 +118,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--spin", type=int, default=2, help="busy-loop processes of the busy phase (0: no such phase)")
+    ap.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                    help=f"comma list of: {', '.join(CONFIGS)}")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -120,7 +128,11 @@ def main() -> None:
 
     det = Path(tempfile.mkdtemp(prefix="threads-det-"))
     write_shapes(det, 60, 64, seed=0, task="detect")
-    trainers = _trainers(det)
+    names = [n.strip() for n in args.configs.split(",")]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        sys.exit(f"unknown --configs {unknown}; choose from {list(CONFIGS)}")
+    trainers = _trainers(det, names)
     for tr in trainers.values():  # warm-up epoch: caches, allocator, first-call costs
         _block(tr, 2, 0)
     rows: list[dict] = []
@@ -139,9 +151,9 @@ def main() -> None:
 
     lines = [f"# Training images/s by torch thread count ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t0))})",
              "", f"Host: {describe()}; {available_cores()} cores available to the process; torch {torch.__version__}.",
-             "Command: `python benchmarks/train_threads.py "
-             f"--rounds {args.rounds} --spin {args.spin}`. One block = one training epoch through the real "
-             "loop (resnet18: 160 train images = 5 steps; ssdlite: 48 train images = 3 steps, --augment); "
+             f"Command: `python benchmarks/train_threads.py --rounds {args.rounds} --spin {args.spin} "
+             f"--configs '{args.configs}'`. One block = one training epoch through the real loop (resnet18: 160 "
+             "train images = 5 steps; ssdlite: 48 train images = 3 steps, --augment, at 64 or 160 px); "
              "configurations interleaved, order reshuffled each round; load1 = 1-minute load average before "
              "the block. Phase `as is`: the machine as other jobs left it; `+K spin`: K busy-loop processes "
              "added. `auto` = edgecnn's default (edgecnn.threads.resolve at the block's start).", "",

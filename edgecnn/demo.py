@@ -91,7 +91,7 @@ def device_side(files: dict[str, Path], folder: Path, threads: int, rounds: int)
     batches = (1, min(SPEED_BATCH, len(images)))
     engines = {name: Engine(path, provider="cpu", threads=threads) for name, path in files.items()}
     out: dict = {"images": len(images), "batches": batches, "threads": threads, "rounds": rounds,
-                 **{name: {"labels": e.contract.labels} for name, e in engines.items()}}
+                 **{name: {} for name in files}}
     runs: dict[tuple[str, int], list[tuple[float, float]]] = {}
 
     def one_pass(name: str, batch: int) -> None:
@@ -169,7 +169,7 @@ def run(opts: DemoOptions, say: Callable[[str], None], warn: Callable[[str], Non
     from edgecnn.threads import resolve as resolve_threads
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.loop import train
-    from edgecnn.train.shapes import CLASSES, write_shapes
+    from edgecnn.train.shapes import write_shapes
 
     check(opts)
     plan = resolve_threads(opts.threads)  # once, for every stage
@@ -210,8 +210,6 @@ def run(opts: DemoOptions, say: Callable[[str], None], warn: Callable[[str], Non
     say("\n[6/7] the device side: both files through the torch-free runtime on the validation folder")
     side = device_side({"fp32": exp.path, "int8": q.path}, data / "val", opts.threads, opts.speed_rounds)
     fp32, int8 = side["fp32"], side["int8"]
-    for r in (fp32, int8):
-        r["labels_match"] = r.pop("labels") == sorted(CLASSES)
     b1, bn = side["batches"]
     cols = ["model", "val top-1", "size MB", f"network ms/image b{b1}", f"b{bn}", f"images/s end to end b{bn}"]
     rows = [("PyTorch (best.pt)", f"{result['best_top1']:.1%}", "-", "-", "-", "-")]
