@@ -8,9 +8,10 @@ machine is busy. One rule for ``train``, ``eval`` and ``demo`` (``edgecnn.cli.th
   the logical count where sysfs is absent.
 - **Default threads**: the cores, minus one per DataLoader worker process (``workers + threads <=
   cores``, at least 1 thread); on a **busy** machine (1-minute load average above the cores at
-  start: other jobs already fill them) 1 thread. Measured in ``benchmarks/train_threads.py``: under
-  load, torch's threads wait for each other at every layer while the scheduler hands their cores to
-  other jobs, and 1 thread trains faster than 2.
+  start, and as many other tasks runnable at that moment: other jobs fill the cores) 1 thread.
+  Measured in ``benchmarks/train_threads.py``: under load, torch's threads wait for each other at
+  every layer while the scheduler hands their cores to other jobs, and 1 thread trains 10-14x
+  faster than 2 on a busy 2-core machine.
 - An explicit ``--threads N`` (or ``$EDGECNN_THREADS``) is always used as given; on a busy machine the
   run says so in one line.
 """
@@ -19,12 +20,15 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 SYS_CPU = Path("/sys/devices/system/cpu")
 CGROUP = Path("/sys/fs/cgroup")
+LOADAVG = Path("/proc/loadavg")
 
 
 def allowed_cpus() -> list[int]:
@@ -86,19 +90,42 @@ def load_average() -> float | None:
         return None
 
 
+def runnable_others(samples: int = 5, interval_s: float = 0.01, path: Path = LOADAVG) -> int | None:
+    """Tasks runnable right now besides this process (the 4th field of /proc/loadavg, less one), the
+    median of ``samples`` readings; None where the file is missing. The load average trails the
+    machine by about a minute (a run that just ended still counts); this says whether others are
+    still there."""
+    counts = []
+    for i in range(samples):
+        try:
+            counts.append(int(path.read_text().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return int(statistics.median(counts))
+
+
+def is_busy(load: float | None, others: int | None, cores: int) -> bool:
+    """Other jobs hold the cores: the 1-minute load average is above them and, where it can be
+    read, at least as many other tasks are runnable right now."""
+    return load is not None and load > cores and (others is None or others >= cores)
+
+
 @dataclass(frozen=True)
 class Threads:
     """What a run computes on: ``n`` threads (``explicit``: the user's ``--threads``) of ``cores``,
-    with the load average seen at start."""
+    with the load average and the other runnable tasks seen at start."""
 
     n: int
     cores: int
     load: float | None
     explicit: bool
+    others: int | None = None
 
     @property
     def busy(self) -> bool:
-        return self.load is not None and self.load > self.cores
+        return is_busy(self.load, self.others, self.cores)
 
     def note(self) -> str | None:
         """The one line a run prints on stderr when the machine is busy at start, else None."""
@@ -117,10 +144,11 @@ class Threads:
 
 
 def resolve(threads: int | None = None, *, workers: int = 0, cores: int | None = None,
-            load: float | None = None) -> Threads:
+            load: float | None = None, others: int | None = None) -> Threads:
     """The thread count of a run: ``threads`` when given (>= 1), else ``$EDGECNN_THREADS``, else the
     cores minus ``workers`` (DataLoader processes), or 1 on a busy machine. ``cores`` and ``load``
-    default to this machine's (:func:`available_cores`, :func:`load_average`; tests inject them)."""
+    ``others`` default to this machine's (:func:`available_cores`, :func:`load_average`,
+    :func:`runnable_others`; tests inject them)."""
     from edgecnn.errors import UsageError
 
     if threads is None and os.environ.get(THREADS_ENV):
@@ -133,9 +161,11 @@ def resolve(threads: int | None = None, *, workers: int = 0, cores: int | None =
         raise UsageError(f"--threads must be >= 1, got {threads}")
     cores = available_cores() if cores is None else cores
     load = load_average() if load is None else load
-    plan = Threads(threads or 1, cores, load, threads is not None)
+    if others is None and load is not None and load > cores:  # sampled (40 ms) only when the load says busy
+        others = runnable_others()
+    plan = Threads(threads or 1, cores, load, threads is not None, others)
     if threads is None:
-        plan = Threads(1 if plan.busy else max(1, cores - workers), cores, load, False)
+        plan = Threads(1 if plan.busy else max(1, cores - workers), cores, load, False, others)
     return plan
 
 

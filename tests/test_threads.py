@@ -56,7 +56,7 @@ def test_default_is_the_cores_minus_the_workers(monkeypatch):
 
 def test_a_busy_machine_gets_one_thread_and_one_line(monkeypatch):
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
-    plan = threads.resolve(None, cores=2, load=3.4)
+    plan = threads.resolve(None, cores=2, load=3.4, others=3)
     assert (plan.n, plan.busy, plan.explicit) == (1, True, False)
     assert plan.note() == ("the machine is busy (load average 3.4 on 2 cores): running 1 thread, as --threads 1 "
                            "(faster than 2 while other jobs hold the cores); --threads N to choose")
@@ -64,13 +64,28 @@ def test_a_busy_machine_gets_one_thread_and_one_line(monkeypatch):
     assert threads.resolve(None, cores=2, load=2.0).n == 2
 
 
+def test_a_load_average_left_by_a_run_that_just_ended_is_not_busy(monkeypatch):
+    """The 1-minute average trails by a minute: above the cores, but nothing else runnable now."""
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    plan = threads.resolve(None, cores=2, load=2.3, others=0)
+    assert (plan.n, plan.busy, plan.note()) == (2, False, None)
+    assert threads.resolve(None, cores=2, load=2.3, others=2).n == 1
+
+
+def test_runnable_others_reads_proc_loadavg(tmp_path):
+    f = tmp_path / "loadavg"
+    f.write_text("12.31 13.02 11.87 7/412 98765\n")
+    assert threads.runnable_others(samples=3, interval_s=0, path=f) == 6  # less this process
+    assert threads.runnable_others(path=tmp_path / "none") is None
+
+
 def test_an_explicit_choice_is_kept_and_the_busy_line_suggests_one_thread(monkeypatch):
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
-    plan = threads.resolve(2, cores=2, load=7.25)
+    plan = threads.resolve(2, cores=2, load=7.25, others=6)
     assert (plan.n, plan.explicit) == (2, True)
     assert plan.note() == ("the machine is busy (load average 7.2 on 2 cores); running 2 threads as asked, though "
                            "--threads 1 is usually faster while other jobs hold the cores")
-    assert threads.resolve(1, cores=2, load=7.25).note() is None  # already one thread: nothing to suggest
+    assert threads.resolve(1, cores=2, load=7.25, others=6).note() is None  # already one thread: nothing to suggest
     assert threads.resolve(3, cores=2, load=0.1).n == 3  # more than the cores when asked for
     with pytest.raises(UsageError, match="^--threads must be >= 1, got 0$"):
         threads.resolve(0)
@@ -78,7 +93,7 @@ def test_an_explicit_choice_is_kept_and_the_busy_line_suggests_one_thread(monkey
 
 def test_environment_variable_is_a_default_threads(monkeypatch):
     monkeypatch.setenv(threads.THREADS_ENV, "3")
-    assert threads.resolve(None, cores=8, load=0.0) == threads.Threads(3, 8, 0.0, True)
+    assert threads.resolve(None, cores=8, load=0.0) == threads.Threads(3, 8, 0.0, True, None)
     assert threads.resolve(2, cores=8, load=0.0).n == 2  # the option wins
     monkeypatch.setenv(threads.THREADS_ENV, "two")
     with pytest.raises(UsageError, match=r"^\$EDGECNN_THREADS must be a whole number of threads, got 'two'$"):

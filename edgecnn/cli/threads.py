@@ -15,8 +15,8 @@ def option(what: str, workers: bool = False) -> Any:
     """The ``--threads`` option; ``what`` says which pools it sizes (torch, onnxruntime intra-op)."""
     minus = " minus --workers (threads + workers <= cores)" if workers else ""
     return typer.Option(None, "--threads", show_default=False,
-                        help=f"{what} [default: the physical cores available{minus}; 1 when the load average is "
-                             "above the cores at start].")
+                        help=f"{what} [default: the physical cores available{minus}; 1 when other jobs hold "
+                             "the cores at start: load average above them, and as many tasks runnable].")
 
 
 def resolve(threads: int | None, workers: int = 0) -> int:

@@ -141,13 +141,14 @@ def test_ctrl_c_says_interrupted_and_keeps_the_last_epoch(shapes_dir, tmp_path):
 
 @pytest.fixture
 def busy(monkeypatch):
-    """A 2-core machine with the load average at 9 (injected: no real load needed); torch's thread
-    count is restored afterwards."""
+    """A 2-core machine with the load average at 9 and 8 other tasks runnable (injected: no real load
+    needed); torch's thread count is restored afterwards."""
     from edgecnn import threads
 
     before = torch.get_num_threads()
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
     monkeypatch.setattr(threads, "load_average", lambda: 9.0)
+    monkeypatch.setattr(threads, "runnable_others", lambda: 8)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     yield
     torch.set_num_threads(before)
