@@ -10,7 +10,7 @@ machine is busy. One rule for ``train``, ``eval`` and ``demo`` (``edgecnn.cli.th
   cores``, at least 1 thread); on a **busy** machine (1-minute load average above the cores at
   start, and as many other tasks runnable at that moment: other jobs fill the cores) 1 thread.
   Measured in ``benchmarks/train_threads.py``: under load, torch's threads wait for each other at
-  every layer while the scheduler hands their cores to other jobs, and 1 thread trains 10-14x
+  every layer while the scheduler hands their cores to other jobs, and 1 thread trains 4-14x
   faster than 2 on a busy 2-core machine.
 - An explicit ``--threads N`` (or ``$EDGECNN_THREADS``) is always used as given; on a busy machine the
   run says so in one line.
