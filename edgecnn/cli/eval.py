@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from edgecnn.cli import threads as cli_threads
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, emit_json
 from edgecnn.cli.prep_options import Prep, prep_options
@@ -51,7 +52,7 @@ def eval_cmd(
                                                        "Classification: an ImageFolder (its val/) or IDX folder."),
     batch: int = typer.Option(8, "--batch", "-b", help="Images per inference call."),
     provider: str = typer.Option("auto", "--provider", help="ONNX: auto, cpu, cuda or tensorrt."),
-    threads: int = typer.Option(None, "--threads", help="ONNX: onnxruntime intra-op threads."),
+    threads: int = cli_threads.option("onnxruntime intra-op threads (a checkpoint: torch threads)"),
     save_predictions: str = typer.Option(None, "--save-predictions",
                                          help="Write the predictions as JSON (detection: COCO results format)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
@@ -68,6 +69,7 @@ def eval_cmd(
     Example: edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det --format json
     """
     check_format(fmt)
+    threads = cli_threads.resolve(threads)
     from edgecnn.eval.run import EvalOptions, evaluate
 
     over = prep.overrides()

@@ -82,6 +82,10 @@ def open_engine(model: str, provider: str = "auto", threads: int | None = None, 
         from edgecnn.errors import require
 
         require("torch", "torch", f"evaluating the PyTorch checkpoint {p}")
+        if threads is not None:
+            from edgecnn.threads import apply_torch
+
+            apply_torch(threads)  # the checkpoint runs in PyTorch: --threads sizes torch's pool
         from edgecnn.eval.torch_engine import TorchEngine
 
         return TorchEngine(p, overrides=overrides)
