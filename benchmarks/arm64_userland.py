@@ -147,11 +147,12 @@ def unmount_all(root: Path) -> None:
 
 @contextmanager
 def mounted(root: Path):
-    """/proc and a read-only /sys in the chroot (onnxruntime and edgecnn read the CPU there)."""
-    for sub, argv in (("proc", ["mount", "-t", "proc", "proc"]),
-                      ("sys", ["mount", "-t", "sysfs", "-o", "ro", "sysfs"])):
-        if not os.path.ismount(root / sub):
-            sh([*argv, str(root / sub)], check=False)
+    """/proc in the chroot (Python and edgecnn read the CPU count and load there). Not /sys: with it,
+    onnxruntime's cpuinfo finds the host's CPU list, then parses the host's x86 /proc/cpuinfo as ARM's and
+    crashes on import (SIGSEGV, onnxruntime 1.32.0 under qemu-user 7.2); without it, cpuinfo gives up with
+    a warning and onnxruntime reads the CPU features from the auxiliary vector (HWCAP), as qemu sets it."""
+    if not os.path.ismount(root / "proc"):
+        sh(["mount", "-t", "proc", "proc", str(root / "proc")], check=False)
     try:
         yield
     finally:
