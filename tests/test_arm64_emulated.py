@@ -78,7 +78,7 @@ def test_arm_platforms_cover_the_manylinux_tags(arm64):
 @pytest.mark.slow
 def test_wheel_runs_infer_quantize_bench_on_emulated_arm64(arm64, tmp_path):
     if os.environ.get("EDGECNN_ARM64_TEST") != "1":
-        pytest.skip("set EDGECNN_ARM64_TEST=1 to run (as root; ~10 min the first time: debootstrap under qemu)")
+        pytest.skip("set EDGECNN_ARM64_TEST=1 to run (as root; 10+ min, 30+ the first time: debootstrap under qemu)")
     missing = arm64.missing_prerequisites()
     if missing:
         pytest.skip("needs " + "; ".join(missing) + " (apt-get install qemu-user-static binfmt-support debootstrap)")
