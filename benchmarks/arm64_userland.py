@@ -1,6 +1,9 @@
 """edgecnn on aarch64, proven in an emulated arm64 Debian userland (issue 17). Needs root and Linux.
 
-    sudo python benchmarks/arm64_userland.py          # first run: debootstrap (~10 min), later runs reuse it
+    python benchmarks/arm64_userland.py     # as root, with the [dev] extras (the host trains and exports)
+
+The first run debootstraps under emulation (~20 min on a loaded 2-core host); later runs reuse the rootfs
+and take 6-14 min.
 
 1. The tools come from the distribution: qemu-user-static, binfmt-support and debootstrap (installed with
    apt-get when missing), and binfmt_misc runs arm64 binaries through qemu-aarch64-static.
