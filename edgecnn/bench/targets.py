@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgecnn import registry
 from edgecnn.bench.graph_cost import graph_cost
-from edgecnn.errors import EdgeCNNError, UsageError, first_line, require
+from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_line, require
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _FLOAT_INPUTS = {1: "float32", 10: "float16", 11: "float64"}
@@ -62,7 +62,7 @@ def resolve(spec: str) -> Target:
         check_onnx(path)
         return Target(spec, "onnx", path.stem, path)
     if path.suffix.lower() in (".onnx", *CHECKPOINT_SUFFIXES) or path.parent != Path("."):
-        raise UsageError(f"{spec}: no such file")
+        raise MissingFileError(f"{spec}: no such file")
     card = registry.get_card(spec)  # unknown names: the registry's did-you-mean error
     require("torch", "torch", f"benchmarking zoo model '{spec}' (it is exported to ONNX first)")
     return Target(spec, "zoo", spec, None, card)

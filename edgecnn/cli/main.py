@@ -13,10 +13,22 @@ from edgecnn import __version__
 from edgecnn.cli import typer_compat
 from edgecnn.errors import EdgeCNNError
 
+_USAGE_ERROR, _SHOW_HELP = typer_compat.usage_error_types()
+
+
+def _usage_line(e) -> typer.Exit:
+    """A click usage error (missing option, bad value, unknown command; click prints a 4-line block) as
+    edgecnn prints every error: one ``Error: ...`` line that says what to do, exit code 2."""
+    message = " ".join(e.format_message().split()).rstrip(".")
+    command = e.ctx.command_path if getattr(e, "ctx", None) is not None else "edgecnn"
+    typer.echo(f"Error: {message}; see '{command} -h'", err=True)
+    return typer.Exit(2)
+
 
 class _Group(TyperGroup):
-    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error; takes ``--debug``
-    anywhere on the line; gives every command's help plain metavars (``MODEL``, ``--out TEXT``)."""
+    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error and click's usage
+    errors to one line too; takes ``--debug`` anywhere on the line; gives every command's help plain
+    metavars (``MODEL``, ``--out TEXT``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,9 +53,21 @@ class _Group(TyperGroup):
             typer_compat.light_coercion(param)
         return name, command, rest
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _SHOW_HELP:
+            raise
+        except _USAGE_ERROR as e:
+            raise _usage_line(e) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except _SHOW_HELP:
+            raise
+        except _USAGE_ERROR as e:
+            raise _usage_line(e) from None
         except EdgeCNNError as e:
             if (ctx.obj or {}).get("debug"):
                 raise

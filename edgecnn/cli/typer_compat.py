@@ -5,6 +5,8 @@ Two adjustments, applied by ``cli.main`` to every command's parameters:
 - ``plain_metavar``: Typer 0.2x prints ``{model}``, ``<str>``, ``<list[str]>`` in help and usage; edgecnn
   shows click's conventional ``MODEL``, ``--out TEXT``. Uses click's public ``metavar`` and
   ``get_usage_pieces`` and Typer's ``display_type_rich``.
+- ``usage_error_types``: the click exception classes ``cli.main`` turns into one-line errors. Typer 0.2x
+  runs on its own private copy of click, ``typer._click``; only ``typer.BadParameter`` is public.
 - ``light_coercion``: Typer 0.2x converts every value through a pydantic TypeAdapter; importing pydantic
   and building the adapters was ~20% of an ``edgecnn infer one.jpg`` process
   (benchmarks/results/<host>/coldstart*.md). Plain ``str``/``int``/``float``/``bool``/``Path`` parameters
@@ -43,7 +45,20 @@ def check() -> list[str]:
         from typer._param_types import coerce_cli_path  # noqa: F401
     except ImportError:
         missing.append("typer._param_types.coerce_cli_path")
+    usage, _ = usage_error_types()
+    if not issubclass(typer.BadParameter, usage):
+        missing.append("typer.BadParameter as a subclass of typer._click.exceptions.UsageError")
     return missing
+
+
+def usage_error_types() -> tuple[type, type | tuple]:
+    """``(UsageError, NoArgsIsHelpError)`` of the click that Typer runs on (``()`` for the second where that
+    click has no such class). ``typer.BadParameter`` is a subclass of the first."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # a Typer on plain click
+        from click import exceptions
+    return exceptions.UsageError, getattr(exceptions, "NoArgsIsHelpError", ())
 
 
 def plain_metavar(param) -> None:

@@ -48,7 +48,7 @@ def test_bad_input_one_line_errors(cli, model, tmp_path):
                                                "cuda, tensorrt\n"),
         ((str(model), "--provider", "cuda"), 1, "Error: provider 'cuda' (CUDAExecutionProvider) is not available "
                                                 "in this onnxruntime; available: cpu\n"),
-        ((str(tmp_path / "missing.onnx"),), 2, f"Error: {tmp_path / 'missing.onnx'}: no such file\n"),
+        ((str(tmp_path / "missing.onnx"),), 1, f"Error: {tmp_path / 'missing.onnx'}: no such file\n"),
         ((str(vec),), 1, f"Error: {vec}: input 'x' is float32 [1, 10]; bench measures image models (a float "
                          "input of 4 dims, N x C x H x W)\n"),
         (("zzzq",), 1, "Error: unknown model 'zzzq'; run 'edgecnn models' to list them\n"),
