@@ -63,7 +63,8 @@ def test_click_usage_errors_are_one_line(cli):
     assert _one_line(cli("train", "lenet5", "--epochs", "x"), 2) == (
         "Error: Invalid value for '--epochs' / '-e': Input should be a valid integer, unable to parse string as "
         "an integer; see 'edgecnn train -h'")
-    assert _one_line(cli("models", "extra"), 2) == "Error: Got unexpected extra argument(s) (extra); see 'edgecnn models -h'"
+    assert _one_line(cli("models", "extra"), 2) == (
+        "Error: Got unexpected extra argument(s) (extra); see 'edgecnn models -h'")
 
 
 def test_edgecnn_usage_errors_stay_exit_2(cli):
