@@ -9,12 +9,13 @@ tolerated score error are a numerical tie: NMS may keep either, so such swaps ar
 ``ties`` (as the classifier gate does with top-1 flips), not failed.
 
 When PyTorch finds no detection above the contract's threshold in a batch (random-init weights score
-every anchor about 1/C), an F1 of 1 over nothing would prove nothing: the final detections are then
-compared at ``LOW_CONF`` (the eval threshold, 0.001) instead, on the host with ``postprocess(conf=...)``
-and, for a graph-NMS file, on a copy of the file whose NonMaxSuppression threshold is set to it. The
-row records the threshold used (``conf``), and that batch must have detections to compare there.
-Near-equal scores everywhere make many ties, and a box moved beside its own score-equal twin would
-pass as one: ties may excuse at most half of the final detections.
+every anchor about 1/C), an F1 of 1 over nothing would prove nothing, and a lower threshold does not
+help: near-equal scores make any top-k a coin toss between PyTorch and onnxruntime. The batch is then
+checked on a probe instead (``probe`` True in its row): the model's boxes with ``PROBE_SCORES`` synthetic
+well-separated scores above the threshold per image, through the reference post-processing and through
+the file's own NMS: for a graph-NMS file the part of its graph after ``boxes``/``scores`` (extracted with
+``onnx.utils.Extractor``), for a host-NMS file its boxes through the host's. A file whose NMS or final
+boxes are wrong fails there, whatever the weights.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import numpy as np
 
 from edgecnn.contract import Detection
 from edgecnn.errors import first_line
-from edgecnn.export import graph_nms
 from edgecnn.export.parity import TOLERANCES, compare
 from edgecnn.runtime.detect import agreement, postprocess
 from edgecnn.runtime.image import Geometry
 
 MIN_F1 = {"fp32": 1.0, "fp16": 0.95}
 MATCH_IOU = 0.9
-LOW_CONF = 0.001  # the final detections are compared here when none pass the contract's threshold
+PROBE_SCORES = 300  # synthetic scores above the threshold per image when the model's pass none
 
 
 @dataclass
@@ -47,7 +47,7 @@ class DetectionParity:
     f1: float
     mean_iou: float
     ties: int
-    conf: float | None = None  # the score threshold of detections/f1: the contract's, or LOW_CONF
+    probe: bool = False  # detections/f1 are of the synthetic-score probe (the model's scores passed none)
 
 
 @dataclass
@@ -79,7 +79,7 @@ def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, i
     host = replace(spec, nms="host")
     gen = torch.Generator().manual_seed(seed)
     report = DetectionParityReport(precision, tol, spec.nms)
-    low = None  # a graph-NMS file's session at LOW_CONF, made when first needed
+    nms = None  # the session of a graph-NMS file's NMS part, made when the probe first needs it
     for n, h, w in cases:
         x = torch.randn(n, channels, h, w, generator=gen)
         with torch.no_grad():
@@ -103,22 +103,23 @@ def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, i
             s = compare(scores, got["scores"].astype(np.float32), n)
             row.boxes_rel, row.scores_rel, row.scores_cosine = b.rel, s.rel, s.cosine
         final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
-        row.conf = spec.conf
         bad = []
-        if not row.detections:  # nothing to compare at the contract's threshold: compare at LOW_CONF
-            row.conf = LOW_CONF
-            ref = postprocess({"boxes": boxes, "scores": scores}, geoms, host, (w, h), conf=LOW_CONF)
+        if not row.detections:  # nothing passed the threshold: the probe (module docstring)
+            row.probe = True
+            probe_scores = _probe_scores(scores.shape, spec.conf, 1 if spec.background_class else 0, seed + n)
+            ref = postprocess({"boxes": boxes, "scores": probe_scores}, geoms, host, (w, h))
             row.detections = sum(len(d) for d in ref)
             if "detections" in got:
-                if low is None:
-                    low = ort.InferenceSession(graph_nms.with_conf(onnx_bytes, LOW_CONF), opts,
-                                               providers=["CPUExecutionProvider"])
-                got = dict(zip(names, low.run(None, {inp.name: feed}), strict=True))
-            final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h),
-                                conf=LOW_CONF)
-            if not row.detections:
-                bad.append(f"PyTorch gives no detection even above conf {LOW_CONF:g}: nothing to compare")
-        a = agreement(ref, final, MATCH_IOU, tie=2 * tol["rel"])
+                if nms is None:
+                    part = _nms_part(onnx_bytes, *scores.shape[1:])
+                    nms = ort.InferenceSession(part, opts, providers=["CPUExecutionProvider"])
+                got = {"detections": nms.run(None, {"boxes": boxes, "scores": probe_scores})[0]}
+            else:
+                got = {"boxes": got["boxes"], "scores": probe_scores}
+            final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
+        # the probe's scores are equal on both sides and far apart: nothing there is a tie (a negative
+        # tolerance), so a moved box cannot pass as a swap with its own score-equal twin
+        a = agreement(ref, final, MATCH_IOU, tie=-1.0 if row.probe else 2 * tol["rel"])
         row.f1, row.mean_iou, row.ties = a["f1"], a["mean_iou"], a["ties"]
         report.batches.append(row)
         for label, rel in (("boxes", row.boxes_rel), ("scores", row.scores_rel)):
@@ -128,11 +129,39 @@ def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, i
             bad.append(f"scores cosine {row.scores_cosine:.6f} < {tol['cosine']}")
         if a["ties"] * 2 > a["ref"] + a["got"]:  # a moved box beside its score-equal twin also looks like a tie
             bad.append(f"{a['ties']} of {a['ref'] + a['got']} final detections (PyTorch + onnxruntime) are unmatched "
-                       f"but within score ties at conf {row.conf:g}: too many to tell NMS swaps from wrong boxes")
+                       f"but within score ties: too many to tell NMS swaps from wrong boxes")
         elif row.f1 < tol["f1"]:
             bad.append(f"final detections agree at F1 {row.f1:.3f} < {tol['f1']} ({a['matched']} of {a['ref']} "
-                       f"PyTorch / {a['got']} onnxruntime boxes matched at conf {row.conf:g})")
+                       f"PyTorch / {a['got']} onnxruntime boxes matched{' on the probe' if row.probe else ''})")
         if bad:
             report.passed, report.failure = False, f"{precision} batch {n} at {h}x{w}: " + ", ".join(bad)
             return report
     return report
+
+
+def _probe_scores(shape: tuple[int, ...], conf: float, first: int, seed: int) -> np.ndarray:
+    """(N, A, C) scores: zero but for ``PROBE_SCORES`` (anchor, class) pairs per image, drawn at random
+    (classes from ``first``, past the background) with distinct scores spread over (conf, 1]."""
+    n, a, c = shape
+    rng = np.random.default_rng(seed)
+    out = np.zeros(shape, np.float32)
+    k = min(PROBE_SCORES, a * (c - first))
+    for i in range(n):
+        flat = rng.choice(a * (c - first), size=k, replace=False)
+        out[i, flat // (c - first), first + flat % (c - first)] = conf + (1 - conf) * (np.arange(1, k + 1) / k)
+    return out
+
+
+def _nms_part(onnx_bytes: bytes, anchors: int, classes: int) -> bytes:
+    """The part of a graph-NMS file from its ``boxes`` (N, A, 4) / ``scores`` (N, A, C) tensors to
+    ``detections``, as a model."""
+    import onnx
+    from onnx import TensorProto, helper
+    from onnx.utils import Extractor
+
+    proto = onnx.load_from_string(onnx_bytes)
+    known = {v.name for v in proto.graph.value_info}
+    for name, last in (("boxes", 4), ("scores", classes)):  # no longer graph outputs: declare them
+        if name not in known:
+            proto.graph.value_info.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", anchors, last]))
+    return Extractor(proto).extract_model(["boxes", "scores"], ["detections"]).SerializeToString()
