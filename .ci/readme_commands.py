@@ -33,9 +33,6 @@ def code_blocks(text: str) -> list[tuple[str, list[str]]]:
             else:
                 current.append(line)
             continue
-        if stripped.startswith(("```", "~~~")):
-            fence, current = stripped[:3], []
-            continue
         lead = len(line) - len(line.lstrip(" "))
         if current is not None:
             if stripped == "" or lead >= indent:
@@ -43,6 +40,9 @@ def code_blocks(text: str) -> list[tuple[str, list[str]]]:
                 continue
             blocks.append((section, current))
             current = None
+        if stripped.startswith(("```", "~~~")):
+            fence, current = stripped[:3], []
+            continue
         if stripped and lead >= list_indent + 4 and prev_blank:
             current, indent = [line[list_indent + 4:]], list_indent + 4
             continue

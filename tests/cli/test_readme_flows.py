@@ -113,3 +113,43 @@ def test_bench_commands_of_the_bench_section(cli, here):
     assert len(rows) == 8 and all(row["status"] == "ok" for row in rows)
     r = _ok(cli("bench", "lenet5", "--backend", "ort,torch,openvino", "--threads", "2", *fast, "--format", "json"))
     assert sorted(row["backend"] for row in json.loads(r.stdout)["rows"]) == ["openvino", "ort", "torch"]
+
+
+def test_export_section_flow(cli, here):
+    r = _ok(cli("export", "mobilenetv2", "--input-size", "64"))
+    assert r.stderr.startswith("Warning: no --weights: exporting RANDOM-INIT weights for mobilenetv2")
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("wrote export/mobilenetv2.onnx (") and lines[1] == \
+        "parity gate (fp32, onnxruntime CPU vs PyTorch): PASSED"
+    assert [line.split()[:2] for line in lines[4:7]] == [["1", "64x64"], ["2", "64x64"], ["5", "64x64"]]
+    r = _ok(cli("inspect", "export/mobilenetv2.onnx"))
+    assert "contract  edgecnn.contract/1: classify model 'mobilenetv2', fp32, weights random-init" in r.stdout
+
+
+def test_random_init_lenet5_through_the_export_folder(cli, here):
+    from PIL import Image
+
+    _ok(cli("export", "lenet5", "--num-classes", "3"))
+    (here / "photos").mkdir()
+    Image.new("RGB", (64, 48), (220, 20, 20)).save(here / "photos/red.jpg")
+    r = _ok(cli("infer", "photos/red.jpg", "--model", "lenet5", "--topk", "3"))
+    assert r.stderr.startswith("Warning: export/lenet5.onnx holds random-init weights")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "photos/red.jpg (64x48): 3 predictions"
+    scores = [float(line.split()[-1]) for line in lines[3:6]]
+    assert sorted(scores, reverse=True) == scores and abs(sum(scores) - 1) < 1e-3  # softmax over 3 classes
+
+
+def test_graph_nms_export_of_random_weights(cli, here):
+    # 91 classes like the README's: random weights score every box about 1/91, none passes conf 0.25, and
+    # the gate says it checked the file's NMS on synthetic scores instead
+    r = _ok(cli("export", "ssdlite_mobilenetv2", "--nms", "graph", "--input-size", "64"))
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("wrote export/ssdlite_mobilenetv2.onnx (")
+    assert lines[1].startswith("parity gate (fp32, onnxruntime CPU vs PyTorch, boxes/scores then final detections "
+                               "with NMS on the graph: conf 0.25, IoU 0.45, max 100): PASSED")
+    rows = [line.split() for line in lines[4:10]]
+    assert all(row[5].endswith("*") and int(row[5][:-1]) > 0 and row[6] == "1.000" for row in rows), rows
+    assert lines[10] == ("* no detection of the model passed conf 0.25 (random weights score every box about the "
+                         "same): its NMS and final boxes were checked on the model's boxes with synthetic scores "
+                         "instead")
