@@ -236,3 +236,46 @@ def test_the_readme_quickstart_is_what_ci_runs():
     assert tests.endswith("python -m pytest -q")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_commands.py quickstart" in ci and "mktemp -d" in ci
+
+
+# ---- .ci/run itself, on a stand-in checkout whose README commands are cheap shell functions ----
+
+VENV = "python3 -m venv .venv && . .venv/bin/activate && "
+FAKE_README = "\n".join([
+    "# x", "", "## Quick start", "",
+    "    " + VENV + 'echo one > mark.txt && edgecnn() { test "$1" = demo; } && edgecnn demo', "",
+    "    " + VENV + "test ! -e mark.txt && printf '#!/bin/sh\\nexit 0\\n' > .venv/bin/ruff && chmod +x .venv/bin/ruff"
+    " && pytest() { return RC; } && pytest", "",
+    "## Next", ""])
+
+
+def _ci_run(tmp_path, rc: int):
+    import os
+    import shutil
+    import subprocess
+
+    if not os.access("/usr/sbin/sshd", os.X_OK) and os.geteuid() == 0:
+        pytest.skip(".ci/run would apt-get install openssh-server here")
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    for name in ("run", "readme_commands.py"):
+        shutil.copy(ROOT / ".ci" / name, repo / ".ci" / name)
+    (repo / "README.md").write_text(FAKE_README.replace("RC", str(rc)))
+    (repo / ".gitignore").write_text(".venv/\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    return subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_ci_runs_both_readme_commands_each_in_a_fresh_copy(tmp_path):
+    r = _ci_run(tmp_path, 0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ci: [1/2] in a fresh copy of the checkout: python3 -m venv .venv" in r.stdout
+    assert "ci: [2/2] in a fresh copy of the checkout: python3 -m venv .venv" in r.stdout  # no mark.txt of [1/2]
+    assert not (tmp_path / "repo" / ".venv").exists() and not (tmp_path / "repo" / "mark.txt").exists()
+
+
+def test_ci_fails_when_pytest_ran_no_test(tmp_path):
+    r = _ci_run(tmp_path, 5)  # pytest's "no tests ran"
+    assert r.returncode == 5
+    assert "ci: the README's quick-start command 2 failed (exit 5)" in r.stderr
