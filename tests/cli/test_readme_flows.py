@@ -153,3 +153,5 @@ def test_graph_nms_export_of_random_weights(cli, here):
     assert lines[10] == ("* no detection of the model passed conf 0.25 (random weights score every box about the "
                          "same): its NMS and final boxes were checked on the model's boxes with synthetic scores "
                          "instead")
+    r = _ok(cli("inspect", "export/ssdlite_mobilenetv2.onnx"))
+    assert "NMS on the host+graph; on synthetic scores: none of the model's passed)" in r.stdout
