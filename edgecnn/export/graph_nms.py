@@ -16,22 +16,6 @@ import numpy as np
 
 from edgecnn.contract import Detection
 
-CONF = "nms/conf"  # the initializer holding NonMaxSuppression's score threshold
-
-
-def with_conf(onnx_bytes: bytes, conf: float) -> bytes:
-    """The same graph-NMS file with its score threshold set to ``conf`` (the parity gate's probe at a low
-    threshold when nothing passes the contract's)."""
-    import onnx
-    from onnx import numpy_helper
-
-    proto = onnx.load_from_string(onnx_bytes)
-    for i, init in enumerate(proto.graph.initializer):
-        if init.name == CONF:
-            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.asarray([conf], np.float32), CONF))
-            return proto.SerializeToString()
-    raise ValueError(f"no '{CONF}' initializer: not a graph made by append_nms")
-
 
 def append_nms(proto, spec: Detection, boxes: str = "boxes", scores: str = "scores", out: str = "detections"):
     """Add the NMS nodes after the ``boxes`` (N, A, 4) xyxy and ``scores`` (N, A, C) outputs of ``proto``
@@ -73,7 +57,7 @@ def append_nms(proto, spec: Detection, boxes: str = "boxes", scores: str = "scor
         s = node("Where", [keep, s, const("zero_f", [0.0], np.float32)])[0]
     sel = node("NonMaxSuppression", [boxes, s, const("max_per_class", [spec.max_det]),
                                      const("iou", [spec.iou], np.float32), const("conf", [spec.conf], np.float32)],
-               center_point_box=0)[0]  # (S, 3): image, class, anchor; the threshold is CONF
+               center_point_box=0)[0]  # (S, 3): image, class, anchor
     sel_scores = node("GatherND", [s, sel])[0]
     cols = [node("Gather", [sel, const(f"col{i}", i)], axis=1)[0] for i in range(3)]
     flat = node("Add", [node("Mul", [cols[0], const("per_image", classes * a)])[0],
