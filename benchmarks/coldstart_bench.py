@@ -11,6 +11,14 @@ the rows interleave round by round in a reshuffled order; medians, p90 and the r
 640x480 JPEG made from the first photo of ``--photos`` (``benchmarks/photos.py``). Writes
 ``benchmarks/results/<device-tag>/coldstart.md`` (or ``--out``); ``--importtime`` adds the heaviest
 imports of ``edgecnn infer`` (``python -X importtime``, cumulative ms).
+
+    python benchmarks/coldstart_bench.py --cli --rounds 15
+
+The cost of the CLI itself (issue 17's "house" question): ``edgecnn --help`` and ``edgecnn models``
+with edgecnn's Typer adjustments (``edgecnn/cli/typer_compat.py``), without them (both turned into
+no-ops before the app is built), and the same two commands of a minimal Typer script (one group, one
+command that prints a line), plus ``python -c pass``; with ``--model FILE`` (a 224 px classifier) also
+``edgecnn infer one.jpg`` on and off against ``MINIMAL`` (no Typer). Writes ``coldstart_cli.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +51,31 @@ for i in np.argsort(-p)[:5]:
 '''
 
 
+# ``edgecnn ARGS`` as the console script runs it, with (PATCH=1) or without (PATCH=0) typer_compat
+EDGECNN = r'''
+import sys
+if sys.argv[1] == "0":
+    import edgecnn.cli.typer_compat as t
+    t.plain_metavar = t.light_coercion = lambda param: None
+sys.argv = ["edgecnn", *sys.argv[2:]]
+from edgecnn.cli.main import main
+main()
+'''
+
+MINIMAL_TYPER = r'''
+import typer
+app = typer.Typer(add_completion=False)
+@app.callback()
+def root(debug: bool = typer.Option(False, "--debug")) -> None:
+    """A minimal Typer program."""
+@app.command()
+def models(format: str = typer.Option("table", "--format")) -> None:
+    """List models."""
+    print("name  params")
+app()
+'''
+
+
 def wall(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
@@ -61,16 +94,91 @@ def heaviest_imports(argv: list[str], n: int = 12) -> list[tuple[str, int]]:
     return sorted(rows, key=lambda r: -r[1])[:n]
 
 
+def p90(v):
+    return sorted(v)[min(len(v) - 1, round(0.9 * (len(v) - 1)))]
+
+
+def interleave(rows: dict[str, list[str]], rounds: int) -> dict[str, list[float]]:
+    """Wall ms of each row, ``rounds`` times, the order reshuffled every round, after one warm-up each."""
+    for argv in rows.values():  # warm the page cache and .pyc files
+        wall(argv)
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    order = list(rows)
+    rng = random.Random(0)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for k in order:
+            time.sleep(0.2)
+            times[k].append(wall(rows[k]))
+    return times
+
+
+def cli_main(rounds: int, out: Path | None, model: Path | None, photos: Path | None) -> None:
+    from host import describe, write_report
+
+    tmp = Path(tempfile.mkdtemp(prefix="coldstart_cli_"))
+    (tmp / "edgecnn_run.py").write_text(EDGECNN)
+    (tmp / "minimal_typer.py").write_text(MINIMAL_TYPER)
+    py, run, mini = sys.executable, str(tmp / "edgecnn_run.py"), str(tmp / "minimal_typer.py")
+    rows = {}
+    for cmd in (["--help"], ["models"]):
+        label = " ".join(cmd)
+        rows[f"edgecnn {label}, typer_compat on"] = [py, run, "1", *cmd]
+        rows[f"edgecnn {label}, typer_compat off"] = [py, run, "0", *cmd]
+        rows[f"minimal Typer {label}"] = [py, mini, *cmd]
+    if model is not None:  # the call a device script makes per image, against the same job without Typer
+        from PIL import Image
+
+        image = tmp / "one.jpg"
+        if photos is not None:
+            import photos as photo_lib
+
+            photo_lib.make(photo_lib.load_photos(photos)[0], (640, 480)).save(image, quality=90)
+        else:
+            Image.linear_gradient("L").resize((640, 480)).convert("RGB").save(image, quality=90)
+        (tmp / "minimal.py").write_text(MINIMAL)
+        m = str(model.resolve())
+        rows["edgecnn infer, typer_compat on"] = [py, run, "1", "infer", str(image), "--model", m]
+        rows["edgecnn infer, typer_compat off"] = [py, run, "0", "infer", str(image), "--model", m]
+        rows["minimal script infer (no Typer)"] = [py, str(tmp / "minimal.py"), m, str(image)]
+    rows["python -c pass"] = [py, "-c", "pass"]
+    load0 = open("/proc/loadavg").read().strip()
+    times = interleave(rows, rounds)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    import typer
+
+    lines = ["# Cold start of the CLI: edgecnn's Typer adjustments on and off, against a minimal Typer program", "",
+             f"Host: {describe()}. /proc/loadavg at start: {load0}; at the end: "
+             f"{open('/proc/loadavg').read().strip()} (shared machine: compare the ratios).",
+             f"typer {typer.__version__}, Python {sys.version.split()[0]}. `python benchmarks/coldstart_bench.py "
+             f"--cli --rounds {rounds}{f' --model {model}' if model else ''}`; whole processes, {rounds} interleaved "
+             "rounds, order reshuffled each round; the model a classifier at 224x224, the image a 640x480 JPEG.",
+             "", "| run | median ms | p90 ms | vs the minimal program, same command |", "|---|---:|---:|---:|"]
+    for k, v in times.items():
+        cmd = "--help" if "--help" in k else "infer" if "infer" in k else "models"
+        ref = med["minimal script infer (no Typer)" if cmd == "infer" else f"minimal Typer {cmd}"]
+        ratio = "" if k.startswith("python") else f"**{med[k] / ref:.2f}x**"
+        lines.append(f"| {k} | {med[k]:.0f} | {p90(v):.0f} | {ratio} |")
+    write_report(lines, "coldstart_cli.md", out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--photos", type=Path, required=True, help="folder of real photographs (JPEG/PNG)")
-    ap.add_argument("--model", type=Path, required=True, help="a classifier ONNX file with an edgecnn contract")
+    ap.add_argument("--cli", action="store_true", help="time edgecnn --help / models with and without "
+                                                       "typer_compat against a minimal Typer program")
+    ap.add_argument("--photos", type=Path, help="folder of real photographs (JPEG/PNG)")
+    ap.add_argument("--model", type=Path, help="a classifier ONNX file with an edgecnn contract")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--importtime", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    if args.cli:
+        cli_main(args.rounds, args.out, args.model, args.photos)
+        return
+    if args.photos is None or args.model is None:
+        ap.error("--photos and --model are required (or --cli)")
     import photos
     from host import describe, write_report
 
@@ -83,20 +191,7 @@ def main() -> None:
     rows = {"edgecnn infer": [py, "-m", "edgecnn", "infer", str(image), "--model", model],
             "minimal script": [py, str(minimal), model, str(image)],
             "python -c pass": [py, "-c", "pass"]}
-    for argv in rows.values():  # warm the page cache and .pyc files
-        wall(argv)
-    times: dict[str, list[float]] = {k: [] for k in rows}
-    order = list(rows)
-    rng = random.Random(0)
-    for _ in range(args.rounds):
-        rng.shuffle(order)
-        for k in order:
-            time.sleep(0.2)
-            times[k].append(wall(rows[k]))
-
-    def p90(v):
-        return sorted(v)[min(len(v) - 1, round(0.9 * (len(v) - 1)))]
-
+    times = interleave(rows, args.rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = ["# Cold start: `edgecnn infer one.jpg` vs a minimal script", "",
              f"Host: {describe()}. Load average at the end: {os.getloadavg()[0]:.1f} (shared machine; other jobs "

@@ -147,9 +147,12 @@ def check(opts: DemoOptions) -> None:
     if opts.det_epochs < 0:
         raise UsageError(f"--det-epochs must be 0 (skip detection) or more, got {opts.det_epochs}")
     if opts.det_epochs:
-        from edgecnn.errors import require
+        from edgecnn.errors import MissingDependencyError, require
 
-        require("pycocotools", "eval", "the demo's detection stage (COCO mAP)")
+        try:
+            require("pycocotools", "eval", "the demo's detection stage (COCO mAP)")
+        except MissingDependencyError as e:
+            raise MissingDependencyError(f"{e} (or skip that stage with --det-epochs 0)") from e
     for name in (*opts.zoo, opts.model):
         registry.get_card(name)
     if Path(opts.out).exists() and not Path(opts.out).is_dir():

@@ -17,6 +17,11 @@ class UsageError(EdgeCNNError):
     exit_code = 2
 
 
+class MissingFileError(EdgeCNNError):
+    """A file or folder named on the command line does not exist (exit 1 in every command, like any
+    input that cannot be read; 2 is for options that are wrong in themselves)."""
+
+
 class UnknownModelError(EdgeCNNError):
     """A model name that is not in the registry."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgecnn.bench.environment import cpu_flags
 from edgecnn.contract import Contract, Detection, Overrides, Preprocess, attach, from_metadata
-from edgecnn.errors import EdgeCNNError, UsageError, first_line
+from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_line
 from edgecnn.onnx_info import file_bytes
 from edgecnn.onnx_prep import load, prepare_for_quantize, save
 from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
@@ -305,7 +305,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
 
     src = Path(opts.model)
     if not src.is_file():
-        raise UsageError(f"{opts.model}: no such ONNX file")
+        raise MissingFileError(f"{opts.model}: no such ONNX file")
     if opts.samples < 1:
         raise UsageError(f"--samples must be positive, got {opts.samples}")
     try:

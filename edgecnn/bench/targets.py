@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgecnn import registry
 from edgecnn.bench.graph_cost import graph_cost
-from edgecnn.errors import EdgeCNNError, UsageError, first_line, require
+from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_line, require
 from edgecnn.onnx_info import file_bytes, zoo_params_note
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -73,7 +73,7 @@ def resolve(spec: str) -> Target:
         check_onnx(path)
         return Target(spec, "onnx", path.stem, path)
     if path.suffix.lower() in (".onnx", *CHECKPOINT_SUFFIXES) or path.parent != Path("."):
-        raise BenchError(f"{spec}: no such file")  # a missing input file: exit 1, as infer's
+        raise MissingFileError(f"{spec}: no such file")  # a missing input file: exit 1, as infer's
     card = registry.get_card(spec)  # unknown names: the registry's did-you-mean error
     require("torch", "torch", f"benchmarking zoo model '{spec}' (it is exported to ONNX first)")
     return Target(spec, "zoo", spec, None, card)

@@ -102,10 +102,13 @@ def _print_detection_parity(parity: dict, c) -> None:
         return "-" if v is None else format(v, f)
 
     rows = [(b["batch"], f"{b['height']}x{b['width']}", num(b["boxes_rel"], ".2e"), num(b["scores_rel"], ".2e"),
-             num(b["scores_cosine"], ".7f"), b["detections"], f"{b['f1']:.3f}", f"{b['mean_iou']:.4f}", b["ties"])
-            for b in parity["batches"]]
+             num(b["scores_cosine"], ".7f"), f"{b['detections']}{'*' if b.get('probe') else ''}", f"{b['f1']:.3f}",
+             f"{b['mean_iou']:.4f}", b["ties"]) for b in parity["batches"]]
     d = c.detection
     typer.echo(f"parity gate ({parity['precision']}, onnxruntime CPU vs PyTorch, boxes/scores then final detections "
                f"with NMS on the {d.nms}: conf {d.conf:g}, IoU {d.iou:g}, max {d.max_det}): PASSED")
     head = ["batch", "input", "boxes rel", "scores rel", "scores cos", "dets", "det F1", "mean IoU", "ties"]
     typer.echo(table(head, rows, right=head[2:]))
+    if any(b.get("probe") for b in parity["batches"]):
+        typer.echo(f"* no detection of the model passed conf {d.conf:g} (random weights score every box about the "
+                   "same): its NMS and final boxes were checked on the model's boxes with synthetic scores instead")

@@ -74,9 +74,10 @@ def inspect_cmd(
         elif c.get("parity") and "nms" in c["parity"]:  # a detector's gate: raw outputs, then final detections
             rows = c["parity"]["batches"]
             rel = max((b[k] for b in rows for k in ("boxes_rel", "scores_rel") if b[k] is not None), default=0.0)
+            probe = "; on synthetic scores: none of the model's passed" if any(b.get("probe") for b in rows) else ""
             say(f"parity    {c['parity']['precision']} passed: boxes/scores worst rel {rel:.2e}, final detections "
                 f"F1 {min(b['f1'] for b in rows):.3f} ({sum(b['detections'] for b in rows)} boxes, "
-                f"{sum(b['ties'] for b in rows)} ties; NMS on the {c['parity']['nms']})")
+                f"{sum(b['ties'] for b in rows)} ties; NMS on the {c['parity']['nms']}{probe})")
         elif c.get("parity") and not c["parity"].get("skipped"):
             worst = max(c["parity"]["batches"], key=lambda b: b["rel"])
             say(f"parity    {c['parity']['precision']} passed: worst max-abs {worst['max_abs']:.2e} "

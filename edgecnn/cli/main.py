@@ -10,18 +10,31 @@ import typer
 from typer.core import TyperGroup
 
 from edgecnn import __version__
+from edgecnn.cli import typer_compat
 from edgecnn.errors import EdgeCNNError
+
+_USAGE_ERROR, _SHOW_HELP = typer_compat.usage_error_types()
+
+
+def _usage_line(e) -> typer.Exit:
+    """A click usage error (missing option, bad value, unknown command; click prints a 4-line block) as
+    edgecnn prints every error: one ``Error: ...`` line that says what to do, exit code 2."""
+    message = " ".join(e.format_message().split()).rstrip(".")
+    command = e.ctx.command_path if getattr(e, "ctx", None) is not None else "edgecnn"
+    typer.echo(f"Error: {message}; see '{command} -h'", err=True)
+    return typer.Exit(2)
 
 
 class _Group(TyperGroup):
-    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error; takes ``--debug``
-    anywhere on the line; gives every command's help plain metavars (``MODEL``, ``--out TEXT``)."""
+    """Maps EdgeCNNError (raised anywhere below a command) to a one-line click error and click's usage
+    errors to one line too; takes ``--debug`` anywhere on the line; gives every command's help plain
+    metavars (``MODEL``, ``--out TEXT``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
             for param in command.params:
-                _plain_metavar(param)
+                typer_compat.plain_metavar(param)
 
     def parse_args(self, ctx, args):
         # ``edgecnn export x --debug`` means the same as ``edgecnn --debug export x``
@@ -31,103 +44,35 @@ class _Group(TyperGroup):
             args.remove("--debug")
             args.insert(0, "--debug")
         for param in self.get_params(ctx):
-            _light_coercion(param)
+            typer_compat.light_coercion(param)
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         for param in command.get_params(ctx) if command is not None else ():
-            _light_coercion(param)
+            typer_compat.light_coercion(param)
         return name, command, rest
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except _SHOW_HELP:
+            raise
+        except _USAGE_ERROR as e:
+            raise _usage_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except _SHOW_HELP:
+            raise
+        except _USAGE_ERROR as e:
+            raise _usage_line(e) from None
         except EdgeCNNError as e:
             if (ctx.obj or {}).get("debug"):
                 raise
             typer.echo(f"Error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
-
-
-_TYPE_NAMES = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "Path": "PATH"}
-
-
-def _plain_metavar(param) -> None:
-    """Typer 0.2x prints ``{model}``, ``<str>``, ``<list[str]>``; show click's conventional names instead."""
-    if param.metavar is not None or getattr(param, "is_flag", False):
-        return
-    if param.param_type_name == "argument":
-        name = param.name.upper() + ("..." if param.nargs != 1 else "")
-        param.metavar = name
-        param._usage_display_name = lambda: name if param.required else f"[{name}]"
-        param.display_type_rich = lambda ctx: None
-        param._rich_display_name = lambda: name
-    else:
-        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-        while getattr(annotation, "__args__", None):  # list[str] -> str, Optional[int] -> int
-            annotation = annotation.__args__[0]
-        param.metavar = _TYPE_NAMES.get(getattr(annotation, "__name__", ""), "TEXT")
-
-
-_TRUE, _FALSE = {"1", "true", "t", "yes", "y", "on"}, {"", "0", "false", "f", "no", "n", "off"}
-
-
-def _light_coercion(param) -> None:
-    """Typer 0.2x converts every parameter through a pydantic TypeAdapter: importing pydantic and
-    building the adapters was ~20% of an ``edgecnn infer one.jpg`` process (benchmarks/coldstart_bench.py).
-    Plain ``str``/``int``/``float``/``Path`` parameters (and lists of them) without typer-side
-    constraints are converted directly instead, with typer's messages; any other parameter, or another
-    typer whose internals differ, keeps typer's own conversion."""
-    try:
-        from typer._coercion import RuntimeParam
-        from typer._param_types import coerce_cli_path
-    except ImportError:
-        return
-    desc = getattr(param, "type_descriptor", None)
-    if desc is None or getattr(param, "_runtime_param", False) is not None:
-        return
-    info, kind = desc.parameter_info, desc.annotation
-    if desc.is_list:
-        kind = kind.__args__[0]
-    if (kind not in (str, int, float, bool, Path) or desc.is_file or info.parser is not None
-            or getattr(info, "click_type", None) is not None or info.min is not None or info.max is not None):
-        return
-
-    def one(value, param, ctx):
-        if kind is bool and not isinstance(value, bool):
-            text = str(value).strip().lower()
-            if text in _TRUE or text in _FALSE:
-                return text in _TRUE
-            raise typer.BadParameter("Input should be a valid boolean, unable to interpret input", ctx=ctx, param=param)
-        if kind is Path:
-            return coerce_cli_path(Path(value), info, path_type=Path, param=param, ctx=ctx)
-        if kind is str or isinstance(value, kind):
-            return kind(value)
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            pass
-        if kind is int:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number = None
-            if number is not None and number.is_integer():
-                return int(number)
-            why = "got a number with a fractional part" if number is not None else \
-                "unable to parse string as an integer"
-            raise typer.BadParameter(f"Input should be a valid integer, {why}", ctx=ctx, param=param) from None
-        raise typer.BadParameter("Input should be a valid number, unable to parse string as a number",
-                                 ctx=ctx, param=param) from None
-
-    class _Direct(RuntimeParam):
-        def _coerce_value(self, value, param, ctx):
-            if desc.is_list and isinstance(value, (list, tuple)):
-                return [one(v, param, ctx) for v in value]
-            return one(value, param, ctx)
-
-    param._runtime_param = _Direct(info, desc.annotation)
 
 
 app = typer.Typer(

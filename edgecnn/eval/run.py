@@ -23,7 +23,7 @@ from PIL import Image
 
 from edgecnn import coco
 from edgecnn.contract import Overrides
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.progress import Progress
 from edgecnn.runtime.image import Geometry, preprocess
@@ -104,7 +104,7 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
     if opts.max_det < 1:
         raise UsageError(f"--max-det must be >= 1, got {opts.max_det}")
     if not Path(opts.data).is_dir():
-        raise UsageError(f"--data {opts.data}: no such directory")
+        raise MissingFileError(f"--data {opts.data}: no such directory")
     engine = open_engine(opts.model, opts.provider, opts.threads, opts.overrides)
     task = engine.contract.task
     if task not in ("classify", "detect"):

@@ -1,0 +1,281 @@
+"""Every command README.md shows in a code block is run by a test (DESIGN: "any command the README shows
+that a test does not run is a defect"), and .ci/readme_commands.py reads the README as a reader sees it.
+
+``COVERED`` names, for each `edgecnn ...` command of the README, the test(s) that run it, usually on
+smaller data (fewer images, epochs, a smaller input size, a toy model): the check below asserts that
+each test exists and that its source (with the same module's fixtures it takes) holds the command's
+subcommand and each of its options, or the ``evidence`` given where a test calls the library the command
+is a thin layer over. ``CANNOT_RUN`` lists, with the reason, commands that need what no test machine has.
+A README command in neither, or an entry the README no longer shows, fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("readme_commands", ROOT / ".ci" / "readme_commands.py")
+rc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rc)
+
+FLOWS = "tests/cli/test_readme_flows.py"
+COVERED: dict[str, tuple[list[str], list[str] | None]] = {
+    # command as README shows it (prompt and comment stripped): ([tests], evidence or None for its options)
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[torch,eval]" && edgecnn demo':
+        (["tests/e2e/test_demo.py::test_demo_end_to_end"], None),  # and .ci/run runs it verbatim
+    "edgecnn infer photo.jpg --model mobilenetv2.onnx":
+        (["tests/test_device_install.py::test_wheel_installs_torch_free_and_runs_infer"], None),
+    "edgecnn export mobilenetv2 --weights imagenet":  # from a local HTTP server standing in for the download
+        (["tests/cli/test_first_ten_minutes.py::test_export_imagenet_weights_then_infer_reads_a_label"], None),
+    "edgecnn infer cat.jpg --topk 3":
+        (["tests/cli/test_first_ten_minutes.py::test_export_imagenet_weights_then_infer_reads_a_label"], None),
+    "edgecnn models": (["tests/cli/test_models_summary.py::test_models_table_lists_every_model"], None),
+    "edgecnn summary mobilenetv1 --input-size 224":
+        (["tests/cli/test_models_summary.py::test_summary_table_shows_block_savings"], None),
+    "edgecnn summary mobilenet2": (["tests/cli/test_models_summary.py::test_unknown_model_message"], None),
+    "edgecnn summary alexnet --input-size 8":
+        (["tests/cli/test_models_summary.py::test_vanishing_feature_map_names_the_layer"], None),
+    "edgecnn data shapes --out data/shapes --n 2000 --size 64": ([f"{FLOWS}::test_training_section_flow"], None),
+    "edgecnn train simplecnn --data data/shapes --in-channels 3 --input-size 32 --epochs 10 --augment":
+        ([f"{FLOWS}::test_training_section_flow"], None),
+    "edgecnn export models/simplecnn-shapes/best.pt --out export/shapes.onnx":
+        ([f"{FLOWS}::test_training_section_flow"], None),
+    "edgecnn infer data/shapes/val/star/000019.png --model export/shapes.onnx":
+        ([f"{FLOWS}::test_training_section_flow"], None),
+    "edgecnn train lenet5 --data data/shapes --epochs 12 --augment":
+        ([f"{FLOWS}::test_resume_and_bad_input_of_the_training_section"], None),
+    "edgecnn train lenet5 --data data/shapes --epochs 12 --augment --resume":
+        ([f"{FLOWS}::test_resume_and_bad_input_of_the_training_section"], None),
+    "edgecnn train resnet18 --data flowers/ --init resnet18-f37072fd.pth --freeze backbone --epochs 5":
+        ([f"{FLOWS}::test_transfer_learning_strategies"], None),
+    "edgecnn train resnet18 --data xrays/ --init resnet18-f37072fd.pth --freeze stages:2 --in-channels 1":
+        ([f"{FLOWS}::test_transfer_learning_strategies"], None),
+    "edgecnn train resnet18 --data big/ --init resnet18-f37072fd.pth --lr 0.01 --layer-lr-decay 0.7":
+        ([f"{FLOWS}::test_transfer_learning_strategies"], None),
+    "edgecnn train models/simplecnn-shapes/best.pt --data data/shapes-more --freeze backbone --epochs 3 --lr 0.01 "
+    "--out models/simplecnn-ft": ([f"{FLOWS}::test_training_section_flow"], None),
+    "edgecnn data shapes --task detect --out data/shapes-det --n 600 --size 160":
+        ([f"{FLOWS}::test_detector_training_command"], None),
+    "edgecnn train ssdlite_mobilenetv2 --data data/shapes-det --input-size 160 --epochs 14 --batch-size 16 "
+    "--optimizer adamw --lr 0.002": ([f"{FLOWS}::test_detector_training_command"], None),
+    "edgecnn train lenet5 --data data/shapes --epochs 3 --nproc 2 --out models/lenet5-ddp":
+        (["tests/train/test_ddp.py::test_two_gloo_processes_match_one_process"], None),
+    "edgecnn train lenet5 --data data/shapes --device cuda":  # its one-line error on a machine without CUDA
+        (["tests/train/test_train.py::test_device_cuda_without_cuda"], None),
+    "edgecnn train lenet5 --data photos/": ([f"{FLOWS}::test_resume_and_bad_input_of_the_training_section"], None),
+    "edgecnn train lenet5 --data data/shapes":
+        ([f"{FLOWS}::test_resume_and_bad_input_of_the_training_section"], None),
+    "edgecnn data mnist --out data/mnist --mirror http://127.0.0.1:9/mnist/":
+        (["tests/train/test_datasets.py::test_data_mnist_offline_is_one_line"], None),
+    "edgecnn export mobilenetv2": ([f"{FLOWS}::test_export_section_flow"], None),
+    "edgecnn inspect export/mobilenetv2.onnx": ([f"{FLOWS}::test_export_section_flow"], None),
+    # --per-channel is the default every quantize test runs
+    "edgecnn quantize export/mobilenetv2.onnx --calib images/ [--samples 64] [--per-channel/--per-tensor]":
+        (["tests/export/test_quantize.py::test_quantize_report_table",
+          "tests/export/test_int8_oracles.py::test_per_tensor_and_explicit_types_are_in_the_file"],
+         ['"quantize"', '"--calib"', '"--samples"', '"--per-tensor"']),
+    "edgecnn export ssdlite_mobilenetv2 --nms graph":
+        ([f"{FLOWS}::test_graph_nms_export_of_random_weights"], None),
+    "edgecnn infer photos/ --model colors.onnx --topk 2":
+        (["tests/cli/test_infer.py::test_classification_table", "tests/cli/test_infer.py::test_jsonl_and_csv"],
+         ['"infer"', '"--model"', '"--topk"', "str(folder)"]),
+    "edgecnn infer street.png --model boxes.onnx --save annotated/":
+        (["tests/cli/test_infer.py::test_annotated_detection_boxes_are_at_the_right_pixels"],
+         ['"infer"', '"--save"', 'models["det"]']),
+    "edgecnn export lenet5 --num-classes 3": ([f"{FLOWS}::test_random_init_lenet5_through_the_export_folder"], None),
+    "edgecnn infer photos/red.jpg --model lenet5 --topk 3":
+        ([f"{FLOWS}::test_random_init_lenet5_through_the_export_folder"], None),
+    "edgecnn infer photos/sky.png --model other.onnx --topk 1 --format csv":
+        (["tests/cli/test_infer.py::test_third_party_file_with_overrides",
+          "tests/cli/test_infer.py::test_jsonl_and_csv"], ['"infer"', 'models["other"]', '"-k"', '"csv"']),
+    "edgecnn infer photos/red.jpg --model colors.onnx --topk 1 --format json":
+        (["tests/cli/test_infer.py::test_third_party_file_with_overrides"], ['"infer"', '"-k", "1"', '"json"']),
+    "edgecnn infer street.png --model boxes.onnx --format jsonl":
+        (["tests/runtime/test_infer_torch_free.py::test_infer_detection_without_torch"], ['"infer"', '"jsonl"']),
+    "edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det":
+        (["tests/cli/test_eval.py::test_detection_map_equals_pycocotools_on_the_same_detections"],
+         ['"eval"', '"--data"', "fake_detector"]),
+    "edgecnn bench export/mobilenetv2.onnx": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak":
+        ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn bench export/ssdlite.onnx --image photos/": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn bench model.onnx --paced 30 --min-time 10": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn bench mobilenetv2 --backend ort,torch,openvino --threads 2":
+        ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn bench export/mobilenetv2.onnx --scenario singlestream --min-duration 30":
+        (["tests/bench/test_mlperf.py::test_cli_scenario_reports_loadgen_beside_ours"], None),
+    "edgecnn bench export/mobilenetv3_small.onnx --remote pi@raspberrypi --install":  # a throwaway sshd on 127.0.0.1
+        (["tests/bench/test_remote.py::test_fresh_device_is_installed_and_benched_with_the_local_run"],
+         ['"--remote"', '"--install"', "bench("]),
+}
+CANNOT_RUN = {
+    "edgecnn bench model.onnx --batch 1,8 --provider cpu,cuda --format json":
+        "needs onnxruntime-gpu and a CUDA device; tests/bench/test_cli_bench.py checks the one-line error without "
+        "them and tests/bench/test_cli_bench.py::test_partial_failure_writes_the_report_and_exits_1 a provider list "
+        "whose second provider is missing",
+}
+
+
+def _functions() -> dict[str, tuple[ast.FunctionDef, str, dict[str, ast.FunctionDef]]]:
+    """``path::name`` -> (test function, module source, the module's functions by name) for tests/."""
+    out = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        src = path.read_text(encoding="utf-8")
+        defs = {n.name: n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)}
+        for name, node in defs.items():
+            if name.startswith("test_"):
+                out[f"{path.relative_to(ROOT)}::{name}"] = (node, src, defs)
+    return out
+
+
+def _evidence(command: str) -> list[str]:
+    """The subcommand and every --option of a README command, as the string literals a test passes."""
+    part = command.rsplit("&& ", 1)[-1].split()
+    return [f'"{part[1]}"'] + [f'"{o}"' for o in sorted(set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*",
+                                                                          " ".join(part))))]
+
+
+def test_every_readme_command_is_run_by_a_test():
+    commands = rc.edgecnn_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(commands) > 30  # the extraction found the README's code blocks
+    missing = [c for c in commands if c not in COVERED and c not in CANNOT_RUN]
+    assert not missing, f"README commands no test runs (add a test and list it in COVERED): {missing}"
+    stale = [c for c in [*COVERED, *CANNOT_RUN] if c not in commands]
+    assert not stale, f"listed here but no longer in README.md: {stale}"
+    functions = _functions()
+    for command, (tests, evidence) in COVERED.items():
+        sources = []
+        for test in tests:
+            assert test in functions, f"{command!r}: no test {test}"
+            node, src, defs = functions[test]
+            fixtures = [defs[a.arg] for a in node.args.args if a.arg in defs]  # the module's own fixtures
+            sources += [ast.get_source_segment(src, n) for n in (node, *fixtures)]
+        text = "\n".join(sources)
+        lacking = [e for e in (evidence or _evidence(command)) if e not in text]
+        assert not lacking, f"{command!r}: {tests} never pass {lacking}"
+
+
+def test_cannot_run_entries_say_why():
+    assert all(len(why) > 30 for why in CANNOT_RUN.values())
+
+
+# ---- .ci/readme_commands.py: what CI and the check above read from README.md ----
+
+DOC = """# t
+
+## Quick start
+
+Text.
+
+    python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[torch]" && edgecnn demo
+
+More text:
+
+    python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && python -m pytest -q
+
+    pip install torch==2.13.0 --index-url https://example/cpu
+
+## Usage
+
+- a list item
+  continued, not code
+
+      $ edgecnn infer a.jpg --model m.onnx --format json
+      {"output": "edgecnn infer is not a command here"}
+
+A paragraph ends the list.
+
+    $ edgecnn models
+    name  params
+    edgecnn bench x.onnx        # a comment
+    wrote edgecnn 0.1.0 files
+
+```bash
+edgecnn export lenet5 --num-classes 3
+python benchmarks/host.py
+```
+
+Inline `edgecnn summary x` is not a code block.
+"""
+
+
+def test_quickstart_reads_the_two_venv_commands_of_the_section():
+    assert rc.quickstart(DOC) == [
+        'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[torch]" && edgecnn demo',
+        'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && python -m pytest -q']
+
+
+def test_quickstart_refuses_anything_but_two():
+    one = DOC.replace('    python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]"', "    pip install")
+    with pytest.raises(SystemExit, match="expected 2 quick-start commands"):
+        rc.quickstart(one)
+    three = DOC.replace("    pip install torch==2.13.0", "    python3 -m venv .venv && . .venv/bin/activate && x")
+    with pytest.raises(SystemExit, match="found 3"):
+        rc.quickstart(three)
+
+
+def test_edgecnn_commands_from_indented_nested_and_fenced_blocks():
+    assert rc.edgecnn_commands(DOC) == [
+        'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[torch]" && edgecnn demo',
+        "edgecnn infer a.jpg --model m.onnx --format json",
+        "edgecnn models",
+        "edgecnn bench x.onnx",
+        "edgecnn export lenet5 --num-classes 3",
+    ]
+
+
+def test_the_readme_quickstart_is_what_ci_runs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    demo, tests = rc.quickstart(text)
+    assert demo.endswith('pip install -e ".[torch,eval]" && edgecnn demo')  # the demo's detection stage needs [eval]
+    assert tests.endswith("python -m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "readme_commands.py quickstart" in ci and "mktemp -d" in ci
+
+
+# ---- .ci/run itself, on a stand-in checkout whose README commands are cheap shell functions ----
+
+VENV = "python3 -m venv .venv && . .venv/bin/activate && "
+FAKE_README = "\n".join([
+    "# x", "", "## Quick start", "",
+    "    " + VENV + 'echo one > mark.txt && edgecnn() { test "$1" = demo; } && edgecnn demo', "",
+    "    " + VENV + "test ! -e mark.txt && printf '#!/bin/sh\\nexit 0\\n' > .venv/bin/ruff && chmod +x .venv/bin/ruff"
+    " && pytest() { return RC; } && pytest", "",
+    "## Next", ""])
+
+
+def _ci_run(tmp_path, rc: int):
+    import os
+    import shutil
+    import subprocess
+
+    if not os.access("/usr/sbin/sshd", os.X_OK) and os.geteuid() == 0:
+        pytest.skip(".ci/run would apt-get install openssh-server here")
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    for name in ("run", "readme_commands.py"):
+        shutil.copy(ROOT / ".ci" / name, repo / ".ci" / name)
+    (repo / "README.md").write_text(FAKE_README.replace("RC", str(rc)))
+    (repo / ".gitignore").write_text(".venv/\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    return subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_ci_runs_both_readme_commands_each_in_a_fresh_copy(tmp_path):
+    r = _ci_run(tmp_path, 0)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ci: [1/2] in a fresh copy of the checkout: python3 -m venv .venv" in r.stdout
+    assert "ci: [2/2] in a fresh copy of the checkout: python3 -m venv .venv" in r.stdout  # no mark.txt of [1/2]
+    assert not (tmp_path / "repo" / ".venv").exists() and not (tmp_path / "repo" / "mark.txt").exists()
+
+
+def test_ci_fails_when_pytest_ran_no_test(tmp_path):
+    r = _ci_run(tmp_path, 5)  # pytest's "no tests ran"
+    assert r.returncode == 5
+    assert "ci: the README's quick-start command 2 failed (exit 5)" in r.stderr
