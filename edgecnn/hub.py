@@ -55,24 +55,30 @@ def is_tag(weights: str | None) -> bool:
     return weights is not None and weights.lower() in TAGS
 
 
+def dataset(tag: str) -> str:
+    """``ImageNet`` or ``COCO``: the data set a tag names weights of."""
+    tag = tag.lower()
+    return DATASETS.get(tag) or ("COCO" if tag.startswith("coco") else "ImageNet")
+
+
 def resolve(card: ModelCard, tag: str) -> Pretrained:
     """The card's published weights named by ``tag`` (``imagenet``/``coco`` = the first of that dataset,
     torchvision's default)."""
     tag = tag.lower()
-    dataset = DATASETS.get(tag) or ("COCO" if tag.startswith("coco") else "ImageNet")
-    mine = [p for p in card.pretrained if p.dataset == dataset]
+    wanted = dataset(tag)
+    mine = [p for p in card.pretrained if p.dataset == wanted]
     if not mine:
-        have = [n for n, c in REGISTRY.items() if any(p.dataset == dataset for p in c.pretrained)]
+        have = [n for n, c in REGISTRY.items() if any(p.dataset == wanted for p in c.pretrained)]
         other = sorted({p.dataset for p in card.pretrained})
         instead = f"; it has {other[0]} weights: --weights {other[0].lower()}" if other else ""
-        raise UsageError(f"{card.name} has no published {dataset} weights (only torchvision-layout models do: "
+        raise UsageError(f"{card.name} has no published {wanted} weights (only torchvision-layout models do: "
                          f"{', '.join(have)}){instead}; or pass a file with --weights")
     if tag in DATASETS:
         return mine[0]
     for p in mine:
         if p.tag == tag:
             return p
-    short = dataset.lower()
+    short = wanted.lower()
     raise UsageError(f"{card.name} has no '{tag}' weights; it has: {short} (= {mine[0].tag}), "
                      f"{', '.join(p.tag for p in mine)}")
 

@@ -19,7 +19,6 @@ from PIL import Image
 from edgecnn import contract as contract_mod
 from edgecnn import hub, registry
 from edgecnn.models.ssdlite import torchvision_coco_labels
-from edgecnn.registry import Pretrained
 from tests.http_server import serve
 
 from .tv_weights import state_dict_for
