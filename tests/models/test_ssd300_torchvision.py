@@ -56,3 +56,13 @@ def test_boxes_and_scores_before_nms_equal_torchvisions():
     np.testing.assert_allclose(scores[0, sample].flatten().numpy(), FIXTURE["scores_sample"], atol=1e-4)
     assert float(boxes.double().sum()) == pytest.approx(FIXTURE["boxes_sum"], rel=1e-5)
     np.testing.assert_allclose(scores[0].double().sum(0).numpy(), FIXTURE["scores_sum_per_class"], rtol=1e-4)
+
+
+def test_card_macs_are_the_models():
+    from edgecnn.profile import profile
+
+    card = registry.get_card(NAME)
+    assert profile(registry.build(NAME), (3, 300, 300), NAME).macs == card.macs
+    p = card.pretrained[0]
+    assert p.url == "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth"
+    assert (p.tag, p.box_map, p.crop) == ("coco_v1", 25.1, 300)
