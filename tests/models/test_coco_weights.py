@@ -120,3 +120,11 @@ def test_offline_names_the_file_to_fetch(cli, mirrored, monkeypatch):
     r = cli("export", NAME, "--weights", "coco", "--no-check")
     assert r.exit_code != 0
     assert f"pass it with --weights {p.filename}" in r.stderr
+
+
+def test_missing_export_names_the_coco_weights(tmp_path, monkeypatch):
+    from edgecnn.runtime.session import EngineError, resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EngineError, match=f"make it with: edgecnn export {NAME} --weights coco$"):
+        resolve_model(NAME)
