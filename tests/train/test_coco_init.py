@@ -114,3 +114,25 @@ def test_train_init_coco_freeze_backbone(ckpt, tmp_path, monkeypatch):
     extra_and_box = [k for k in trained if k.startswith(("backbone.extra.", "head.regression_head."))
                      and k.endswith("weight")]
     assert any(not torch.equal(trained[k], state[k]) for k in extra_and_box)  # trained from COCO's
+
+
+def test_ssd300_subset_rows_with_4_and_6_anchors_per_location(tmp_path):
+    """SSD300's maps have 4 or 6 anchors per location: the rows kept are (anchor, class) of each map."""
+    import json
+    from pathlib import Path
+
+    from tests.models.tv_weights import state_dict_for
+
+    layout = json.loads((Path(__file__).parents[1] / "models" / "fixtures" / "ssd300_torchvision.json").read_text())
+    state = state_dict_for(layout["layout91"])
+    path = tmp_path / "ssd300_vgg16_coco.pth"
+    torch.save(state, path)
+    model = registry.build("ssd300_vgg16", num_classes=3)
+    notes = transfer.load_init(model, path, "ssd300_vgg16", ["background", "dog", "person"])
+    assert any("kept the file's rows of dog, person (91 -> 3 classes" in n for n in notes), notes
+    own = model.state_dict()
+    for k in model.head_keys():
+        theirs = state[k].reshape(-1, 91, *state[k].shape[1:])[:, [0, 18, 1]]  # COCO: dog 18, person 1
+        assert torch.equal(own[k].reshape(theirs.shape), theirs), k
+    assert {own[k].shape[0] for k in model.head_keys() if k.endswith("bias")} == {12, 18}
+    assert all(torch.equal(own[k], state[k]) for k in own if k not in model.head_keys())
