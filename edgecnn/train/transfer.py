@@ -42,6 +42,12 @@ def split_model(model: nn.Module) -> tuple[list[list[nn.Module]], list[nn.Module
         units = [m for part in detector for m in (part.children() if isinstance(part, nn.Sequential) else [part])]
         head = [m for name, m in model.backbone.named_children() if name != "features"]
         head += [m for name, m in model.named_children() if name != "backbone"]
+        direct = dict(model.backbone.named_parameters(recurse=False))  # SSD300's L2Norm scale of conv4_3
+        if direct:
+            holder = nn.Module()
+            for name, p in direct.items():
+                holder.register_parameter(name, p)
+            head.insert(0, holder)
     elif isinstance(features, nn.Sequential):
         units = list(features.children())
         head = [m for name, m in model.named_children() if name != "features"]

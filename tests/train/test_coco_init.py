@@ -136,3 +136,16 @@ def test_ssd300_subset_rows_with_4_and_6_anchors_per_location(tmp_path):
         assert torch.equal(own[k].reshape(theirs.shape), theirs), k
     assert {own[k].shape[0] for k in model.head_keys() if k.endswith("bias")} == {12, 18}
     assert all(torch.equal(own[k], state[k]) for k in own if k not in model.head_keys())
+
+
+def test_ssd300_freezes_vgg_and_trains_the_rest():
+    model = registry.build("ssd300_vgg16", num_classes=3)
+    stages, _ = transfer.split_model(model)
+    assert len(stages) == 4  # conv1, pool1+conv2, pool2+conv3, pool3+conv4_3
+    frozen = transfer.freeze(model, "backbone")
+    groups = transfer.param_groups(model, 0.01, 1e-4)  # every trainable parameter in a group, none twice
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert in_groups == trainable and model.backbone.scale_weight.requires_grad
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert {id(p) for p in model.backbone.features.parameters()} == {id(p) for m in frozen for p in m.parameters()}
