@@ -61,18 +61,18 @@ def dataset(tag: str) -> str:
     return DATASETS.get(tag) or ("COCO" if tag.startswith("coco") else "ImageNet")
 
 
-def resolve(card: ModelCard, tag: str) -> Pretrained:
+def resolve(card: ModelCard, tag: str, option: str = "--weights") -> Pretrained:
     """The card's published weights named by ``tag`` (``imagenet``/``coco`` = the first of that dataset,
-    torchvision's default)."""
+    torchvision's default). ``option`` is the command's option (named in the refusal)."""
     tag = tag.lower()
     wanted = dataset(tag)
     mine = [p for p in card.pretrained if p.dataset == wanted]
     if not mine:
         have = [n for n, c in REGISTRY.items() if any(p.dataset == wanted for p in c.pretrained)]
         other = sorted({p.dataset for p in card.pretrained})
-        instead = f"; it has {other[0]} weights: --weights {other[0].lower()}" if other else ""
+        instead = f"; it has {other[0]} weights: {option} {other[0].lower()}" if other else ""
         raise UsageError(f"{card.name} has no published {wanted} weights (only torchvision-layout models do: "
-                         f"{', '.join(have)}){instead}; or pass a file with --weights")
+                         f"{', '.join(have)}){instead}; or pass a file with {option}")
     if tag in DATASETS:
         return mine[0]
     for p in mine:

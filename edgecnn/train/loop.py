@@ -194,7 +194,7 @@ class Trainer:
             card = registry.get_card(cfg.model)
             if self.task.kind == "detect" and hub.dataset(init) == "ImageNet" and cfg.model in BACKBONES:
                 card = registry.get_card(BACKBONES[cfg.model])  # a detector: its backbone classifier's weights
-            init = str(hub.fetch(hub.resolve(card, init), option="--init").path)
+            init = str(hub.fetch(hub.resolve(card, init, option="--init"), option="--init").path)
         if cfg.model not in registry.REGISTRY:  # a checkpoint to fine-tune
             if init is not None:
                 raise UsageError("give a checkpoint either as MODEL or with --init, not both")

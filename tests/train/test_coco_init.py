@@ -149,3 +149,14 @@ def test_ssd300_freezes_vgg_and_trains_the_rest():
     assert in_groups == trainable and model.backbone.scale_weight.requires_grad
     assert all(not p.requires_grad for m in frozen for p in m.parameters())
     assert {id(p) for p in model.backbone.features.parameters()} == {id(p) for m in frozen for p in m.parameters()}
+
+
+def test_init_coco_on_a_detector_without_coco_weights_says_so(tmp_path):
+    from edgecnn.errors import UsageError
+
+    data = tmp_path / "shapes"
+    write_shapes(data, n=8, size=SIZE, seed=0, task="detect")
+    with pytest.raises(UsageError, match="ssdlite_mobilenetv2 has no published COCO weights .*ssdlite320_mobilenetv3"
+                                         "_large.*; or pass a file with --init$"):
+        train(TrainConfig("ssdlite_mobilenetv2", str(data), epochs=1, input_size=SIZE, out=str(tmp_path / "run"),
+                          device="cpu", init="coco"), echo=quiet, warn=quiet)
