@@ -1,4 +1,5 @@
-"""Published ImageNet weights: resolve ``--weights imagenet`` to a model card's checkpoint, find it in a
+"""Published weights: resolve ``--weights imagenet`` (a classifier) or ``--weights coco`` (a detector) to a
+model card's checkpoint, find it in a
 cache or download it, and check its hash. No torch (loading the file is ``edgecnn.export.weights``).
 
 Where a file is looked for, in order:
@@ -40,7 +41,9 @@ from edgecnn.fileio import sha256, umask
 from edgecnn.progress import Progress
 from edgecnn.registry import REGISTRY, ModelCard, Pretrained
 
-TAGS = ("imagenet", "imagenet1k_v1", "imagenet1k_v2")  # "imagenet": the card's first (torchvision's DEFAULT)
+# "imagenet"/"coco": the card's first weights of that dataset (torchvision's DEFAULT); the others name one
+TAGS = ("imagenet", "imagenet1k_v1", "imagenet1k_v2", "coco", "coco_v1")
+DATASETS = {"imagenet": "ImageNet", "coco": "COCO"}
 
 
 class HubError(EdgeCNNError):
@@ -52,24 +55,37 @@ def is_tag(weights: str | None) -> bool:
     return weights is not None and weights.lower() in TAGS
 
 
-def resolve(card: ModelCard, tag: str) -> Pretrained:
-    """The card's published weights named by ``tag`` (``imagenet`` = the first, torchvision's default)."""
+def dataset(tag: str) -> str:
+    """``ImageNet`` or ``COCO``: the data set a tag names weights of."""
     tag = tag.lower()
-    if not card.pretrained:
-        raise UsageError(f"{card.name} has no published ImageNet weights (only torchvision-layout models do: "
-                         f"{', '.join(n for n, c in REGISTRY.items() if c.pretrained)}); pass a file with --weights")
-    if tag == "imagenet":
-        return card.pretrained[0]
-    for p in card.pretrained:
+    return DATASETS.get(tag) or ("COCO" if tag.startswith("coco") else "ImageNet")
+
+
+def resolve(card: ModelCard, tag: str, option: str = "--weights") -> Pretrained:
+    """The card's published weights named by ``tag`` (``imagenet``/``coco`` = the first of that dataset,
+    torchvision's default). ``option`` is the command's option (named in the refusal)."""
+    tag = tag.lower()
+    wanted = dataset(tag)
+    mine = [p for p in card.pretrained if p.dataset == wanted]
+    if not mine:
+        have = [n for n, c in REGISTRY.items() if any(p.dataset == wanted for p in c.pretrained)]
+        other = sorted({p.dataset for p in card.pretrained})
+        instead = f"; it has {other[0]} weights: {option} {other[0].lower()}" if other else ""
+        raise UsageError(f"{card.name} has no published {wanted} weights (only torchvision-layout models do: "
+                         f"{', '.join(have)}){instead}; or pass a file with {option}")
+    if tag in DATASETS:
+        return mine[0]
+    for p in mine:
         if p.tag == tag:
             return p
-    raise UsageError(f"{card.name} has no '{tag}' weights; it has: imagenet (= {card.pretrained[0].tag}), "
-                     f"{', '.join(p.tag for p in card.pretrained)}")
+    short = wanted.lower()
+    raise UsageError(f"{card.name} has no '{tag}' weights; it has: {short} (= {mine[0].tag}), "
+                     f"{', '.join(p.tag for p in mine)}")
 
 
 def match_file(card: ModelCard, path: str | Path) -> Pretrained | None:
     """The published weights a local file is, judged by its torchvision file name (``resnet18-f37072fd.pth``),
-    so a checkpoint fetched by hand gets the same labels and preprocessing as ``--weights imagenet``."""
+    so a checkpoint fetched by hand gets the same labels and preprocessing as ``--weights imagenet``/``coco``."""
     name = Path(path).name
     return next((p for p in card.pretrained if p.filename == name), None)
 

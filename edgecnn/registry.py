@@ -16,20 +16,28 @@ from edgecnn.errors import UnknownModelError, UsageError, require
 
 @dataclass(frozen=True)
 class Pretrained:
-    """Published ImageNet weights of a torchvision-layout model, and the eval transform they were
-    measured with (torchvision's per-weight ``transforms()``: resize the shorter side, center-crop).
+    """Published weights of a torchvision-layout model (ImageNet-1K for a classifier, COCO for a detector),
+    and the eval transform they were measured with: a classifier's torchvision per-weight ``transforms()``
+    (resize the shorter side, center-crop); a detector's is the model's own (``model.preprocess``:
+    torchvision's detection transform), measured at ``crop`` x ``crop``.
 
     ``url``'s file name carries the first hex digits of the file's SHA-256 (``resnet18-f37072fd.pth``);
     that prefix is all torchvision publishes, so the download is checked against it, as
     ``torch.hub``'s ``check_hash`` does (see ``edgecnn.hub``)."""
 
-    tag: str  # imagenet1k_v1 | imagenet1k_v2 (torchvision's enum name, lower case)
+    tag: str  # imagenet1k_v1 | imagenet1k_v2 | coco_v1 (torchvision's enum name, lower case)
     url: str
     crop: int
     resize: int
     interpolation: str = "bilinear"
     top1: float = 0.0  # torchvision's ImageNet-1K validation accuracy, percent
     top5: float = 0.0
+    box_map: float = 0.0  # torchvision's COCO val2017 box mAP@[.50:.95], percent (a detector's weights)
+
+    @property
+    def dataset(self) -> str:
+        """``COCO`` or ``ImageNet``: what the weights were trained on (the tag's family)."""
+        return "COCO" if self.tag.startswith("coco") else "ImageNet"
 
     @property
     def filename(self) -> str:
@@ -43,6 +51,10 @@ class Pretrained:
 def _tv(file: str, top1: float, top5: float, tag: str = "imagenet1k_v1", crop: int = 224, resize: int = 256,
         interpolation: str = "bilinear") -> Pretrained:
     return Pretrained(tag, f"https://download.pytorch.org/models/{file}", crop, resize, interpolation, top1, top5)
+
+
+def _tv_coco(file: str, box_map: float, size: int) -> Pretrained:
+    return Pretrained("coco_v1", f"https://download.pytorch.org/models/{file}", size, size, box_map=box_map)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,8 @@ class ModelCard:
     paper: str
     torchvision: str | None = None  # torchvision name whose checkpoints load with strict=True
     fixed_input: bool = False  # flatten width ties the classifier to the input size
-    # torchvision's ImageNet weights, the default (``--weights imagenet``: torchvision's DEFAULT) first
+    # torchvision's ImageNet (or a detector's COCO) weights, the default (``--weights imagenet``/``coco``:
+    # torchvision's DEFAULT) first
     pretrained: tuple[Pretrained, ...] = ()
 
     def to_dict(self) -> dict:
@@ -144,11 +157,15 @@ _CARDS = [
               28_589_128, 4_455_531_264, "Liu et al. 2022, A ConvNet for the 2020s (arXiv:2201.03545)",
               "convnext_tiny",
               pretrained=(_tv("convnext_tiny-983f1562.pth", 82.52, 96.146, resize=236),)),
+    ModelCard("ssd300_vgg16", "edgecnn.models.ssd:ssd300_vgg16", "vgg", "detect", 3, 300, 91,
+              35_641_826, 34_858_153_472, "Liu et al. 2016, SSD: Single Shot MultiBox Detector (arXiv:1512.02325)",
+              "ssd300_vgg16", pretrained=(_tv_coco("ssd300_vgg16_coco-b556d3b4.pth", 25.1, 300),)),
     ModelCard("ssdlite_mobilenetv2", "edgecnn.models.ssdlite:ssdlite_mobilenetv2", "ssdlite", "detect", 3, 320, 91,
               4_664_988, 870_061_504, "Sandler et al. 2018, MobileNetV2, sec 6.2 SSDLite (arXiv:1801.04381)"),
     ModelCard("ssdlite320_mobilenetv3_large", "edgecnn.models.ssdlite:ssdlite320_mobilenetv3_large", "ssdlite",
               "detect", 3, 320, 91, 3_440_060, 583_171_904,
-              "Howard et al. 2019, MobileNetV3, sec 6.3 SSDLite (arXiv:1905.02244)", "ssdlite320_mobilenet_v3_large"),
+              "Howard et al. 2019, MobileNetV3, sec 6.3 SSDLite (arXiv:1905.02244)", "ssdlite320_mobilenet_v3_large",
+              pretrained=(_tv_coco("ssdlite320_mobilenet_v3_large_coco-a79551df.pth", 21.3, 320),)),
 ]
 REGISTRY: dict[str, ModelCard] = {c.name: c for c in _CARDS}
 

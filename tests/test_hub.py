@@ -70,6 +70,18 @@ def test_resolve_tags_and_refusals():
         hub.resolve(registry.get_card("resnet18"), "imagenet1k_v2")
 
 
+def test_coco_tags_name_a_detectors_weights():
+    assert hub.is_tag("coco") and hub.is_tag("COCO_V1") and not hub.is_tag("coco.pth")
+    assert hub.dataset("coco_v1") == "COCO" and hub.dataset("imagenet1k_v2") == "ImageNet"
+    for name, file in (("ssdlite320_mobilenetv3_large", "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"),
+                       ("ssd300_vgg16", "ssd300_vgg16_coco-b556d3b4.pth")):
+        p = hub.resolve(registry.get_card(name), "coco")
+        assert p.filename == file and p.sha256_prefix == file[-12:-4] and hub.resolve(registry.get_card(name),
+                                                                                      "coco_v1") is p
+    with pytest.raises(hub.UsageError, match="mobilenetv2 has no published COCO weights .*--weights imagenet"):
+        hub.resolve(registry.get_card("mobilenetv2"), "coco")
+
+
 # ---- download, cache, torch hub's cache
 
 def test_download_then_cache_hit(server):

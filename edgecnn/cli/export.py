@@ -22,8 +22,8 @@ def _batch(value: str) -> str | int:
 def export_cmd(
     model: str = typer.Argument(..., help="A zoo name, or an edgecnn checkpoint from 'edgecnn train'."),
     weights: str = typer.Option(None, "--weights", help="imagenet (torchvision's published weights, downloaded "
-                                "once and cached; also imagenet1k_v1/_v2), an edgecnn checkpoint, or a "
-                                "torchvision-format state dict .pth."),
+                                "once and cached; also imagenet1k_v1/_v2), coco (a detector's), an edgecnn "
+                                "checkpoint, or a torchvision-format state dict .pth."),
     num_classes: int = typer.Option(None, "--num-classes", help="Classes of the head."),
     in_channels: int = typer.Option(None, "--in-channels", help="Input channels."),
     input_size: str = typer.Option(None, "--input-size", help="Input size: S (square), HxW or H,W."),
@@ -76,9 +76,14 @@ def export_cmd(
     if isinstance(c.weights, dict) and c.weights.get("published"):
         p, m = c.preprocess, c.metrics or {}
         top1 = f", ImageNet top-1 {m['imagenet1k_top1']:.2f}%" if "imagenet1k_top1" in m else ""
+        if "coco_val2017_map" in m:
+            top1 = f", COCO val2017 box mAP {m['coco_val2017_map']:.1f} (published)"
         typer.echo(f"weights: {c.weights['published']}{top1} ({c.weights['path']}, "
                    f"sha256 {c.weights['sha256'][:12]}...)")
-        typer.echo(f"preprocess: resize {p.resize_size}, center crop {p.height}x{p.width}, {p.interpolation}; labels: "
+        size = (f"resize {p.resize_size}, center crop {p.height}x{p.width}, {p.interpolation}"
+                if p.resize == "resize_crop" else
+                f"{p.resize} to {p.height}x{p.width}, {p.interpolation}, mean {list(p.mean)} std {list(p.std)}")
+        typer.echo(f"preprocess: {size}; labels: "
                    f"{len(c.labels or []):,}" + (f" ({c.labels[0]}, {c.labels[1]}, ...)" if c.labels else ""))
     parity = res.parity or {}
     if parity.get("skipped"):

@@ -71,6 +71,8 @@ def summary_cmd(
         typer.echo(f"ONNX export: {onnx.note() or f'params {onnx.params:,}'}"
                    + (f"; the file also holds constants made from the model's buffers ({', '.join(onnx.buffers)})"
                       if onnx.buffers else ""))
-    for p in card.pretrained:  # what --weights imagenet gives, and at which input it was measured
-        typer.echo(f"pretrained: {p.tag}{' (--weights imagenet)' if p is card.pretrained[0] else ''}: ImageNet "
-                   f"top-1 {p.top1:.2f}% at {p.crop}x{p.crop} (resize {p.resize}, {p.interpolation}); {p.url}")
+    for p in card.pretrained:  # what --weights imagenet/coco gives, and at which input it was measured
+        default = f" (--weights {p.dataset.lower()})" if p is card.pretrained[0] else ""
+        score = (f"COCO val2017 box mAP {p.box_map:.1f} at {p.crop}x{p.crop}" if p.dataset == "COCO" else
+                 f"ImageNet top-1 {p.top1:.2f}% at {p.crop}x{p.crop} (resize {p.resize}, {p.interpolation})")
+        typer.echo(f"pretrained: {p.tag}{default}: {score}; {p.url}")

@@ -230,7 +230,7 @@ def export(opts: ExportOptions) -> ExportResult:
         from edgecnn.models.ssdlite import torchvision_coco_labels
 
         labels = torchvision_coco_labels()  # a 91-class state dict in torchvision's layout: its COCO weights
-    imagenet = published is not None and num_classes == 1000 and not replaced
+    imagenet = published is not None and published.dataset == "ImageNet" and num_classes == 1000 and not replaced
     if imagenet and labels is None:
         labels = hub.imagenet_labels()
     if base is not None and base.preprocess.channels == in_channels:
@@ -247,6 +247,10 @@ def export(opts: ExportOptions) -> ExportResult:
         metrics = {"imagenet1k_top1": published.top1, "imagenet1k_top5": published.top5,
                    "measured_by": f"torchvision ({published.tag.upper()}, crop {published.crop} from "
                                   f"{published.resize}, {published.interpolation})"}
+    elif published is not None and published.dataset == "COCO" and num_classes == 91 and not replaced:
+        metrics = {"coco_val2017_map": published.box_map,
+                   "measured_by": f"torchvision ({published.tag.upper()}, box mAP@[.50:.95] on COCO val2017 "
+                                  f"at {published.crop}x{published.crop})"}
 
     # 2. export and validate the graph
     x = torch.randn(1 if opts.batch == "dynamic" else int(opts.batch), in_channels, h, w)

@@ -98,11 +98,12 @@ class SSDLiteHead(nn.Module):
     """One module list per output (torchvision's ``classification_head.module_list`` /
     ``regression_head.module_list``); the flattening order is per map, (H, W, anchor)."""
 
-    def __init__(self, channels: list[int], anchors: list[int], width: int, bn: dict):
+    def __init__(self, channels: list[int], anchors: list[int], width: int, bn: dict, block=None):
         super().__init__()
         self.width = width
         pairs = zip(channels, anchors, strict=True)
-        self.module_list = nn.ModuleList([_prediction_block(c, a * width, bn) for c, a in pairs])
+        make = block or (lambda cin, cout: _prediction_block(cin, cout, bn))  # SSD's: a plain 3x3 conv
+        self.module_list = nn.ModuleList([make(c, a * width) for c, a in pairs])
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         out = []
@@ -114,10 +115,10 @@ class SSDLiteHead(nn.Module):
 
 
 class _Heads(nn.Module):
-    def __init__(self, channels: list[int], anchors: list[int], num_classes: int, bn: dict):
+    def __init__(self, channels: list[int], anchors: list[int], num_classes: int, bn: dict, block=None):
         super().__init__()
-        self.classification_head = SSDLiteHead(channels, anchors, num_classes, bn)
-        self.regression_head = SSDLiteHead(channels, anchors, 4, bn)
+        self.classification_head = SSDLiteHead(channels, anchors, num_classes, bn, block)
+        self.regression_head = SSDLiteHead(channels, anchors, 4, bn, block)
 
 
 def _normal_init(module: nn.Module) -> None:
@@ -129,7 +130,36 @@ def _normal_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class SSDLite(nn.Module):
+class SingleShot(nn.Module):
+    """What every single-shot detector here shares (the interface in the module docstring): ``backbone``
+    (input -> feature maps), ``head`` (``classification_head``, ``regression_head``), ``box_generator``,
+    ``input_size``; a subclass gives the feature-map sizes at an input (``_grid``)."""
+
+    def _grid(self, h: int, w: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def anchors_for(self, x: torch.Tensor) -> torch.Tensor:
+        """(A, 4) xyxy anchors for the input size of ``x`` (N, C, H, W)."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if getattr(self, "anchors", None) is not None and (h, w) == (self.input_size, self.input_size):
+            return self.anchors
+        return self.box_generator(self._grid(h, w), (h, w)).to(x.device)
+
+    def raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, C, H, W) -> (deltas (N, A, 4), logits (N, A, num_classes))."""
+        maps = self.backbone(x)
+        return self.head.regression_head(maps), self.head.classification_head(maps)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        deltas, logits = self.raw(x)
+        boxes = decode(deltas, self.anchors_for(x))
+        # clipped to the input before NMS, as torchvision's clip_boxes_to_image
+        bx = boxes[..., 0::2].clamp(min=0, max=int(x.shape[-1]))
+        by = boxes[..., 1::2].clamp(min=0, max=int(x.shape[-2]))
+        return torch.stack((bx, by), dim=-1).reshape(boxes.shape), torch.softmax(logits, dim=-1)
+
+
+class SSDLite(SingleShot):
     def __init__(self, features: nn.Sequential, c4: int, num_classes: int, input_size: int, width_mult: float,
                  bn: dict, preprocess: Preprocess, detection: Detection):
         super().__init__()
@@ -182,26 +212,6 @@ class SSDLite(nn.Module):
                 sizes.append((fh, fw))
             self._grids[(h, w)] = sizes
         return self._grids[(h, w)]
-
-    def anchors_for(self, x: torch.Tensor) -> torch.Tensor:
-        """(A, 4) xyxy anchors for the input size of ``x`` (N, C, H, W)."""
-        h, w = int(x.shape[-2]), int(x.shape[-1])
-        if getattr(self, "anchors", None) is not None and (h, w) == (self.input_size, self.input_size):
-            return self.anchors
-        return self.box_generator(self._grid(h, w), (h, w)).to(x.device)
-
-    def raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (N, C, H, W) -> (deltas (N, A, 4), logits (N, A, num_classes))."""
-        maps = self.backbone(x)
-        return self.head.regression_head(maps), self.head.classification_head(maps)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        deltas, logits = self.raw(x)
-        boxes = decode(deltas, self.anchors_for(x))
-        # clipped to the input before NMS, as torchvision's clip_boxes_to_image
-        bx = boxes[..., 0::2].clamp(min=0, max=int(x.shape[-1]))
-        by = boxes[..., 1::2].clamp(min=0, max=int(x.shape[-2]))
-        return torch.stack((bx, by), dim=-1).reshape(boxes.shape), torch.softmax(logits, dim=-1)
 
 
 def _last_strided(features: nn.Sequential) -> int:

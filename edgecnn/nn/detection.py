@@ -30,11 +30,14 @@ class DefaultBoxes:
     ``s_m = 1``), and per location the boxes ``(s_k, s_k)``, ``(s'_k, s'_k)`` with
     ``s'_k = sqrt(s_k * s_{k+1})``, then ``(s_k sqrt(r), s_k / sqrt(r))`` and its transpose for every
     aspect ratio r of that map; sizes are fractions of the image width/height. ``clip`` clamps the
-    sizes (not the boxes) to [0, 1], as torchvision does.
+    sizes (not the boxes) to [0, 1], as torchvision does. ``steps`` (SSD300's 8 .. 300, in pixels of
+    ``step_size``) places the centres of map k at ``(i + 0.5) * step_k`` instead of spreading them over the
+    map: at an input of another size the steps scale with it.
     """
 
     def __init__(self, aspect_ratios: Sequence[Sequence[float]], min_ratio: float = 0.2, max_ratio: float = 0.95,
-                 scales: Sequence[float] | None = None, clip: bool = True):
+                 scales: Sequence[float] | None = None, clip: bool = True, steps: Sequence[float] | None = None,
+                 step_size: int | None = None):
         m = len(aspect_ratios)
         if m < 1:
             raise ValueError("aspect_ratios needs one entry per feature map, got none")
@@ -46,6 +49,9 @@ class DefaultBoxes:
         self.aspect_ratios = [list(r) for r in aspect_ratios]
         self.scales = list(scales)
         self.clip = clip
+        if steps is not None and len(steps) != m:
+            raise ValueError(f"steps needs one value per feature map, got {len(steps)} for {m}")
+        self.steps, self.step_size = (list(steps), step_size) if steps is not None else (None, None)
         self.wh = []
         for k, ratios in enumerate(self.aspect_ratios):
             s, s_next = self.scales[k], math.sqrt(self.scales[k] * self.scales[k + 1])
@@ -63,9 +69,14 @@ class DefaultBoxes:
         if len(grid_sizes) != len(self.wh):
             raise ValueError(f"{len(grid_sizes)} feature maps for {len(self.wh)} anchor settings")
         boxes = []
-        for (fh, fw), wh in zip(grid_sizes, self.wh, strict=True):
-            sx = ((torch.arange(0, fw) + 0.5) / fw).to(torch.float32)
-            sy = ((torch.arange(0, fh) + 0.5) / fh).to(torch.float32)
+        for k, ((fh, fw), wh) in enumerate(zip(grid_sizes, self.wh, strict=True)):
+            nx, ny = fw, fh  # torchvision: centres over the map, or every step pixels
+            if self.steps is not None and self.step_size:  # steps scale with the input: the same tiling
+                nx = ny = self.step_size / self.steps[k]
+            elif self.steps is not None:
+                nx, ny = image_size[1] / self.steps[k], image_size[0] / self.steps[k]
+            sx = ((torch.arange(0, fw) + 0.5) / nx).to(torch.float32)
+            sy = ((torch.arange(0, fh) + 0.5) / ny).to(torch.float32)
             cy, cx = torch.meshgrid(sy, sx, indexing="ij")
             centres = torch.stack((cx.reshape(-1), cy.reshape(-1)) * len(wh), dim=-1).reshape(-1, 2)
             sizes = (wh.clamp(min=0, max=1) if self.clip else wh).repeat(fh * fw, 1)

@@ -47,7 +47,8 @@ def resolve_model(model: str, export_dir: str | Path = "export") -> Path:
     if exported.is_file():
         return exported
     card = registry.get_card(model)  # raises UnknownModelError with a suggestion
-    weights = " --weights imagenet" if card.pretrained else ""  # a file whose predictions mean something
+    # a file whose predictions mean something: the card's published weights
+    weights = f" --weights {card.pretrained[0].dataset.lower()}" if card.pretrained else ""
     raise EngineError(f"{exported} not found; make it with: edgecnn export {model}{weights}")
 
 

@@ -223,11 +223,11 @@ class Trainer:
         cfg, data = self.cfg, self.data
         base = resume
         init = cfg.init
-        if hub.is_tag(init) and cfg.model in registry.REGISTRY:  # --init imagenet: the card's published weights
+        if hub.is_tag(init) and cfg.model in registry.REGISTRY:  # --init imagenet/coco: the card's published weights
             card = registry.get_card(cfg.model)
-            if self.task.kind == "detect" and not card.pretrained and cfg.model in BACKBONES:
+            if self.task.kind == "detect" and hub.dataset(init) == "ImageNet" and cfg.model in BACKBONES:
                 card = registry.get_card(BACKBONES[cfg.model])  # a detector: its backbone classifier's weights
-            init = str(hub.fetch(hub.resolve(card, init), option="--init").path)
+            init = str(hub.fetch(hub.resolve(card, init, option="--init"), option="--init").path)
         if cfg.model not in registry.REGISTRY:  # a checkpoint to fine-tune
             if init is not None:
                 raise UsageError("give a checkpoint either as MODEL or with --init, not both")
@@ -266,7 +266,8 @@ class Trainer:
             model.load_state_dict(resume["state_dict"])
         elif init is not None:
             notes = init_backbone(model, init, name) if self.task.kind == "detect" else None
-            for note in notes if notes is not None else transfer.load_init(model, init, name):
+            labels = self.task.labels(data)  # a head from weights with other classes keeps the rows of these
+            for note in notes if notes is not None else transfer.load_init(model, init, name, labels):
                 self.echo(f"init: {note}")
             self.echo(f"init: weights from {init}")
         return model, name, spec

@@ -1,0 +1,68 @@
+"""ssd300_vgg16 against real torchvision, through the fixture make_ssd300_fixture.py recorded: the COCO
+checkpoint's state-dict layout (a torchvision checkpoint loads strict), torchvision's transform and
+post-processing settings, and the anchors, boxes and scores before NMS for weights both sides make from the
+recorded layout (tv_weights: RNG-free, nothing stored)."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from edgecnn import registry
+
+from .make_ssd300_fixture import image
+from .tv_weights import state_dict_for
+
+FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "ssd300_torchvision.json").read_text())
+NAME = "ssd300_vgg16"
+
+
+def test_layout_is_torchvisions_coco_checkpoint():
+    ours = registry.build(NAME)  # 91 classes, as torchvision's COCO weights
+    assert [(k, list(v.shape)) for k, v in ours.state_dict().items()] == [tuple(e) for e in FIXTURE["layout91"]]
+    ours.load_state_dict(state_dict_for(FIXTURE["layout91"]), strict=True)
+    assert sum(p.numel() for p in ours.parameters()) == FIXTURE["params91"] == registry.get_card(NAME).params
+
+
+def test_transform_and_postprocess_are_torchvisions():
+    m = registry.build(NAME)
+    t, pp = FIXTURE["transform"], FIXTURE["postprocess"]
+    assert (m.preprocess.resize, m.preprocess.height, m.preprocess.width) == ("stretch", *t["size"])
+    assert np.allclose(m.preprocess.mean, t["mean"]) and np.allclose(m.preprocess.std, t["std"])
+    d = m.detection
+    assert (d.conf, d.iou, d.max_det, d.candidates_per_class) == (pp["score_thresh"], pp["nms_thresh"],
+                                                                  pp["detections_per_img"], pp["topk_candidates"])
+    assert m._grid(300, 300) == [tuple(g) for g in FIXTURE["grids"]] and len(m.anchors) == FIXTURE["num_anchors"]
+    with pytest.raises(ValueError, match="at least 268 px"):
+        registry.build(NAME, input_size=256)
+
+
+def test_boxes_and_scores_before_nms_equal_torchvisions():
+    torch.set_grad_enabled(False)
+    m = registry.build(NAME, num_classes=FIXTURE["num_classes"]).eval()
+    m.load_state_dict(state_dict_for([(k, list(v.shape)) for k, v in m.state_dict().items()]), strict=True)
+    p = m.preprocess
+    x = (torch.from_numpy(image()).permute(2, 0, 1).float() / 255 - torch.tensor(p.mean)[:, None, None]) \
+        / torch.tensor(p.std)[:, None, None]
+    boxes, scores = m(x[None])
+    torch.set_grad_enabled(True)
+    sample = FIXTURE["sample"]
+    anchors = m.anchors
+    np.testing.assert_allclose(anchors[sample].flatten().numpy(), FIXTURE["anchors_sample"], atol=1e-4)
+    assert float(anchors.sum()) == pytest.approx(FIXTURE["anchors_sum"], rel=1e-6)
+    np.testing.assert_allclose(boxes[0, sample].flatten().numpy(), FIXTURE["boxes_sample"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scores[0, sample].flatten().numpy(), FIXTURE["scores_sample"], atol=1e-4)
+    assert float(boxes.double().sum()) == pytest.approx(FIXTURE["boxes_sum"], rel=1e-5)
+    np.testing.assert_allclose(scores[0].double().sum(0).numpy(), FIXTURE["scores_sum_per_class"], rtol=1e-4)
+
+
+def test_card_macs_are_the_models():
+    from edgecnn.profile import profile
+
+    card = registry.get_card(NAME)
+    assert profile(registry.build(NAME), (3, 300, 300), NAME).macs == card.macs
+    p = card.pretrained[0]
+    assert p.url == "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth"
+    assert (p.tag, p.box_map, p.crop) == ("coco_v1", 25.1, 300)
