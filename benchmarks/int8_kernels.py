@@ -1,19 +1,21 @@
 """Benchmark: accuracy (agreement with FP32) of each INT8 kernel path, and its speed on this CPU.
 
-    python benchmarks/int8_kernels.py prepare                  # FP32 files + calibration images (torch)
-    python benchmarks/int8_kernels.py measure [--speed]        # quantize with every path, compare
-    qemu-x86_64 -cpu Haswell-v4 $(which python) benchmarks/int8_kernels.py measure \\
-        --tag "$(python -c 'from edgecnn.bench.environment import device_tag; print(device_tag())')-qemu-haswell"
+    python benchmarks/int8_kernels.py prepare            # FP32 files + calibration images (torch)
+    python benchmarks/int8_kernels.py measure --speed    # quantize with every path, compare, time
+    qemu-x86_64 -cpu Haswell-v4,-pcid,-x2apic,-tsc-deadline,-invpcid,-spec-ctrl $(which python) \
+        benchmarks/int8_kernels.py measure --tag <this host's device tag>-qemu-haswell
 
-``prepare`` (needs torch) writes to ``--work`` (default /tmp/edgecnn-int8-kernels): a mobilenetv2
-classifier at 96 px and the ssdlite_mobilenetv2 detector of tests/export/test_export_detect.py at 64 px,
-both with BatchNorm statistics gathered on data and wider classifier weights (as after some training:
-at init the features vanish and every image gets the same answer), exported with the weights file as
-provenance, plus 32 smooth random calibration images. ``measure`` is torch-free, so it also runs under
-QEMU user-mode emulation with a CPU model that has no AVX-512/VNNI: onnxruntime's MLAS reads CPUID and
-takes the AVX2 kernels there (the vpmaddubsw u8s8 kernel that saturates), which is what an AVX2-only
-host computes. Speed under emulation means nothing; ``--speed`` (native runs only) times FP32 and every
-INT8 file, interleaved in blocks, medians. Writes int8_kernels.md under benchmarks/results/<tag>/.
+``prepare`` (needs torch) writes to ``--work`` (default /tmp/edgecnn-int8-kernels): simplecnn trained
+8 epochs on generated shapes (28 px, calibrated on its validation images), and two untrained networks
+made informative: a mobilenetv2 classifier at 96 px and the ssdlite_mobilenetv2 detector of
+tests/export/test_export_detect.py at 64 px, both with BatchNorm statistics gathered on data and wider
+classifier weights (at init the features vanish and every image gets the same answer), exported with
+the weights file as provenance, plus 32 smooth random calibration images (``--samples``, 16 by default, are used).
+``measure`` is torch-free, so it also runs under QEMU user-mode emulation with a CPU model that has no
+AVX-512/VNNI: onnxruntime's MLAS reads CPUID and takes the AVX2 kernels there (the vpmaddubsw u8s8
+kernel that saturates), which is what an AVX2-only host computes. Speed under emulation means nothing;
+``--speed`` (native runs only) times FP32 and every INT8 file, interleaved in blocks, medians. Writes
+int8_kernels.md under benchmarks/results/<tag>/ (int8_kernels.<model>.md for a ``--models`` subset).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from host import describe, write_report  # noqa: E402  (benchmarks/host.py)
 from edgecnn.int8_kernel import KERNELS, choose_kernel, cpuid_flags, process_flags  # noqa: E402
 
 WORK = Path("/tmp/edgecnn-int8-kernels")
+MODELS = ("shapes", "mobilenetv2", "ssdlite")
 
 
 def _bn_on_data(model, batches, size):
@@ -48,38 +51,49 @@ def _bn_on_data(model, batches, size):
 
 
 def prepare(work: Path) -> None:
+    """The FP32 files and calibration images; a file already in ``work`` is kept (delete it to remake it)."""
     import torch
     from PIL import Image
 
     from edgecnn import registry
     from edgecnn.export.exporter import ExportOptions, export
+    from edgecnn.train.loop import TrainConfig, train
+    from edgecnn.train.shapes import write_shapes
 
     work.mkdir(parents=True, exist_ok=True)
     calib = work / "calib"
-    calib.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(32):  # smooth random images: closer to natural statistics than white noise
-        small = rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((128, 128), Image.Resampling.BICUBIC).save(calib / f"{i:03d}.png")
-    torch.manual_seed(0)
-    cls = registry.build("mobilenetv2", num_classes=10, input_size=96)
-    torch.nn.init.normal_(cls.classifier[-1].weight, std=0.5)
-    _bn_on_data(cls, 3, 96)
-    torch.save(cls.state_dict(), work / "mobilenetv2.pth")
-    export(ExportOptions("mobilenetv2", weights=str(work / "mobilenetv2.pth"), num_classes=10, input_size=96,
-                         out=str(work / "mobilenetv2.onnx")))
-    torch.manual_seed(0)  # the detector of tests/export/test_export_detect.py
-    det = registry.build("ssdlite_mobilenetv2", num_classes=4, input_size=64)
-    for block in det.head.classification_head.module_list:
-        torch.nn.init.normal_(block[1].weight, std=0.1)
-    _bn_on_data(det, 3, 64)
-    torch.save(det.state_dict(), work / "ssd.pth")
-    export(ExportOptions("ssdlite_mobilenetv2", weights=str(work / "ssd.pth"), num_classes=4, input_size=64,
-                         out=str(work / "ssdlite.onnx"), check=False))
+    if not calib.is_dir():
+        calib.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(32):  # smooth random images: closer to natural statistics than white noise
+            small = rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((128, 128), Image.Resampling.BICUBIC).save(calib / f"{i:03d}.png")
+    if not (work / "shapes.onnx").is_file():  # a really trained classifier: simplecnn on 4 generated shapes
+        write_shapes(work / "shapes-data", n=320, size=32, seed=0)
+        train(TrainConfig(model="simplecnn", data=str(work / "shapes-data"), epochs=8, batch_size=16, input_size=28,
+                          lr=0.05, out=str(work / "shapes-run")), echo=lambda _m: None, warn=lambda _m: None)
+        export(ExportOptions(model=str(work / "shapes-run" / "best.pt"), out=str(work / "shapes.onnx")))
+    if not (work / "mobilenetv2.onnx").is_file():
+        torch.manual_seed(0)
+        cls = registry.build("mobilenetv2", num_classes=10, input_size=96)
+        torch.nn.init.normal_(cls.classifier[-1].weight, std=0.5)
+        _bn_on_data(cls, 3, 96)
+        torch.save(cls.state_dict(), work / "mobilenetv2.pth")
+        export(ExportOptions("mobilenetv2", weights=str(work / "mobilenetv2.pth"), num_classes=10, input_size=96,
+                             out=str(work / "mobilenetv2.onnx")))
+    if not (work / "ssdlite.onnx").is_file():
+        torch.manual_seed(0)  # the detector of tests/export/test_export_detect.py
+        det = registry.build("ssdlite_mobilenetv2", num_classes=4, input_size=64)
+        for block in det.head.classification_head.module_list:
+            torch.nn.init.normal_(block[1].weight, std=0.1)
+        _bn_on_data(det, 3, 64)
+        torch.save(det.state_dict(), work / "ssd.pth")
+        export(ExportOptions("ssdlite_mobilenetv2", weights=str(work / "ssd.pth"), num_classes=4, input_size=64,
+                             out=str(work / "ssdlite.onnx"), check=False))
     print(f"wrote {work}")
 
 
-def measure(work: Path, tag: str | None, speed: bool, samples: int) -> None:
+def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list[str]) -> None:
     import onnxruntime as ort
 
     from edgecnn.quantize import QuantizeOptions, quantize
@@ -94,16 +108,18 @@ def measure(work: Path, tag: str | None, speed: bool, samples: int) -> None:
              f"auto choice here: {auto['kernel']} ({auto['reason']})",
              f"onnxruntime {ort.__version__}, numpy {np.__version__}, load average {os.getloadavg()[0]:.2f} "
              f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", "",
-             "Files from `python benchmarks/int8_kernels.py prepare` (mobilenetv2 96 px, 10 classes; "
+             "Files from `python benchmarks/int8_kernels.py prepare` (shapes: simplecnn trained 8 epochs on 4 "
+             "generated shapes, 28 px, calibrated on its validation images; mobilenetv2 96 px, 10 classes; "
              f"ssdlite_mobilenetv2 64 px, 4 classes; BN statistics on data), calibrated and compared on the same "
              f"{samples} images.", ""]
     lines += ["| model | kernel | weights | top-1 agree / det F1 | cosine (logits / scores) | mean IoU | "
               "max-abs logits |", "|---|---|---|---|---|---|---|"]
     files: dict[str, dict[str, Path]] = {}
-    for model in ("mobilenetv2", "ssdlite"):
+    for model in models:
         files[model] = {"fp32": work / f"{model}.onnx"}
         for kernel in KERNELS:
-            res = quantize(QuantizeOptions(model=str(work / f"{model}.onnx"), calib=str(work / "calib"),
+            calib = work / ("shapes-data/val" if model == "shapes" else "calib")
+            res = quantize(QuantizeOptions(model=str(work / f"{model}.onnx"), calib=str(calib),
                                            out=str(work / f"{model}.{kernel}.{tag or 'native'}.onnx"), samples=samples,
                                            kernel=kernel, bench=False, min_agreement=0.0))
             files[model][kernel] = res.path
@@ -117,7 +133,8 @@ def measure(work: Path, tag: str | None, speed: bool, samples: int) -> None:
             print(lines[-1], flush=True)
     if speed:
         lines += ["", *_speed(files)]
-    write_report(lines, "int8_kernels.md", _out(tag))
+    name = "int8_kernels.md" if set(models) == set(MODELS) else f"int8_kernels.{'+'.join(models)}.md"
+    write_report(lines, name, _out(tag, name))
 
 
 def _speed(files: dict[str, dict[str, Path]]) -> list[str]:
@@ -150,10 +167,10 @@ def _cpuinfo_flags() -> set[str]:
     return cpu_flags()
 
 
-def _out(tag: str | None) -> Path | None:
+def _out(tag: str | None, name: str) -> Path | None:
     from host import results_dir
 
-    return results_dir(tag) / "int8_kernels.md" if tag else None
+    return results_dir(tag) / name if tag else None
 
 
 def main() -> None:
@@ -162,12 +179,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--tag", help="results folder (default: this host's device tag)")
     ap.add_argument("--speed", action="store_true", help="also time every file (native runs only)")
-    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                    help="a subset, e.g. to run the models as parallel emulated processes")
     args = ap.parse_args()
     if args.step == "prepare":
         prepare(args.work)
     else:
-        measure(args.work, args.tag, args.speed, args.samples)
+        measure(args.work, args.tag, args.speed, args.samples, args.models)
 
 
 if __name__ == "__main__":
