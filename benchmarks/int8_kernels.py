@@ -15,7 +15,8 @@ the weights file as provenance, plus 32 smooth random calibration images (``--sa
 AVX-512/VNNI: onnxruntime's MLAS reads CPUID and takes the AVX2 kernels there (the vpmaddubsw u8s8
 kernel that saturates), which is what an AVX2-only host computes. Speed under emulation means nothing;
 ``--speed`` (native runs only) times FP32 and every INT8 file, interleaved in blocks, medians. Writes
-int8_kernels.md under benchmarks/results/<tag>/ (int8_kernels.<model>.md for a ``--models`` subset).
+int8_kernels.md under benchmarks/results/<tag>/ (int8_kernels.<model>.<kernel>.md for a ``--models`` or
+``--kernels`` subset).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def prepare(work: Path) -> None:
     print(f"wrote {work}")
 
 
-def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list[str]) -> None:
+def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list[str], kernels: list[str]) -> None:
     import onnxruntime as ort
 
     from edgecnn.quantize import QuantizeOptions, quantize
@@ -133,7 +134,8 @@ def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list
             print(lines[-1], flush=True)
     if speed:
         lines += ["", *_speed(files)]
-    name = "int8_kernels.md" if set(models) == set(MODELS) else f"int8_kernels.{'+'.join(models)}.md"
+    part = ([] if set(models) == set(MODELS) else models) + ([] if set(kernels) == set(KERNELS) else kernels)
+    name = "int8_kernels" + "".join(f".{p}" for p in part) + ".md"
     write_report(lines, name, _out(tag, name))
 
 
@@ -178,6 +180,8 @@ def main() -> None:
     ap.add_argument("step", choices=("prepare", "measure"))
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--tag", help="results folder (default: this host's device tag)")
+    ap.add_argument("--kernels", nargs="+", choices=KERNELS, default=list(KERNELS),
+                    help="a subset, e.g. to run the paths as parallel emulated processes")
     ap.add_argument("--speed", action="store_true", help="also time every file (native runs only)")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
@@ -186,7 +190,9 @@ def main() -> None:
     if args.step == "prepare":
         prepare(args.work)
     else:
-        measure(args.work, args.tag, args.speed, args.samples, args.models)
+        if args.speed and (args.kernels != list(KERNELS)):
+            ap.error("--speed times every kernel path: leave out --kernels")
+        measure(args.work, args.tag, args.speed, args.samples, args.models, args.kernels)
 
 
 if __name__ == "__main__":

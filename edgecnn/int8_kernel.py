@@ -10,8 +10,9 @@ differ in what they compute, not only in speed:
   so nothing saturates, at the price of half the weight resolution on every path.
 - ``u8u8``: uint8 activations x uint8 weights; MLAS widens both to 16 bits (``vpmaddwd``): never saturates,
   full 8-bit weights.
-- ``s8s8``: int8 x int8, the fast path on ARM (``sdot``); on x86 onnxruntime has no s8s8 QLinearConv, so
-  convolutions stay in float between Q/DQ pairs (accurate, slower than FP32).
+- ``s8s8``: int8 x int8, the fast path on ARM (``sdot``). On x86, where onnxruntime 1.32 fuses it into
+  QLinearConv, it runs the u8s8 kernels: the same numbers as u8s8, and the same saturation without VNNI
+  (measured: benchmarks/results/*-qemu-haswell/int8_kernels*.md).
 
 ``choose_kernel`` is a pure function of (requested, machine, flags) so every branch can be tested on any
 host; ``process_flags`` reads the flags the running process sees (CPUID, what MLAS dispatches on).
@@ -48,7 +49,8 @@ def relevant(flags: set[str]) -> list[str]:
 
 
 def saturates(machine: str, flags: set[str]) -> bool:
-    """True when full-range u8s8 runs on MLAS's saturating vpmaddubsw kernel: x86 with AVX2 or AVX-512, no VNNI/AMX."""
+    """True when full-range u8s8 (and s8s8, which runs on the same kernels on x86) runs on MLAS's saturating
+    vpmaddubsw kernel: x86 with AVX2 or AVX-512 and no VNNI/AMX."""
     return (machine.lower() in X86 and bool({"avx2", "avx512f"} & set(flags))
             and not set(VNNI_FLAGS) & set(flags))
 
@@ -64,8 +66,8 @@ def choose_kernel(requested: str, machine: str, flags: set[str]) -> dict[str, An
     if requested != "auto":
         kind = requested
         why = f"{kind} as asked (--int8-kernel)"
-        if kind == "u8s8" and saturates(machine, flags):
-            why += "; WARNING: this CPU has no VNNI, so u8s8 runs on vpmaddubsw and large products saturate"
+        if kind in ("u8s8", "s8s8") and saturates(machine, flags):
+            why += f"; WARNING: this CPU has no VNNI, so {kind} runs on vpmaddubsw and large products saturate"
     elif arm:
         kind, why = "s8s8", "ARM: int8 activations x int8 weights run onnxruntime's sdot/NEON kernels"
     elif x86 and vnni:

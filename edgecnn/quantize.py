@@ -187,8 +187,6 @@ def why_not_faster(facts: dict[str, int], float_ops: dict[str, int], types: dict
         why.append(f"{facts['qdq_steps']} quantize/dequantize steps left at run time")
     if types.get("cpu", "").startswith(("x86", "amd64")) and not types.get("vnni"):
         why.append(f"no VNNI on this CPU ({types.get('kernel', 'u8s8')} dot products without vpdpbusd)")
-    if types.get("cpu", "").startswith(("x86", "amd64")) and types.get("kernel") == "s8s8":
-        why.append("s8s8 on x86: onnxruntime has no s8s8 QLinearConv, convolutions run in float (use u8s8)")
     if not why:
         why.append(f"every compute op runs an integer kernel ({facts['integer_ops']}) and the graph has no depthwise "
                    "convolutions or SE gates: at this input size fixed per-call costs outweigh the arithmetic INT8 "

@@ -142,7 +142,7 @@ def test_an_explicit_kernel_wins_and_a_saturating_one_is_flagged():
             t = choose_kernel(k, machine, flags)
             assert (t["kernel"], t["activations"], t["weights"], t["reduce_range"]) == (k, act, wts, reduce)
             assert t["reason"].startswith(f"{k} as asked")
-            assert ("WARNING" in t["reason"]) == (k == "u8s8" and flags == HASWELL)
+            assert ("WARNING" in t["reason"]) == (k in ("u8s8", "s8s8") and flags == HASWELL)
     with pytest.raises(UsageError, match="^--int8-kernel must be one of auto, u8s8, u8s8-reduce, u8u8, s8s8, "
                                          "got 'u4s4'$"):
         choose_kernel("u4s4", "x86_64", HASWELL)
