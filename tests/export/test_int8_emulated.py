@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def _tiny_model(path: Path, calib: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 not on PATH (Debian/Ubuntu: apt-get install qemu-user)")
-@pytest.mark.skipif(sys.platform != "linux", reason="QEMU user-mode emulation runs Linux binaries")
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
+                    reason="emulates an x86-64 CPU for this Python, which must be a Linux x86-64 binary")
 def test_auto_on_an_emulated_avx2_cpu_avoids_saturation(tmp_path):
     _tiny_model(tmp_path / "tiny.onnx", tmp_path / "calib")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), PYTHONWARNINGS="ignore")
