@@ -20,6 +20,26 @@ Measures, interleaved in blocks (DESIGN.md, "Measuring on a small shared machine
     size its contract or graph gives) through the same ``Engine`` that ``infer`` uses: a stand-in for
     SSDLite-MobileNetV2 at 320, whose backbone is that network (its extra SSDLite head adds roughly
     10-15% MACs).
+
+With ``--torchvision`` (run from a venv that has torch, torchvision and onnxruntime, never the project's own;
+``PYTHONPATH`` at this checkout), side by side on the same raw outputs of ssdlite320_mobilenetv3_large at
+320x320, 91 classes, 3,234 anchors, interleaved in blocks, written to ``nms_ssdlite.md``:
+
+    edgecnn export ssdlite320_mobilenetv3_large -o /tmp/ssdlite320.onnx --no-check    # FP32, random init
+    /path/to/tv-venv/bin/python benchmarks/nms_bench.py --torchvision --model /tmp/ssdlite320.onnx
+
+  - onnxruntime inference of that FP32 file at 1 and 2 intra-op threads (the network, with its box decoding
+    and softmax in the graph, as ``edgecnn infer`` runs it);
+  - ``edgecnn.runtime.detect.postprocess`` on the graph's outputs (decoded boxes, softmax scores), with the
+    model's contract settings (conf 0.001, IoU 0.55, 300 candidates per class, 300 detections) and at
+    conf 0.25;
+  - torchvision's ``SSD.postprocess_detections`` (its softmax, box decoding, per-class top-300, batched NMS;
+    torch at 1 thread) on the same head outputs: regression deltas and logits, saved as .npy;
+two score distributions: a random-init torchvision ``ssdlite320_mobilenet_v3_large`` (weights=None) run on a
+photo (``--image``; its scores are exactly 1/91 everywhere: all tied, every class of every anchor above 0.001)
+and a peaked synthetic one
+(``ssdlite_output``: background dominates, six objects light up their anchors). The two post-processings'
+detections are compared (``detect.agreement``) so the figures are of the same work.
 """
 
 from __future__ import annotations
@@ -104,6 +124,159 @@ def environment(engine) -> dict:
             "load average before the run": " / ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
+def torchvision_raw(image: Path | None, seed: int = 0):
+    """A random-init torchvision ssdlite320_mobilenet_v3_large on ``image`` -> its head outputs (regression
+    deltas (1, A, 4), logits (1, A, 91)), anchors (A, 4) in input pixels, and the model (torch)."""
+    import torch
+    from PIL import Image
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+    from torchvision.transforms.functional import pil_to_tensor
+
+    torch.manual_seed(seed)
+    m = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
+    if image is not None:
+        img = Image.open(image).convert("RGB").resize((SIZE, SIZE))
+    else:  # a drawn scene: a sky, a road, a few shapes
+        from PIL import ImageDraw
+
+        img = Image.new("RGB", (SIZE, SIZE), (135, 180, 230))
+        d = ImageDraw.Draw(img)
+        d.rectangle([0, 200, SIZE, SIZE], fill=(90, 90, 90))
+        d.ellipse([40, 120, 120, 200], fill=(200, 40, 40))
+        d.rectangle([180, 140, 290, 230], fill=(30, 120, 60))
+    x = pil_to_tensor(img).float() / 255
+    with torch.no_grad():
+        images, _ = m.transform([x])
+        feats = list(m.backbone(images.tensors).values())
+        head = m.head(feats)
+        anchors = m.anchor_generator(images, feats)[0]
+    return head["bbox_regression"].numpy(), head["cls_logits"].numpy(), anchors.numpy(), m
+
+
+def baseline_detect(rev: str):
+    """``edgecnn/runtime/detect.py`` as it was at git revision ``rev``, imported as its own module: the
+    post-processing before a change, timed beside it."""
+    import importlib.util
+    import subprocess
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:edgecnn/runtime/detect.py"], check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="detect_baseline_")) / "detect_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("detect_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_torchvision(args) -> None:
+    """``--torchvision``: see the module docstring."""
+    import onnxruntime as ort
+    import torch
+
+    from edgecnn.bench.environment import capture, device_tag
+
+    torch.set_num_threads(1)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / device_tag() / "nms_ssdlite.md"
+    load_before = os.getloadavg()
+    image = Path(args.image) if args.image else None
+    reg, logits, anchors, model = torchvision_raw(image)
+    rng = np.random.default_rng(0)
+    p_anchors, p_deltas, _, p_scores = ssdlite_output(rng)
+    raw = {"random-init": (reg, logits, anchors),
+           "peaked": (p_deltas, np.log(np.maximum(p_scores, 1e-30)).astype(np.float32), p_anchors)}
+    npy = Path(tempfile.mkdtemp(prefix="nms_ssdlite_"))
+    for name, (d, lg, a) in raw.items():  # what both sides read: the same arrays, through .npy files
+        tag = name.split()[0]
+        np.save(npy / f"{tag}_regression.npy", d)
+        np.save(npy / f"{tag}_logits.npy", lg)
+        np.save(npy / f"{tag}_anchors.npy", a)
+    raw = {name: tuple(np.load(npy / f"{name.split()[0]}_{k}.npy") for k in ("regression", "logits", "anchors"))
+           for name in raw}
+
+    geom = Geometry((SIZE, SIZE), (1.0, 1.0), (0.0, 0.0))  # stretched to 320x320, as torchvision's transform
+    spec = Detection(nms="host", box_format="xyxy", conf=0.001, iou=0.55, max_det=300, background_class=True,
+                     candidates_per_class=300)  # ssdlite320_mobilenetv3_large's contract (= torchvision's SSD)
+
+    def graph_outputs(d, lg, a):  # what the exported graph hands infer: decoded boxes, softmax scores
+        e = np.exp(lg - lg.max(-1, keepdims=True))
+        return {"boxes": detect.decode_deltas(d, a), "scores": (e / e.sum(-1, keepdims=True)).astype(np.float32)}
+
+    def edgecnn_post(outs, conf, module=detect):
+        return lambda: module.postprocess(outs, [geom], spec, (SIZE, SIZE), conf=conf)
+
+    before = baseline_detect(args.baseline) if args.baseline else None
+
+    def tv_post(d, lg, a, conf):
+        head = {"bbox_regression": torch.from_numpy(d), "cls_logits": torch.from_numpy(lg)}
+        anc = [torch.from_numpy(a)]
+
+        def run():
+            model.score_thresh = conf
+            with torch.no_grad():
+                return model.postprocess_detections(head, anc, [(SIZE, SIZE)])
+        return run
+
+    sessions = {}
+    x = rng.standard_normal((1, 3, SIZE, SIZE), dtype=np.float32)
+    for threads in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # infer's setting: no spinning
+        s = ort.InferenceSession(str(args.model), so, providers=["CPUExecutionProvider"])
+        sessions[threads] = (lambda s=s: s.run(None, {s.get_inputs()[0].name: x}))
+    configs = {f"inference FP32, onnxruntime {t} thread{'s' if t > 1 else ''}": f for t, f in sessions.items()}
+    agree = {}
+    for name, (d, lg, a) in raw.items():
+        outs = graph_outputs(d, lg, a)
+        for conf in (0.001, 0.25):
+            e_key = f"edgecnn postprocess, {name}, conf {conf}"
+            t_key = f"torchvision postprocess_detections, {name}, conf {conf}"
+            configs[e_key], configs[t_key] = edgecnn_post(outs, conf), tv_post(d, lg, a, conf)
+            if before is not None:
+                b_key = f"edgecnn postprocess at {args.baseline}, {name}, conf {conf}"
+                configs[b_key] = edgecnn_post(outs, conf, before)
+            ours, theirs = configs[e_key]()[0], configs[t_key]()[0]
+            tv = detect.Detections(theirs["boxes"].numpy(), theirs["scores"].numpy(), theirs["labels"].numpy())
+            agree[e_key] = agree[t_key] = (len(ours), len(tv), detect.agreement([tv], [ours], tie=1e-6)["f1"])
+    stats = {k: summarize(v) for k, v in interleaved(configs, rounds=args.rounds, block=args.block).items()}
+    load_after = os.getloadavg()
+    env = capture()
+    inf1, inf2 = (stats[k] for k in list(configs)[:2])
+    lines = ["# SSDLite320 post-processing: edgecnn vs torchvision, beside the network", "",
+             f"`{Path(sys.executable).name} benchmarks/nms_bench.py --torchvision --model {args.model} "
+             f"--rounds {args.rounds} --block {args.block}{' --baseline ' + args.baseline if args.baseline else ''}"
+             f"{' --image ' + Path(args.image).name if args.image else ''}`; "
+             f"{args.rounds} rounds x {args.block} timed calls per configuration, interleaved in blocks "
+             "(settle 50 ms, 2 untimed calls, order reshuffled each round); wall milliseconds.", "",
+             f"Environment: {env['cpu']}; ISA {' '.join(env['isa'])}; {env['physical_cores']} physical / "
+             f"{env['logical_cores']} logical cores; python {env['python']}, numpy {env['numpy']}, "
+             f"onnxruntime {ort.__version__}, torch {torch.__version__} (1 thread), torchvision "
+             f"{__import__('torchvision').__version__}; load average before "
+             + " / ".join(f"{v:.2f}" for v in load_before) + ", after " + " / ".join(f"{v:.2f}" for v in load_after)
+             + " (a shared machine: the ratios, measured side by side, are the figures to read).", "",
+             "Inputs: ssdlite320_mobilenetv3_large at 320x320, 3,234 anchors x 91 classes (background at 0), the "
+             f"random-init one run on {Path(args.image).name if args.image else 'a drawn scene'} (its scores come out "
+             "exactly 1/91 for every anchor and class: all tied, every class full to its 300 candidates); "
+             "edgecnn reads the graph's outputs (boxes decoded, softmax applied in the graph, as `edgecnn infer` "
+             "gets them), torchvision its head's regression deltas and logits (its postprocess_detections decodes "
+             "and applies softmax itself). Settings: IoU 0.55, 300 candidates per class, 300 detections.", "",
+             "| configuration | p50 ms | p90 ms | min ms | CV | p50 / inference p50 (1 thread) "
+             "| p50 / inference p50 (2 threads) | detections (edgecnn, torchvision, F1 of agreement) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, s in stats.items():
+        ratios = ("", "") if name.startswith("inference") else \
+            (f"{100 * s['p50'] / inf1['p50']:.1f}%", f"{100 * s['p50'] / inf2['p50']:.1f}%")
+        note = "" if name not in agree else "{}, {}, {:.3f}".format(*agree[name])
+        lines.append("| " + " | ".join((name, f"{s['p50']:.3f}", f"{s['p90']:.3f}", f"{s['min']:.3f}",
+                                         f"{s['cv']:.2f}", *ratios, note)) + " |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(f"wrote {out} (raw outputs in {npy})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="a classifier ONNX file, timed at its own input size (default: export "
@@ -111,7 +284,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--block", type=int, default=10)
     ap.add_argument("--out", help="markdown report (default: benchmarks/results/<device-tag>/nms.md)")
+    ap.add_argument("--torchvision", action="store_true",
+                    help="compare with torchvision's SSD postprocess_detections on ssdlite320 raw outputs (needs "
+                         "torch, torchvision; --model an exported ssdlite320_mobilenetv3_large FP32 file)")
+    ap.add_argument("--image", help="--torchvision: the photo the random-init model runs on (default: matplotlib's "
+                                    "grace_hopper.jpg if installed, else a drawn scene)")
+    ap.add_argument("--baseline", help="--torchvision: also time edgecnn's runtime/detect.py as it was at this git "
+                                       "revision (e.g. 0bfc4bf, before issue 18's changes)")
     args = ap.parse_args()
+    if args.torchvision:
+        if not args.model:
+            sys.exit("Error: --torchvision needs --model, an exported ssdlite320_mobilenetv3_large FP32 file")
+        if args.image is None:
+            try:
+                import matplotlib
+
+                hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+                args.image = str(hopper) if hopper.is_file() else None
+            except ImportError:
+                pass
+        return compare_torchvision(args)
 
     from edgecnn.bench.environment import device_tag
     from edgecnn.errors import EdgeCNNError

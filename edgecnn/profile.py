@@ -37,9 +37,67 @@ class Profile:
     trainable_params: int
     macs: int
     rows: list[LayerRow] = field(default_factory=list)
+    onnx: OnnxParams | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.onnx is not None:
+            d["onnx"]["params"] = self.onnx.params
+            d["onnx"]["note"] = self.onnx.note()
+        return d
+
+
+@dataclass
+class OnnxParams:
+    """The model's parameters as its ONNX export counts them (``edgecnn.bench.graph_cost``): the export
+    folds a BatchNorm that follows a convolution into it, so BN's scale and shift (``batchnorm``) leave,
+    and a convolution without a bias gains one (``biases_added``). ``buffers``: the model's other float
+    buffers (a detector's anchors), which the graph holds as constants (and constants computed from them)."""
+
+    pytorch: int
+    batchnorm: int = 0
+    biases_added: int = 0
+    buffers: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> int:
+        """The file's count, buffers aside."""
+        return self.pytorch - self.batchnorm + self.biases_added
+
+    def note(self, file_params: int | None = None) -> str | None:
+        """One line saying why the file's count (``file_params``; default: ``params``) differs from PyTorch's
+        (None when it does not)."""
+        file = self.params if file_params is None else file_params
+        if file == self.pytorch:
+            return None
+        why = []
+        if self.batchnorm:
+            why.append(f"export folds BatchNorm into the convolutions ({self.batchnorm:,} BN scale and shift "
+                       f"parameters out, {self.biases_added:,} conv biases in)")
+        extra = file - self.params
+        if extra > 0 and self.buffers:
+            why.append(f"the graph holds {extra:,} constants made from the model's buffers ({', '.join(self.buffers)})")
+        elif extra:
+            why.append(f"{extra:+,} not explained by BatchNorm folding")
+        diff = self.pytorch - file
+        return f"PyTorch model {self.pytorch:,} = ONNX file {file:,} {'+' if diff > 0 else '-'} {abs(diff):,}: " \
+            + "; ".join(why)
+
+
+def onnx_params(model: nn.Module) -> OnnxParams:
+    """How ``model``'s ONNX export counts its parameters: a BatchNorm2d that comes right after a Conv2d of as
+    many channels (in the order the modules are defined, which is the order they run in every zoo model) is
+    folded into it."""
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    out = OnnxParams(sum(p.numel() for p in model.parameters()))
+    for conv, bn in zip(leaves, leaves[1:], strict=False):
+        if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d) and conv.out_channels == bn.num_features:
+            out.batchnorm += sum(p.numel() for p in bn.parameters(recurse=False))
+            out.biases_added += bn.num_features if conv.bias is None else 0
+    out.buffers = tuple(f"{name}: {b.numel():,} values" for name, b in model.named_buffers()
+                        if b.is_floating_point() and b.numel() > 1
+                        and not name.endswith(("running_mean", "running_var")))
+    return out
 
 
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
@@ -146,4 +204,5 @@ def profile(model: nn.Module, input_shape: tuple[int, int, int], name: str = "")
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         macs=sum(r.macs for r in layers),
         rows=rows,
+        onnx=onnx_params(model),
     )

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecnn.contract import Contract, Detection, Preprocess, attach, from_metadata
+from edgecnn.contract import Contract, Detection, Overrides, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
-from edgecnn.fileio import atomic_path
 from edgecnn.int8_kernel import choose_kernel, process_flags
+from edgecnn.onnx_info import file_bytes
+from edgecnn.onnx_prep import load, prepare_for_quantize, save
 from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
 from edgecnn.runtime.sources import SourceError, collect_images
 
@@ -44,7 +45,8 @@ class QuantizeOptions:
     per_channel: bool = True
     exclude: list[str] = field(default_factory=list)
     kernel: str = "auto"  # auto | u8s8 | u8s8-reduce | u8u8 | s8s8 (edgecnn.int8_kernel)
-    size: tuple[int, int] | None = None  # input size for a file without a contract and a dynamic size
+    size: tuple[int, int] | None = None  # input size (needed for a file without a contract and a dynamic size)
+    overrides: Overrides | None = None  # the shared preprocessing/task options: edit the file's contract
     min_agreement: float = 0.9  # INT8 gate: top-1 agreement with FP32 on the calibration images
     bench: bool = True
 
@@ -290,19 +292,25 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     if opts.samples < 1:
         raise UsageError(f"--samples must be positive, got {opts.samples}")
     try:
-        model = onnx.load(src)
+        model = load(src)  # with its external data
     except Exception as e:
         raise QuantizeError(f"{src}: not a readable ONNX file ({first_line(e)})") from e
     if not model.graph.input:
         raise QuantizeError(f"{src}: not an ONNX model with an input (empty or truncated file?)")
     contract = from_metadata({p.key: p.value for p in model.metadata_props})
     notes: list[str] = []
-    if contract is None:  # another exporter's file: the same graph-derived defaults ``infer`` uses
+    over = opts.overrides or Overrides()
+    if opts.size is not None:
+        over = replace(over, size=opts.size)
+    if contract is None:  # another exporter's file: the same graph-derived contract ``infer`` uses, which the
+        # INT8 file keeps, ``assumed`` included (so ``infer`` on it warns as on this file)
         from edgecnn.runtime.session import Engine
 
-        engine = Engine(src, provider="cpu", size=opts.size)
+        engine = Engine(src, provider="cpu", overrides=over)
         contract = engine.contract
         notes.extend(engine.warnings)
+    else:
+        contract = over.apply(contract)
     if contract.precision == "int8":
         raise QuantizeError(f"{src} is already INT8")
     pre = contract.preprocess
@@ -332,12 +340,15 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
             return None if x is None else {inp: x[None]}
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-quant-") as td:
+        prep = prepare_for_quantize(model, src, Path(td), {inp: arrays[0][None]}, opts.per_channel)  # any opset
+        notes, opts = notes + prep.notes, replace(opts, per_channel=prep.per_channel)
         prepped = Path(td) / "pre.onnx"
         try:
-            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+            quant_pre_process(str(prep.path), str(prepped), skip_symbolic_shape=True,
+                              save_as_external_data=prep.external)
         except Exception as e:  # pre-processing is an optimisation; quantize the raw graph without it
             notes.append(f"onnxruntime pre-processing skipped ({first_line(e, 120)})")
-            prepped = src
+            prepped = prep.path
         qtmp = Path(td) / "int8.onnx"
         try:
             quantize_static(
@@ -345,12 +356,16 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                 activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
                 weight_type=QuantType.QUInt8 if types["weights"] == "uint8" else QuantType.QInt8,
                 reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
+                use_external_data_format=prep.external,
             )
         except Exception as e:
             raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
         qmodel = onnx.load(qtmp)
     qbytes = qmodel.SerializeToString()
-    int8_graph = runtime_graph(qbytes)
+    try:
+        int8_graph = runtime_graph(qbytes)
+    except Exception as e:  # onnxruntime's own exception types, all plain Exception
+        raise QuantizeError(f"onnxruntime cannot run the INT8 graph: {first_line(e, 300)}") from e
     float_ops = _float_ops(int8_graph)
     fp32_sess, int8_sess = _session(str(src)), _session(qbytes)
     if contract.task == "detect":
@@ -382,8 +397,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                   "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
                   "agreement": agreement, "source": {"file": src.name}}
     contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
+    contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
     attach(qmodel, contract)
-    with atomic_path(out) as tmp:
-        onnx.save(qmodel, tmp)
-    return QuantizeResult(out, contract, src.stat().st_size, out.stat().st_size, types,
+    fp32_bytes, _ = file_bytes(src), save(qmodel, out)
+    return QuantizeResult(out, contract, fp32_bytes, file_bytes(out), types,
                           quant_info["calibration"], agreement, float_ops, latency, notes)

@@ -10,6 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The default thread count and the busy-machine line follow the load average (edgecnn.threads); tests run
+# on 1 thread whatever else loads the machine: the same bits and stderr every time, and tiny models train
+# fastest so on a shared 2-core box (benchmarks/results/*/train_threads.md).
+os.environ.setdefault("EDGECNN_THREADS", "1")
+
 # Block torch in a child interpreter the way an edge device lacks it: `import torch` raises.
 TORCH_BLOCKER = "import sys; sys.modules['torch'] = None\n"
 

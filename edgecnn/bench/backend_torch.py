@@ -147,7 +147,7 @@ class TorchRunner(Runner):
         self._static = None
         self.info = {"device": device, "providers_used": [f"torch {torch.__version__} {device}"],
                      "threads_used": torch.get_num_threads() if device == "cpu" else None,
-                     "weights": tm.weights, "mode": mode}
+                     "weights": tm.weights, "mode": mode, "params": sum(p.numel() for p in tm.model.parameters())}
 
     def _to_device(self, x):
         return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.format)

@@ -8,6 +8,7 @@ Measurement order is not this order: the protocol interleaves configurations in 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from edgecnn.errors import UsageError
@@ -53,7 +54,8 @@ class Sweep:
     backends: list[str] = field(default_factory=lambda: ["ort"])
     # backend -> where it runs (ort: --provider, torch: --device); a backend not named: its default
     providers: dict[str, list[str]] = field(default_factory=dict)
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    # None: each target at its own precision (an ONNX file's, read from it; fp32 for zoo names, checkpoints)
+    precisions: list[str] | None = None
     batches: list[int] = field(default_factory=lambda: [1])
     threads: list[int | None] = field(default_factory=lambda: [None])
     input_sizes: list[tuple[int, int] | None] = field(default_factory=lambda: [None])
@@ -61,7 +63,7 @@ class Sweep:
     def __post_init__(self) -> None:
         if not self.targets:
             raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
-        for p in self.precisions:
+        for p in self.precisions or []:
             if p not in PRECISIONS:
                 raise UsageError(f"unknown --precision '{p}'; choose from: {', '.join(PRECISIONS)}")
         for b in self.batches:
@@ -71,13 +73,19 @@ class Sweep:
             if t is not None and t < 1:
                 raise UsageError(f"--threads must be >= 1, got {t}")
 
-    def configs(self) -> list[Config]:
-        """Every combination, targets outermost; ``provider`` "default" where the backend's was not given."""
-        return [Config(t, be, pr, prec, b, th, size)
-                for t, be in itertools.product(_unique(self.targets), _unique(self.backends))
-                for pr, prec, b, th, size in itertools.product(
-                    _unique(self.providers.get(be) or ["default"]), _unique(self.precisions), _unique(self.batches),
-                    _unique(self.threads), _unique(self.input_sizes))]
+    def configs(self, own_precision: Callable[[str], str] = lambda target: "fp32") -> list[Config]:
+        """Every combination, targets outermost; ``provider`` "default" where the backend's was not given.
+        ``own_precision(target)``: the precision a target is stored at. A target is measured at the
+        precisions asked (made from FP32 on the fly), or at its own when none were asked; a file stored at
+        FP16 or INT8 only at its own (nothing is made from it)."""
+        out = []
+        for t, be in itertools.product(_unique(self.targets), _unique(self.backends)):
+            own = own_precision(t)
+            precisions = self.precisions if self.precisions and own == "fp32" else [own]
+            out += [Config(t, be, pr, prec, b, th, size) for pr, prec, b, th, size in itertools.product(
+                _unique(self.providers.get(be) or ["default"]), _unique(precisions), _unique(self.batches),
+                _unique(self.threads), _unique(self.input_sizes))]
+        return out
 
 
 def _unique(values: list) -> list:

@@ -1,7 +1,8 @@
-"""End-to-end mode (``--image FILE|FOLDER``): decode, preprocess, inference and postprocess (+NMS for
-detectors) of real image files, each stage timed, through the torch-free runtime (``edgecnn.runtime``:
-the same code ``edgecnn infer`` runs). The total is the time of the whole call; the stages add up
-to it minus a few microseconds of bookkeeping.
+"""End-to-end mode (``--image FILE|FOLDER``): decode, preprocess, inference and postprocess of real image
+files, each stage timed, through the torch-free runtime (``edgecnn.runtime``: the same code ``edgecnn
+infer`` runs). The postprocess is the task's: softmax + top-k for a classifier, decoding + NMS for a
+detector (any layout, YOLO included), the per-output statistics ``infer`` prints for ``raw``.
+The total is the time of the whole call; the stages add up to it minus a few microseconds of bookkeeping.
 
 One call processes ``batch`` images (cycling through the files): each is decoded and preprocessed,
 the batch is stacked and run, and the outputs are post-processed into predictions.
@@ -73,7 +74,7 @@ class Pipeline:
         t2 = time.perf_counter_ns()
         outputs = self.runner.run_numpy(np.stack(xs))
         t3 = time.perf_counter_ns()
-        self.predictions = self.predictor._post(outputs, geoms)
+        self.predictions = self.predictor.postprocess(outputs, geoms)
         t4 = time.perf_counter_ns()
         t[2], t[3] = t3 - t2, t4 - t3
         for stage, dt in zip(STAGES, t, strict=True):

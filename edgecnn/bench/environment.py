@@ -104,11 +104,10 @@ def physical_cores(cpuinfo: str | Path = _CPUINFO) -> int:
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (affinity / container limits), which bounds sensible --threads."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """Logical CPUs this process may run on (its affinity mask), which bounds sensible --threads."""
+    from edgecnn.threads import allowed_cpus
+
+    return len(allowed_cpus())
 
 
 def checkout_root() -> Path | None:

@@ -3,9 +3,11 @@
 Per configuration: the session is created (timed: ``session_s``), the first run is timed apart
 (``first_run_ms``: allocations, kernel selection, lazy initialisation), ``warmup`` untimed calls
 follow, then timed calls with ``time.perf_counter_ns`` around the model call only. Configurations
-of one target are measured together, interleaved in blocks (``timing.run_blocks``: a settle pause,
-two untimed calls, ``block`` timed calls, the order reshuffled every round) so that machine drift
-hits all alike; targets are measured one after another, so only one target's sessions are in memory.
+of one model family (a target, or a file with its INT8/FP16 file: ``Target.family``) are measured
+together, interleaved in blocks (``timing.run_blocks``: a settle pause, two untimed calls, ``block``
+timed calls, the order reshuffled every round) so that machine drift hits all alike, and each FP16/INT8
+row gets its speed-up over the matching FP32 row; families are measured one after another, so only one
+family's sessions are in memory.
 A configuration that fails (missing provider, a static batch that cannot take the batch asked, a
 failing conversion) becomes a row with ``status: "failed"`` and its one-line ``error``; the sweep
 goes on.
@@ -20,13 +22,18 @@ The document (``Bench.document()``, the JSON file, ``--format json``)::
 A row (``base_row``; every key always present, null where it does not apply or the row failed)::
 
     id str (Config.key)   target str (as typed)   model str   target_kind "onnx"|"zoo"|"checkpoint"
-    backend str   provider str (asked)   mode str   precision "fp32"|"fp16"|"int8"
-    speed_only bool (INT8 made here on random calibration)   batch int   threads int|null (null: default)
+    backend str   provider str (asked)   mode str   precision "fp32"|"fp16"|"int8" (a file's own: read from it)
+    family str (rows of one family are compared)   speed_only bool (INT8 made here on random calibration)
+    batch int   threads int|null (null: default)
     input_size [H, W]   measure "model_call"|"end_to_end"   paced_fps float|null
     status "ok"|"failed"   error str|null (one line)
     device "cpu"|"cuda"|...   providers_used [str]   threads_used int|null
-    file str|null (the ONNX file when the target was that file)   file_bytes int
-    params int   macs int (per image)   cost_source "registry"|"graph"   accuracy {top1, source}|null
+    file str|null (the ONNX file when the target was that file)
+    file_bytes int (.onnx + external data)   params int (of the file, as ``inspect`` counts; torch rows: the
+    PyTorch model's)   macs int (per image)   cost_source "registry"|"graph" (of the MACs)
+    pytorch_params int|null (zoo names, checkpoints)   params_note str|null (why the two counts differ)
+    speedup float|null (FP32 p50 / this p50, within a family; 1.0 on the FP32 row compared)
+    accuracy {top1, source}|null
     session_s float   first_run_ms float   warmup int
     latency_ms {min, p50, p90, p99, max, mean, std, cv, n}   throughput_ips float (batch / p50)   noisy bool
     samples_ms [float] (every timed call)
@@ -132,15 +139,16 @@ class Bench:
             be = get_backend(name)
             be.check()
             self.backends[name] = be
+        self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(sweep.targets)}
         self.configs = [c if c.provider != "default" or not self.backends[c.backend].providers
-                        else replace(c, provider=self.backends[c.backend].providers[0]) for c in sweep.configs()]
+                        else replace(c, provider=self.backends[c.backend].providers[0])
+                        for c in sweep.configs(own_precision=lambda t: self.targets[t].precision)]
         for c in self.configs:
             be = self.backends[c.backend]
             if be.providers and c.provider not in be.providers:
                 what = "--provider" if c.backend == "ort" else "--device"
                 raise UsageError(f"{what} '{c.provider}' is not one of --backend {c.backend}'s: "
                                  f"{', '.join(be.providers)}")
-        self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(c.target for c in self.configs)}
         self.environment = environment or capture()
         self.tag = device_tag(self.environment)
         self.peaks: dict = {}
@@ -153,14 +161,15 @@ class Bench:
 
     def run(self) -> list[dict]:
         self._peaks()
-        groups: dict[str, list[Config]] = {}
+        groups: dict[str, list[Config]] = {}  # a model's variants (a file and its INT8 file) are measured together
         for c in self.configs:
-            groups.setdefault(c.target, []).extend(self.backends[c.backend].expand(c))
+            groups.setdefault(self.targets[c.target].family, []).extend(self.backends[c.backend].expand(c))
         total = sum(len(g) for g in groups.values())
         self._done, self._total = 0.0, max(total, 1)
         with Workspace() as ws:
-            for target, cfgs in groups.items():
-                self.rows.extend(self._measure_group(ws, self.targets[target], cfgs))
+            for cfgs in groups.values():
+                self.rows.extend(self._measure_group(ws, cfgs))
+        speedups(self.rows)
         return self.rows
 
     def document(self) -> dict:
@@ -187,8 +196,8 @@ class Bench:
         if self.on_progress is not None:
             self.on_progress(self._done / self._total if getattr(self, "_total", 0) else 0.0, text)
 
-    def _measure_group(self, ws: Workspace, target: Target, cfgs: list[Config]) -> list[dict]:
-        lives = [self._prepare(ws, target, c) for c in cfgs]
+    def _measure_group(self, ws: Workspace, cfgs: list[Config]) -> list[dict]:
+        lives = [self._prepare(ws, self.targets[c.target], c) for c in cfgs]
         by_key = {lv.cfg.key: lv for lv in lives if lv.row["status"] == "ok"}
         p = self.protocol
         frac = {k: 0.0 for k in by_key}
@@ -198,7 +207,7 @@ class Bench:
             frac[key] = min(1.0, n / p.runs if p.runs else spent_ns / (p.min_time_s * 1e9))
             self._done = start + sum(frac.values())
             lv = by_key[key]
-            self._tell(f"{target.name} {lv.cfg.backend} {lv.cfg.precision} b{lv.cfg.batch}")
+            self._tell(f"{self.targets[lv.cfg.target].name} {lv.cfg.backend} {lv.cfg.precision} b{lv.cfg.batch}")
 
         if by_key:
             ns = run_blocks({k: lv.call for k, lv in by_key.items()}, runs=p.runs, min_time_s=p.min_time_s,
@@ -229,7 +238,6 @@ class Bench:
             shape, layout = input_spec(path, cfg.input_size)
             row["input_size"] = [shape[1], shape[2]]
             row["file"] = str(path) if target.kind == "onnx" and path == target.path else None
-            row["file_bytes"] = path.stat().st_size
             row.update(ws.cost(target, path, (shape[1], shape[2])))
             art = Artifact(target, path, contract_of(path), shape, layout)
             row["accuracy"] = accuracy_of(art.contract)
@@ -237,8 +245,10 @@ class Bench:
             t0 = time.perf_counter_ns()
             lv.runner = runner = self.backends[cfg.backend].load(cfg, art)
             row["session_s"] = (time.perf_counter_ns() - t0) / 1e9
-            row.update({k: v for k, v in runner.info.items() if k in ("device", "providers_used", "threads_used")})
-            extra = {k: v for k, v in runner.info.items() if k not in ("device", "providers_used", "threads_used")}
+            # a backend that runs another form of the model (torch: the PyTorch model) says its params
+            own = ("device", "providers_used", "threads_used", "params")
+            row.update({k: v for k, v in runner.info.items() if k in own})
+            extra = {k: v for k, v in runner.info.items() if k not in own}
             if extra:
                 row["backend_info"] = extra
             if self.images:
@@ -290,6 +300,23 @@ class Bench:
         row["peak_rss_bytes"] = peak_rss_bytes()
 
 
+def speedups(rows: list[dict]) -> None:
+    """``speedup`` of each measured FP16/INT8 row: the p50 of the FP32 row of the same model family and the
+    same configuration (backend, provider, mode, batch, threads, input size, host) over its own; that FP32
+    row gets 1.0. Rows without such a pair keep None."""
+    def key(r: dict) -> tuple:
+        return (r["family"], r["backend"], r["provider"], r["mode"], r["batch"], r["threads"],
+                tuple(r["input_size"] or ()), r["measure"], r.get("host"))
+
+    ok = [r for r in rows if r["status"] == "ok" and r.get("latency_ms")]
+    fp32 = {key(r): r for r in ok if r["precision"] == "fp32"}
+    for r in ok:
+        ref = fp32.get(key(r)) if r["precision"] != "fp32" else None
+        if ref is not None:
+            r["speedup"] = ref["latency_ms"]["p50"] / r["latency_ms"]["p50"]
+            ref["speedup"] = 1.0
+
+
 def _thread_key(threads: int | None) -> str:
     return str(threads) if threads is not None else "default"
 
@@ -304,20 +331,16 @@ def base_row(cfg: Config, target: Target, env: dict, tag: str, protocol: Protoco
     return {
         "id": cfg.key, "target": cfg.target, "model": target.name, "target_kind": target.kind,
         "backend": cfg.backend, "provider": cfg.provider, "mode": cfg.mode, "precision": cfg.precision,
-        "speed_only": cfg.precision == "int8" and not _is_own_precision(target, cfg.precision),
+        "family": target.family, "speed_only": cfg.precision == "int8" and target.precision != "int8",
         "batch": cfg.batch, "threads": cfg.threads, "input_size": list(cfg.input_size) if cfg.input_size else None,
         "measure": "end_to_end" if e2e else "model_call", "paced_fps": protocol.paced_fps,
         "status": "ok", "error": None,
         "device": None, "providers_used": None, "threads_used": None,
         "file": None, "file_bytes": None, "params": None, "macs": None, "cost_source": None,
+        "pytorch_params": None, "params_note": None, "speedup": None,
         "session_s": None, "first_run_ms": None, "warmup": protocol.warmup,
         "latency_ms": None, "throughput_ips": None, "noisy": None, "samples_ms": [],
         "stages_ms": None, "floor_ms": None, "efficiency": None, "accuracy": None,
         "rss_growth_bytes": None, "peak_rss_bytes": None,
         "device_tag": tag, "environment": env,
     }
-
-
-def _is_own_precision(target: Target, precision: str) -> bool:
-    c = contract_of(target.path) if target.kind == "onnx" else None
-    return c is not None and c.precision == precision

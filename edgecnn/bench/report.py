@@ -22,12 +22,13 @@ from edgecnn.tables import human, markdown_table, ms, percent, table
 FORMATS = ("json", "csv", "md")
 CSV_COLUMNS = ("id", "model", "target", "backend", "provider", "device", "mode", "precision", "speed_only", "batch",
                "threads", "threads_used", "height", "width", "measure", "paced_fps", "status", "error", "params",
-               "macs", "cost_source", "file_bytes", "session_s", "first_run_ms", "min_ms", "p50_ms", "p90_ms",
-               "p99_ms", "max_ms", "mean_ms", "std_ms", "cv", "n", "throughput_ips", "noisy", "floor_ms", "efficiency",
+               "pytorch_params", "macs", "cost_source", "file_bytes", "speedup", "session_s", "first_run_ms", "min_ms",
+               "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "std_ms", "cv", "n", "throughput_ips", "noisy",
+               "floor_ms", "efficiency",
                "decode_p50_ms", "preprocess_p50_ms", "inference_p50_ms", "postprocess_p50_ms", "rss_growth_bytes",
                "peak_rss_bytes", "device_tag", "cpu", "isa", "onnxruntime", "edgecnn", "git_commit")
-_RIGHT = ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "CV", "img/s", "floor ms", "eff", "params", "MACs",
-          "size", "first ms", "load s")
+_RIGHT = ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "CV", "img/s", "vs fp32", "floor ms", "eff", "params",
+          "MACs", "size", "first ms", "load s")
 
 
 _SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
@@ -42,7 +43,7 @@ def _where(r: dict) -> str:
     return where if r["mode"] == "default" else f"{where}/{r['mode']}"
 
 
-def _row_cells(r: dict) -> list:
+def _row_cells(r: dict, speedups: bool = False) -> list:
     lat = r.get("latency_ms") or {}
     size = r.get("input_size")
     prec = r["precision"] + ("*" if r.get("speed_only") else "")
@@ -59,6 +60,7 @@ def _row_cells(r: dict) -> list:
             "x".join(map(str, size)) if size else "-", ms(lat.get("p50")), ms(lat.get("p90")), ms(lat.get("p99")),
             percent(lat.get("cv"), 1) if lat else "-",
             f"{r['throughput_ips']:.1f}" if r.get("throughput_ips") else "-",
+            *([f"{r['speedup']:.2f}x" if r.get("speedup") else "-"] if speedups else []),
             ms(r.get("floor_ms")), percent(r.get("efficiency")),
             human(r["params"]) if r.get("params") is not None else "-",
             human(r["macs"]) if r.get("macs") is not None else "-",
@@ -67,7 +69,7 @@ def _row_cells(r: dict) -> list:
 
 
 HEADERS = ["model", "backend", "where", "prec", "batch", "threads", "input", "p50 ms", "p90 ms", "p99 ms", "CV",
-           "img/s", "floor ms", "eff", "params", "MACs", "size", "first ms", "load s", "status"]
+           "img/s", "vs fp32", "floor ms", "eff", "params", "MACs", "size", "first ms", "load s", "status"]
 
 
 def _hosts(doc: dict) -> bool:
@@ -75,12 +77,19 @@ def _hosts(doc: dict) -> bool:
     return len(doc.get("hosts") or {}) > 1
 
 
+def _speedups(doc: dict) -> bool:
+    """True when some row has a speed-up over FP32 (a file and its INT8 file, or --precision fp32,int8):
+    tables get a "vs fp32" column."""
+    return any(r.get("speedup") and r["precision"] != "fp32" for r in doc["rows"])
+
+
 def _headers(doc: dict) -> list[str]:
-    return (["host"] if _hosts(doc) else []) + HEADERS
+    heads = HEADERS if _speedups(doc) else [h for h in HEADERS if h != "vs fp32"]
+    return (["host"] if _hosts(doc) else []) + heads
 
 
 def _cells(doc: dict, r: dict) -> list:
-    return ([r.get("host", "local")] if _hosts(doc) else []) + _row_cells(r)
+    return ([r.get("host", "local")] if _hosts(doc) else []) + _row_cells(r, _speedups(doc))
 
 
 def text_table(doc: dict) -> str:
@@ -110,6 +119,14 @@ def footnotes(doc: dict) -> list[str]:
              + (f"; paced at {p['paced_fps']:g} FPS" if p.get("paced_fps") else "")]
     if any(r.get("speed_only") for r in doc["rows"]):
         lines.append("int8*: INT8 made here with random calibration: speed only, its accuracy means nothing")
+    if _speedups(doc):
+        lines.append("vs fp32: p50 of the FP32 row of the same model and configuration / p50 of this row, measured "
+                     "in the same interleaved run")
+    notes: dict[str, dict] = {}  # note -> the models it is about
+    for r in doc["rows"]:
+        if r.get("params_note"):
+            notes.setdefault(r["params_note"], {})[r["model"]] = None
+    lines += [f"params of {', '.join(models)}: {note}" for note, models in notes.items()]
     if doc.get("peak"):
         peaks = ", ".join(f"threads {k}: FP32 {v['fp32_gflops']:.0f} GFLOP/s, INT8 {v['int8_gops']:.0f} GOP/s"
                           for k, v in doc["peak"].items())

@@ -18,6 +18,7 @@ from pathlib import Path
 from edgecnn import registry
 from edgecnn.bench.graph_cost import graph_cost
 from edgecnn.errors import EdgeCNNError, UsageError, first_line, require
+from edgecnn.onnx_info import file_bytes, zoo_params_note
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _FLOAT_INPUTS = {1: "float32", 10: "float16", 11: "float64"}
@@ -30,17 +31,27 @@ class BenchError(EdgeCNNError):
 @dataclass
 class Target:
     """``spec`` as the user gave it; ``kind``: onnx | zoo | checkpoint; ``name``: the model's name for
-    tables (zoo name, checkpoint architecture, or file stem)."""
+    tables (zoo name, checkpoint architecture, or file stem); ``precision``: the precision the file is stored
+    at (read from it; fp32 for zoo names and checkpoints); ``family``: targets of one family are variants of
+    one model (a file and its INT8 file), measured together, interleaved, and compared."""
 
     spec: str
     kind: str
     name: str
     path: Path | None = None
     card: registry.ModelCard | None = None
+    precision: str = "fp32"
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind == "onnx" and self.path is not None:
+            self.precision = precision_of(self.path)
+            self.family = self.family or family_of(self.path)
+        self.family = self.family or f"{self.kind}:{self.spec}"
 
     def to_dict(self) -> dict:
         return {"spec": self.spec, "kind": self.kind, "name": self.name,
-                "path": str(self.path) if self.path else None}
+                "path": str(self.path) if self.path else None, "precision": self.precision}
 
 
 def resolve(spec: str) -> Target:
@@ -62,7 +73,7 @@ def resolve(spec: str) -> Target:
         check_onnx(path)
         return Target(spec, "onnx", path.stem, path)
     if path.suffix.lower() in (".onnx", *CHECKPOINT_SUFFIXES) or path.parent != Path("."):
-        raise UsageError(f"{spec}: no such file")
+        raise BenchError(f"{spec}: no such file")  # a missing input file: exit 1, as infer's
     card = registry.get_card(spec)  # unknown names: the registry's did-you-mean error
     require("torch", "torch", f"benchmarking zoo model '{spec}' (it is exported to ONNX first)")
     return Target(spec, "zoo", spec, None, card)
@@ -116,12 +127,11 @@ class Workspace:
         return self._files[key]
 
     def _make(self, target: Target, precision: str, size: tuple[int, int] | None) -> Path:
-        own = _precision_of(target.path) if target.kind == "onnx" else "fp32"
+        own = target.precision
         if own == precision:
             return target.path if target.kind == "onnx" else self._fp32(target, size)
         if own != "fp32":
-            raise BenchError(f"{target.spec} is {own}; bench it with --precision {own} (other precisions are "
-                             "made from an FP32 file)")
+            raise BenchError(f"{target.spec} is stored at {own}; {precision} is made from an FP32 file only")
         src = self._fp32(target, size)
         out = self.root / f"{src.stem}.{precision}.onnx"
         if precision == "fp16":
@@ -152,39 +162,96 @@ class Workspace:
     # ---- cost ----------------------------------------------------------------------------------
 
     def cost(self, target: Target, path: Path, size: tuple[int, int] | None) -> dict:
-        """params, MACs per image and where they come from: the registry's card for a zoo name at its
-        default input, else counted on the graph."""
-        card = target.card
-        if target.kind == "zoo" and (size is None or size == (card.input_size, card.input_size)):
-            return {"params": card.params, "macs": card.macs, "cost_source": "registry"}
+        """params and MACs per image of the ONNX file measured (``edgecnn.bench.graph_cost``, as ``inspect``
+        counts them) and where the MACs come from: the registry's card for a zoo name at its default input
+        (the same count, tested), else the graph at ``size``. Zoo names and checkpoints also get the PyTorch
+        model's count and the line saying why it differs from the file's (BatchNorm folded at export)."""
         key = (str(path), size)
         if key not in self._costs:
             c = graph_cost(path, size)
-            if target.kind == "zoo":  # the card's params hold at any input size; BN is folded in the graph
-                c["params"] = card.params
-            self._costs[key] = {**c, "cost_source": "graph"}
+            card = target.card
+            out = {"params": c["params"], "macs": c["macs"], "cost_source": "graph", "file_bytes": file_bytes(path),
+                   "pytorch_params": None, "params_note": None}
+            if target.kind == "zoo" and (size is None or size == (card.input_size, card.input_size)):
+                out.update(macs=card.macs, cost_source="registry")
+            if target.kind != "onnx":
+                folded = self._pytorch_params(target, size)
+                out["pytorch_params"] = folded.pytorch
+                out["params_note"] = folded.note(c["params"])
+            else:  # a file exported from a zoo model: the card's count against the file's, as inspect says it
+                contract = contract_of(path)
+                out["params_note"] = zoo_params_note(contract, c["params"])
+                if out["params_note"]:
+                    out["pytorch_params"] = registry.REGISTRY[contract.model].params
+            self._costs[key] = out
+        return dict(self._costs[key])
+
+    def _pytorch_params(self, target: Target, size: tuple[int, int] | None):
+        """``edgecnn.profile.OnnxParams`` of the PyTorch model behind a zoo name or checkpoint (torch is
+        there: the target was exported with it)."""
+        key = ("pytorch", target.spec)
+        if key not in self._costs:
+            from edgecnn.bench.backend_torch import load_model
+            from edgecnn.profile import onnx_params
+
+            self._costs[key] = onnx_params(load_model(target.spec, input_size=size).model)
         return self._costs[key]
 
 
-_METADATA: dict[tuple[str, int, int], dict[str, str]] = {}  # (path, mtime_ns, size) -> metadata_props
+_FACTS: dict[tuple[str, int, int], dict] = {}  # (path, mtime_ns, size) -> metadata_props and graph precision
+
+
+def _facts(path: Path) -> dict:
+    """The file's metadata and the precision its graph is stored at, read once per version of the file (a
+    sweep asks for them several times per target)."""
+    st = Path(path).stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _FACTS:
+        from edgecnn.bench.graph_cost import load_graph, precision_of_graph
+
+        model = load_graph(path)
+        _FACTS[key] = {"meta": {p.key: p.value for p in model.metadata_props}, "precision": precision_of_graph(model)}
+    return _FACTS[key]
 
 
 def contract_of(path: Path):
-    """The file's contract (None for a foreign file or one whose contract is unreadable). The file is
-    parsed once per version of it: a sweep asks for the contract of each target several times."""
-    import onnx
-
+    """The file's contract (None for a foreign file or one whose contract is unreadable)."""
     from edgecnn.contract import from_metadata
 
     try:
-        st = Path(path).stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        if key not in _METADATA:
-            model = onnx.load(str(path), load_external_data=False)
-            _METADATA[key] = {p.key: p.value for p in model.metadata_props}
-        return from_metadata(dict(_METADATA[key]))  # a fresh Contract each call: callers may change theirs
+        return from_metadata(dict(_facts(path)["meta"]))  # a fresh Contract each call: callers may change theirs
     except Exception:
         return None
+
+
+def precision_of(path: Path) -> str:
+    """The precision a file is stored at: its contract's when that says fp16 or int8, else read from the
+    graph (quantization ops: int8; mostly float16 weights: fp16; else fp32)."""
+    c = contract_of(path)
+    if c is not None and c.precision != "fp32":
+        return c.precision
+    try:
+        return _facts(path)["precision"]
+    except EdgeCNNError:
+        return "fp32"
+
+
+_PRECISION_TAGS = (".int8", "_int8", "-int8", ".fp16", "_fp16", "-fp16", ".fp32", "_fp32", "-fp32", ".quant",
+                   "_quant", "-quant", "_quantized", "-quantized")
+
+
+def family_of(path: Path) -> str:
+    """Which model a file is a variant of: the FP32 file its contract says it was quantized from
+    (``edgecnn quantize`` records it), else its name without a precision tag (``m.int8.onnx``, ``m_fp16.onnx``
+    -> ``m``), in its folder."""
+    c = contract_of(path)
+    source = ((c.quantization or {}).get("source") or {}).get("file") if c is not None else None
+    stem = Path(source).stem if source else path.stem
+    for tag in _PRECISION_TAGS:
+        if stem.lower().endswith(tag):
+            stem = stem[: -len(tag)]
+            break
+    return str(path.resolve().parent / stem)
 
 
 def accuracy_of(contract) -> dict | None:
@@ -196,11 +263,6 @@ def accuracy_of(contract) -> dict | None:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return {"top1": v / 100 if v > 1 else float(v), "source": key}
     return None
-
-
-def _precision_of(path: Path) -> str:
-    c = contract_of(path)
-    return c.precision if c is not None else "fp32"
 
 
 def _to_fp16(src: Path, out: Path) -> Path:

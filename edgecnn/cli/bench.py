@@ -12,17 +12,16 @@ import typer
 
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, parse_size
+from edgecnn.cli.prep_options import Prep, prep_options
 from edgecnn.errors import EdgeCNNError, UsageError, require
 
 FORMATS = ("table", "json", "csv", "md")
 
 
 def default_out(tag: str) -> Path:
-    """benchmarks/results/<tag>/ of the checkout edgecnn runs from, else ./bench-results/<tag>/."""
-    from edgecnn.bench.environment import checkout_root
-
-    root = checkout_root()
-    return root / "benchmarks" / "results" / tag if root else Path("bench-results") / tag
+    """./bench-results/<tag>/ in the current folder, wherever edgecnn is installed from (the project's own
+    recorded results under benchmarks/results/ are written by the scripts in benchmarks/, on purpose)."""
+    return Path("bench-results") / tag
 
 
 def _check_writable(out: Path) -> None:
@@ -49,14 +48,44 @@ def _ints(text: str | None, option: str) -> list:
     return parse_list(text, option, cast)
 
 
+def _declared(ctx: typer.Context, targets: list[str], prep: Prep) -> list[str]:
+    """The targets with the preprocessing/task options written into their contracts: for each .onnx file,
+    a copy in a temporary folder (``edgecnn contract`` into it; removed when the command ends), so
+    ``--image``, INT8 calibration and remote devices all read the edited contract from the file."""
+    given = prep.given()
+    if not given:
+        return targets
+    import shutil
+    import tempfile
+
+    from edgecnn import contract as cm
+
+    over = prep.overrides()
+    tmp = Path(tempfile.mkdtemp(prefix="edgecnn-bench-contract-"))
+    ctx.call_on_close(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    out = []
+    for i, t in enumerate(targets):
+        path = Path(t)
+        if not (path.is_file() and path.suffix.lower() == ".onnx"):
+            raise UsageError(f"{given[0]} applies to .onnx files (their contract); '{t}' carries its own, "
+                             "edited at export")
+        model, c, _ = cm.declare(path, over)
+        copy = tmp / str(i) / path.name
+        cm.write(path, c, copy, model=model)
+        out.append(str(copy))
+    return out
+
+
 @app.command("bench")
+@prep_options
 def bench_cmd(
     ctx: typer.Context,
     targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
     backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
     device: str = typer.Option("cpu", "--device", help="torch / openvino: cpu or cuda (comma list)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, fp16, int8 (comma list; made on the fly)."),
+    precision: str = typer.Option(None, "--precision", help="fp32, fp16, int8 (comma list; made on the fly from "
+                                                            "FP32) [default: each file's own, read from it]."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes (comma list)."),
     threads: str = typer.Option(None, "--threads", help="Intra-op threads (comma list; default: the backend's)."),
     input_size: str = typer.Option(None, "--input-size", help="S or HxW (comma list; default: the model's)."),
@@ -67,8 +96,7 @@ def bench_cmd(
                                                           "(decode / preprocess / inference / postprocess)."),
     paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
     fmt: str = typer.Option("table", "--format", "-f", help="What stdout gets: table, json, csv or md."),
-    out: str = typer.Option(None, "--out", "-o", help="Results folder (default: benchmarks/results/<device-tag>/ "
-                                                      "in a checkout, else ./bench-results/<device-tag>/)."),
+    out: str = typer.Option(None, "--out", "-o", help="Results folder [default: ./bench-results/<device-tag>/]."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG: latency vs params (needs [plot])."),
     page: bool = typer.Option(False, "--html", help="Also write one self-contained HTML page (needs [plot])."),
     peak: bool = typer.Option(False, "--peak", help="Measure this machine's peak FP32/INT8 throughput (cached) "
@@ -86,15 +114,20 @@ def bench_cmd(
     remote_python: str = typer.Option(None, "--remote-python", help="--remote: the device's Python with edgecnn "
                                                                     "(default ~/.edgecnn/venv/bin/python)."),
     wheels: str = typer.Option(None, "--wheels", help="--install: a folder of wheels for an offline device."),
+    prep: Prep = None,
 ) -> None:
     """Latency of models on this device: session creation, first run, then p50/p90/p99, CV and
     throughput of the model call (or of the whole pipeline with --image), with params, MACs, file
-    size, memory and the environment in every row. Comma lists sweep every combination,
-    interleaved in blocks; a configuration that fails is reported and the sweep goes on (exit 1
-    at the end). Results: JSON (every sample), CSV and markdown under --out. With --remote the
-    same sweep also runs on devices over SSH; their rows join the table under a host column.
+    size, memory and the environment in every row. Each file runs at the precision it is stored at;
+    a file and its INT8 file given together are measured interleaved, with the speed-up between
+    them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
+    reported and the sweep goes on (exit 1 at the end). Results: JSON (every sample), CSV and
+    markdown under --out. With --remote the same sweep also runs on devices over SSH; their rows
+    join the table under a host column. The preprocessing and task options (as in infer) edit the
+    contract of .onnx targets for this run (a temporary copy): what --image and INT8 calibration
+    use. --size is the file's one input size, --input-size a list of sizes to sweep.
 
-    Example: edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak
+    Example: edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx --threads 1,2
     """
     check_format(fmt, FORMATS)
     from edgecnn.bench import report
@@ -122,12 +155,14 @@ def bench_cmd(
             mlperf.check_scenario(scenario, b)
         if min_duration <= 0:
             raise UsageError(f"--min-duration must be > 0 seconds, got {min_duration:g}")
+    if targets:
+        targets = _declared(ctx, list(targets), prep)
     if not targets:
         if peak:
             _peak_only(_ints(threads, "--threads") or [None])
             return
         raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
-    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision"), _ints(batch, "--batch"),
+    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, _ints(batch, "--batch"),
                   _ints(threads, "--threads") or [None], sizes)
     images = None
     if image:

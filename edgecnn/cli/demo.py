@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from edgecnn.cli import threads as cli_threads
 from edgecnn.cli.main import app
 from edgecnn.errors import require
 
@@ -20,6 +21,7 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the data and the training."),
     det_epochs: int = typer.Option(4, "--det-epochs", help="Detection stage: SSDLite training epochs (0 skips "
                                                            "the stage)."),
+    threads: int = cli_threads.option("Torch and onnxruntime threads of every stage"),
 ) -> None:
     """Run the main job on built-in data: zoo check, synthetic data, training, ONNX export through the
     parity gate, INT8 quantization, and torch-free inference of both files; then detection: a shapes
@@ -31,4 +33,5 @@ def demo_cmd(
     from edgecnn.demo import ZOO_CHECK, DemoOptions, run
 
     run(DemoOptions(out=out, model=model, epochs=epochs, images=images, input_size=input_size, seed=seed,
-                    zoo=tuple(zoo) if zoo else ZOO_CHECK, runs=runs, det_epochs=det_epochs), typer.echo)
+                    zoo=tuple(zoo) if zoo else ZOO_CHECK, runs=runs, det_epochs=det_epochs, threads=threads),
+        typer.echo, lambda m: typer.echo(f"Warning: {m}", err=True))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from edgecnn.cli import threads as cli_threads
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, emit_json
+from edgecnn.cli.prep_options import Prep, prep_options
 from edgecnn.tables import percent, table
 
 
@@ -42,35 +44,38 @@ def render(result: dict) -> str:
 
 
 @app.command("eval")
+@prep_options
 def eval_cmd(
     model: str = typer.Argument(..., help="An ONNX file (or zoo name: export/NAME.onnx), or an edgecnn "
                                           "checkpoint (.pt, run in PyTorch)."),
     data: str = typer.Option(..., "--data", "-d", help="Detection: a COCO root (its val split) or split folder. "
                                                        "Classification: an ImageFolder (its val/) or IDX folder."),
-    conf: float = typer.Option(0.001, "--conf", help="Detection: minimum score kept (mAP-style low)."),
-    iou: float = typer.Option(None, "--iou", help="Detection: NMS IoU threshold [default: the contract's]."),
-    max_det: int = typer.Option(100, "--max-det", help="Detection: most boxes per image (COCO: 100)."),
     batch: int = typer.Option(8, "--batch", "-b", help="Images per inference call."),
     provider: str = typer.Option("auto", "--provider", help="ONNX: auto, cpu, cuda or tensorrt."),
-    threads: int = typer.Option(None, "--threads", help="ONNX: onnxruntime intra-op threads."),
+    threads: int = cli_threads.option("onnxruntime intra-op threads (a checkpoint: torch threads)"),
     save_predictions: str = typer.Option(None, "--save-predictions",
                                          help="Write the predictions as JSON (detection: COCO results format)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    prep: Prep = None,
 ) -> None:
     """Evaluate a model on a labelled split: top-1/top-5, per-class accuracy and the most frequent
     confusions for a classifier; COCO mAP@[.50:.95], mAP@.50, mAP@.75, AP small/medium/large and
     per-class AP (computed by pycocotools, the [eval] extra) for a detector.
 
-    Preprocessing, labels and post-processing come from the model's contract, as in 'infer'.
+    Preprocessing, labels and post-processing come from the model's contract, as in 'infer' (the
+    options below override it; --size evaluates a file with a dynamic input size).
     Images that cannot be read are reported, counted and left out; the exit code is then 1.
 
     Example: edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det --format json
     """
     check_format(fmt)
+    threads = cli_threads.resolve(threads)
     from edgecnn.eval.run import EvalOptions, evaluate
 
-    result = evaluate(EvalOptions(model=model, data=data, conf=conf, iou=iou, max_det=max_det, batch=batch,
-                                  provider=provider, threads=threads, save_predictions=save_predictions),
+    over = prep.overrides()
+    result = evaluate(EvalOptions(model=model, data=data, conf=over.conf, iou=over.iou, max_det=over.max_det,
+                                  batch=batch, provider=provider, threads=threads, save_predictions=save_predictions,
+                                  overrides=over),
                       on_error=lambda m: typer.echo(f"Error: {m}", err=True)).to_dict()
     for w in result["warnings"]:
         typer.echo(f"Warning: {w}", err=True)

@@ -1,4 +1,5 @@
-"""``edgecnn infer PATH...``: classify or detect on image files, folders or globs, torch-free.
+"""``edgecnn infer PATH...``: classify, detect or report raw outputs on image files, folders or globs,
+torch-free.
 
 The work is ``edgecnn.runtime`` (sources -> Predictor -> records); this module parses options,
 writes the chosen format to stdout and the progress bar, warnings, per-file errors and the
@@ -15,44 +16,49 @@ import typer
 
 from edgecnn.cli import output
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, parse_floats, parse_size
-from edgecnn.contract import read_labels
-from edgecnn.errors import EdgeCNNError, UsageError
+from edgecnn.cli.output import check_format
+from edgecnn.cli.prep_options import Prep, check_range, prep_options
+from edgecnn.errors import EdgeCNNError
 from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
+RAW_CSV_HEADER = ("image", "width", "height", "task", "output", "shape", "dtype", "min", "max", "mean", "std",
+                  "argmax", "error")
+RANDOM_LABEL = "random weights"  # a random-init classifier's classes mean nothing: said where they would be
 
 
-def _labels(text: str | None) -> list[str] | None:
-    """``--labels``: a file (one label a line, or a ``.json`` list; read by ``contract.read_labels``,
-    the same parser ``export`` uses) or ``a,b,c``. A value that names a file but is not one (no comma,
-    and a labels-file suffix or a folder part) is an error rather than a one-label list."""
-    if text is None:
-        return None
-    path = Path(text)
-    if path.is_file() or ("," not in text and (path.suffix.lower() in (".txt", ".json", ".names")
-                                              or path.parent != Path("."))):
-        return read_labels(path)
-    return [p.strip() for p in text.split(",")]
-
-
-def _check_range(name: str, value: float | None, lo: float, hi: float | None = None) -> None:
-    if value is None:
-        return
-    if hi is None and value < lo:
-        raise UsageError(f"{name} must be >= {lo}, got {value}")
-    if hi is not None and not lo <= value <= hi:
-        raise UsageError(f"{name} must be in [{lo}, {hi}], got {value}")
-
-
-def _record(res, task: str) -> dict:
+def _record(res, task: str, random_init: bool = False) -> dict:
     w, h = res.size or (None, None)
-    return {"image": str(res.file.path), "width": w, "height": h, "task": task,
-            "predictions": res.predictions, "error": res.error}
+    preds = res.predictions
+    if random_init and task == "classify":
+        preds = [{**p, "label": RANDOM_LABEL} for p in preds]
+    rec = {"image": str(res.file.path), "width": w, "height": h, "task": task,
+           "predictions": preds, "error": res.error}
+    if task == "detect" and not res.predictions and not res.error:
+        rec["best"] = res.best  # what the model saw below --conf (README, "Output formats and their keys")
+    return rec
+
+
+def _nothing_found(res, conf: float) -> str:
+    """The stderr line for a detection without any box: the threshold, and the best score seen."""
+    best = res.best
+    if best is None:
+        return f"{res.file.path}: no detection above conf {conf:g} (no box scored at all)"
+    why = "" if best["score"] <= conf else ", but its box fell outside the image"
+    return f"{res.file.path}: no detection above conf {conf:g} (best: {best['score']:.4f} '{best['label']}'{why})"
+
+
+def _dims(shape: list[int]) -> str:
+    return "x".join(map(str, shape))
 
 
 def _csv_rows(rec: dict) -> list[list]:
     head = [rec["image"], rec["width"], rec["height"], rec["task"]]
+    if rec["task"] == "raw":
+        if not rec["predictions"]:
+            return [head + [None] * 8 + [rec["error"]]]
+        return [head + [p["output"], _dims(p["shape"]), p["dtype"], p["min"], p["max"], p["mean"], p["std"],
+                        None if p["argmax"] is None else _dims(p["argmax"]), None] for p in rec["predictions"]]
     if not rec["predictions"]:
         return [head + [None] * 8 + [rec["error"]]]
     return [head + [i, p["class"], p["label"], p["score"], *(p.get("box") or [None] * 4), None]
@@ -65,11 +71,19 @@ def _count(n: int, noun: str) -> str:
 
 def _table_block(rec: dict) -> str:
     preds = rec["predictions"]
-    noun = "detection" if rec["task"] == "detect" else "prediction"
+    noun = {"detect": "detection", "raw": "output"}.get(rec["task"], "prediction")
     title = f"{rec['image']} ({rec['width']}x{rec['height']}): {_count(len(preds), noun)}"
     if not preds:
         return title
-    if rec["task"] == "detect":
+    if rec["task"] == "raw":
+        def num(v):
+            return "" if v is None else f"{v:.4g}"
+
+        rows = [(p["output"], _dims(p["shape"]), p["dtype"], *(num(p[k]) for k in ("min", "max", "mean", "std")),
+                 "" if p["argmax"] is None else _dims(p["argmax"])) for p in preds]
+        body = table(["output", "shape", "dtype", "min", "max", "mean", "std", "argmax"], rows,
+                     right=["min", "max", "mean", "std"])
+    elif rec["task"] == "detect":
         rows = [(p["class"], p["label"], f"{p['score']:.4f}", *(f"{v:.1f}" for v in p["box"])) for p in preds]
         body = table(["class", "label", "score", "x1", "y1", "x2", "y2"], rows,
                      right=["class", "score", "x1", "y1", "x2", "y2"])
@@ -91,10 +105,10 @@ class _Table:
 
 
 class _Csv(output.CsvStream):
-    """``--format csv``: records flattened to one row per prediction (``_csv_rows``)."""
+    """``--format csv``: records flattened to one row per prediction, or per output for raw (``_csv_rows``)."""
 
-    def __init__(self):
-        super().__init__(CSV_HEADER)
+    def __init__(self, task: str):
+        super().__init__(RAW_CSV_HEADER if task == "raw" else CSV_HEADER)
 
     def write(self, rec: dict) -> None:
         for row in _csv_rows(rec):
@@ -106,7 +120,7 @@ def _writer(fmt: str, head: dict):
         return output.JsonStream(head, "results")
     if fmt == "jsonl":
         return output.JsonlStream()
-    return _Csv() if fmt == "csv" else _Table()
+    return _Csv(head["task"]) if fmt == "csv" else _Table()
 
 
 class _Output:
@@ -148,6 +162,27 @@ def _unique(target: Path, taken: set[Path]) -> Path:
     return out
 
 
+def _save(res, task: str, save: Path, saved: set[Path]) -> None:
+    """``--save``: the annotated copy of one image, or for raw its outputs (``raw.save``)."""
+    if task == "raw":
+        from edgecnn.runtime import raw
+
+        suffix = ".npy" if len(res.arrays) == 1 else ".npz"
+        target = _unique((save / res.file.rel).with_suffix(suffix), saved)
+        try:
+            raw.save(res.arrays, target)
+        except OSError as e:
+            raise EdgeCNNError(f"cannot write the outputs of {res.file.path} under {save}: {e}") from e
+        return
+    from edgecnn.runtime import draw  # only with --save (cold start)
+
+    target = _unique(save / res.file.rel, saved)
+    try:
+        draw.save_image(draw.annotate(res.image, task, res.predictions), target)
+    except OSError as e:
+        raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
+
+
 def _summary(stats, seconds: float, provider: str) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
@@ -159,7 +194,7 @@ def _summary(stats, seconds: float, provider: str) -> dict:
             "provider": provider}
 
 
-def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
+def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "classify") -> str:
     ms = summary["ms_per_image"]
     if not summary["ok"]:
         return (f"{_count(summary['images'], 'image')}: 0 ok, {summary['failed']} failed in {summary['seconds']:.2f} s "
@@ -168,51 +203,47 @@ def _summary_line(summary: dict, batch: int, save: Path | None) -> str:
             f"in {summary['seconds']:.2f} s ({summary['images_per_s'] or 0:.1f} images/s; per image: "
             f"decode+preprocess {ms['decode']:.1f} ms, inference {ms['inference']:.1f} ms, "
             f"postprocess {ms['postprocess']:.2f} ms; {summary['provider']}, batch {batch})")
-    return line + (f"; annotated copies in {save}/" if save is not None and summary["ok"] else "")
+    if save is None or not summary["ok"]:
+        return line
+    return line + (f"; outputs as .npy/.npz in {save}/" if task == "raw" else f"; annotated copies in {save}/")
 
 
 @app.command("infer")
+@prep_options
 def infer_cmd(
     paths: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs.", show_default=False),
     model: str = typer.Option("mobilenetv2", "--model", "-m",
                               help="A zoo name (meaning export/NAME.onnx) or an ONNX file."),
     topk: int = typer.Option(5, "--topk", "-k", help="Classification: classes to report per image."),
-    conf: float = typer.Option(None, "--conf", help="Detection: minimum score [default: the contract's]."),
-    iou: float = typer.Option(None, "--iou", help="Detection: NMS IoU threshold [default: the contract's]."),
-    max_det: int = typer.Option(None, "--max-det", help="Detection: most boxes per image [default: the contract's]."),
     classes: list[str] = typer.Option(None, "--classes",
                                       help="Keep only these classes: indices or labels, comma-separated."),
-    save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder."),
+    save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder (task raw: "
+                                                   "each image's outputs, .npy for one output, .npz for several)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
     threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
     graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
-    size: str = typer.Option(None, "--size",
-                             help="Override the input size: S or HxW (the graph must take it; needed for a file "
-                                  "with a dynamic input size and no contract)."),
-    mean: str = typer.Option(None, "--mean", help="Override the per-channel mean, e.g. 0.5,0.5,0.5."),
-    std: str = typer.Option(None, "--std", help="Override the per-channel std, e.g. 0.5,0.5,0.5."),
-    labels: str = typer.Option(None, "--labels",
-                               help="Override the labels: a file (one per line, or a JSON list) or a,b,c."),
     exact_decode: bool = typer.Option(False, "--exact-decode",
                                       help="Decode every image whole, even where the contract says decode: fast "
                                            "(large photos then decode slower; see README, Inference)."),
+    prep: Prep = None,
 ) -> None:
     """Classify or detect objects in images with an ONNX model, without torch.
 
-    Preprocessing, labels and detection thresholds come from the model's contract. Files that
-    cannot be read are reported and skipped; the exit code is 1 if any failed.
+    Preprocessing, labels, the task and detection thresholds come from the model's contract (the
+    options below override it; a file without one: the task is read from its output shapes, and
+    outputs that are neither class vectors nor a known detector head are reported raw: shape, dtype
+    and statistics). Files that cannot be read are reported and skipped; the exit code is 1 if any
+    failed.
 
     Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
     """
     check_format(fmt, output.RECORD_FORMATS)
-    _check_range("--topk", topk, 1)
-    _check_range("--conf", conf, 0.0, 1.0)
-    _check_range("--iou", iou, 0.0, 1.0)
-    _check_range("--max-det", max_det, 1)
-    _check_range("--batch", batch, 1)
-    _check_range("--threads", threads, 1)
+    check_range("--topk", topk, 1)
+    over = prep.overrides(decode="exact" if exact_decode else None)
+    check_range("--batch", batch, 1)
+    check_range("--threads", threads, 1)
 
     from edgecnn.progress import Progress
     from edgecnn.runtime import sources
@@ -220,15 +251,15 @@ def infer_cmd(
     from edgecnn.runtime.session import Engine, resolve_model
 
     roots = sources.expand(paths)  # bad paths fail before the model loads
-    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt,
-                    size=parse_size(size, "--size"), mean=parse_floats(mean, "--mean"),
-                    std=parse_floats(std, "--std"), labels=_labels(labels), decode="exact" if exact_decode else None)
+    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
-    predictor = Predictor(engine, topk=topk, conf=conf, iou=iou, max_det=max_det, classes=allowed)  # checks them
+    predictor = Predictor(engine, topk=topk, conf=over.conf, iou=over.iou, max_det=over.max_det,
+                          classes=allowed)  # checks them
     for w in engine.warnings:
         typer.echo(f"Warning: {w}", err=True)
-    if engine.contract.random_init:
+    random_init = engine.contract.random_init
+    if random_init:
         typer.echo(f'Warning: {engine.path} holds random-init weights (contract "weights": "random-init"); '
                    "its predictions are meaningless", err=True)
 
@@ -242,19 +273,18 @@ def infer_cmd(
     try:
         one = len(roots) == 1 and not roots[0].is_dir  # one file: nothing to decode ahead of
         for res in predictor.predict(files, batch=batch, keep_images=save is not None, workers=0 if one else None):
-            if res.error or out_tty:
+            empty = task == "detect" and not res.error and not res.predictions
+            if res.error or out_tty or empty:
                 bar.close()  # clear the bar's line before printing to the terminal; the next update redraws it
             if res.error:
                 typer.echo(f"Error: {res.error}", err=True)
-            elif save is not None:
-                from edgecnn.runtime import draw  # only with --save (cold start)
-
-                target = _unique(save / res.file.rel, saved)
-                try:
-                    draw.save_image(draw.annotate(res.image, task, res.predictions), target)
-                except OSError as e:
-                    raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
-            writer.write(_record(res, task))
+            else:
+                if empty:
+                    conf = predictor.detection.conf if over.conf is None else over.conf
+                    typer.echo(_nothing_found(res, conf), err=True)
+                if save is not None:  # an image without detections is saved too: the user sees it was looked at
+                    _save(res, task, save, saved)
+            writer.write(_record(res, task, random_init))
             bar.update(1, rate=f"{predictor.stats.images / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
     except BaseException as e:  # an error, Ctrl-C: close what stdout holds so it stays a whole document
         bar.close()
@@ -264,6 +294,6 @@ def infer_cmd(
     seconds = time.perf_counter() - t0
     summary = _summary(predictor.stats, seconds, engine.providers[0])
     writer.close({"summary": summary})
-    typer.echo(_summary_line(summary, batch, save), err=True)
+    typer.echo(_summary_line(summary, batch, save, task), err=True)
     if predictor.stats.failed:
         raise typer.Exit(1)

@@ -158,7 +158,8 @@ def _root(
 
 
 # Each module edgecnn.cli.NAME adds the command NAME to ``app``; importing them is cheap (no torch at import time).
-COMMANDS = ("bench", "data", "demo", "eval", "export", "infer", "inspect", "models", "quantize", "summary", "train")
+COMMANDS = ("bench", "contract", "data", "demo", "eval", "export", "infer", "inspect", "models", "quantize", "summary",
+            "train")
 
 
 def _register(argv: list[str]) -> None:

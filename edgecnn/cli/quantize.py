@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from edgecnn.cli.main import app
-from edgecnn.cli.output import check_format, emit_json, parse_size
+from edgecnn.cli.output import check_format, emit_json
+from edgecnn.cli.prep_options import Prep, prep_options
 from edgecnn.tables import quantize_report
 
 
@@ -15,6 +16,7 @@ def print_report(r: dict) -> None:
 
 
 @app.command("quantize")
+@prep_options
 def quantize_cmd(
     model: str = typer.Argument(..., help="An FP32 ONNX file (ideally exported by edgecnn)."),
     calib: str = typer.Option(..., "--calib", help="Folder of calibration images (ImageFolder for accuracy)."),
@@ -24,14 +26,14 @@ def quantize_cmd(
     kernel: str = typer.Option("auto", "--int8-kernel", help="auto (by this CPU's flags), u8s8, u8s8-reduce (7-bit "
                                                              "weights), u8u8 or s8s8."),
     min_agreement: float = typer.Option(0.9, "--min-agreement", help="Gate: least top-1 agreement with FP32."),
-    size: str = typer.Option(None, "--size", help="Input size S or HxW, for a file without a contract whose "
-                                                  "graph leaves it dynamic."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Time FP32 vs INT8 here."),
     out: str = typer.Option(None, "--out", "-o", help="Output file (default <name>.int8.onnx)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    prep: Prep = None,
 ) -> None:
     """Quantize an ONNX classifier to INT8 (static QDQ via onnxruntime), calibrated on images
-    preprocessed by the file's own contract; report agreement with FP32 and what stayed in float.
+    preprocessed by the file's own contract (the options below override it; the INT8 file keeps the
+    contract used); report agreement with FP32 and what stayed in float.
     Below --min-agreement top-1 agreement with FP32 the file is not written (not judged for
     random-init weights). The INT8 kernel path follows this CPU: u8s8 with VNNI/AMX, u8u8 on
     AVX2/AVX-512 without VNNI (u8s8 saturates there), s8s8 on ARM.
@@ -43,7 +45,7 @@ def quantize_cmd(
 
     res = quantize(QuantizeOptions(model=model, calib=calib, out=out, samples=samples, per_channel=per_channel,
                                    exclude=exclude, kernel=kernel, bench=bench, min_agreement=min_agreement,
-                                   size=parse_size(size, "--size"))).to_dict()
+                                   overrides=prep.overrides())).to_dict()
     if fmt == "json":
         emit_json(res)
     else:

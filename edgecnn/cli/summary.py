@@ -66,6 +66,11 @@ def summary_cmd(
         f"\n{name}: input {channels}x{h}x{w} -> {_shape_text(prof.output_shape)}; "
         f"params {prof.params:,} (trainable {prof.trainable_params:,}); MACs {prof.macs:,} ({human(prof.macs)})"
     )
+    onnx = prof.onnx
+    if onnx.note() or onnx.buffers:  # why 'edgecnn inspect' and 'bench' count other params on the exported file
+        typer.echo(f"ONNX export: {onnx.note() or f'params {onnx.params:,}'}"
+                   + (f"; the file also holds constants made from the model's buffers ({', '.join(onnx.buffers)})"
+                      if onnx.buffers else ""))
     for p in card.pretrained:  # what --weights imagenet gives, and at which input it was measured
         typer.echo(f"pretrained: {p.tag}{' (--weights imagenet)' if p is card.pretrained[0] else ''}: ImageNet "
                    f"top-1 {p.top1:.2f}% at {p.crop}x{p.crop} (resize {p.resize}, {p.interpolation}); {p.url}")

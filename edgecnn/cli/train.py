@@ -12,6 +12,7 @@ import sys
 import typer
 from typer.core import TyperArgument
 
+from edgecnn.cli import threads as cli_threads
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format, emit_json
 from edgecnn.errors import UsageError, require
@@ -49,7 +50,8 @@ def train_cmd(
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Random flips under --augment (turn off for digits "
                                                              "and text)."),
     workers: int = typer.Option(0, "--workers", "-j", help="DataLoader worker processes (0: load in the main "
-                                                           "process)."),
+                                                           "process); workers + --threads <= cores."),
+    threads: int = cli_threads.option("Torch threads", workers=True),
     seed: int = typer.Option(0, "--seed", help="Seed of the weights, the shuffling, augmentation and 'shapes'."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available)."),
     out: str = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and logs "
@@ -86,7 +88,8 @@ def train_cmd(
     cfg = TrainConfig(model=model, data=data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       schedule=schedule, warmup_epochs=warmup_epochs, weight_decay=weight_decay,
                       label_smoothing=label_smoothing, input_size=input_size, in_channels=in_channels,
-                      resize=resize, val_split=val_split, augment=augment, flip=flip, workers=workers, seed=seed,
+                      resize=resize, val_split=val_split, augment=augment, flip=flip, workers=workers,
+                      threads=threads, seed=seed,
                       device=device, out=out, resume=resume, overwrite=overwrite, init=init, freeze=freeze,
                       layer_lr_decay=layer_lr_decay)
     cfg.check()
@@ -96,8 +99,8 @@ def train_cmd(
     echo = (lambda m: typer.echo(m, err=True)) if fmt == "json" else typer.echo
     try:
         result = train(cfg, echo=echo, warn=lambda m: typer.echo(f"Warning: {m}", err=True))
-    except KeyboardInterrupt:
-        typer.echo("\nInterrupted: the run folder keeps its last complete epoch; continue with --resume", err=True)
+    except KeyboardInterrupt as e:
+        typer.echo("\n" + getattr(e, "message", "Interrupted"), err=True)
         raise typer.Exit(130) from None
     if result is None:  # a DDP rank other than 0
         return

@@ -5,8 +5,8 @@ Both go through ``runtime.predict.Predictor`` (the decode, preprocessing and pos
 
 - detection: a COCO split (``edgecnn.coco``), mAP by pycocotools (``coco_map``);
 - classification: an ImageFolder split (``DIR/val/<class>/`` when present, else ``DIR/<class>/``) or
-  a folder of MNIST IDX files (the ``t10k`` pair when present, else ``train``), read by the training
-  data readers.
+  a folder of MNIST IDX files (the ``t10k`` pair when present, else ``train``), read by
+  ``edgecnn.classdata``, as training reads them.
 Files that fail to decode are reported through ``on_error``, counted, and left out of the metrics.
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from edgecnn import coco
+from edgecnn.contract import Overrides
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
 from edgecnn.progress import Progress
@@ -40,14 +41,19 @@ class EvalError(EdgeCNNError):
 class EvalOptions:
     model: str  # ONNX file, zoo name (export/NAME.onnx) or an edgecnn checkpoint
     data: str
-    conf: float = 0.001  # mAP-style: keep nearly everything, let the precision/recall curve decide
+    conf: float | None = None  # None: 0.001, mAP-style: keep nearly everything, let the precision/recall curve decide
     iou: float | None = None  # NMS IoU [default: the contract's]
-    max_det: int = 100
+    max_det: int | None = None  # None: 100, as COCO
     batch: int = 8
     provider: str = "auto"
     threads: int | None = None
     save_predictions: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
+    overrides: Overrides | None = None  # the shared preprocessing/task options (edit the contract)
+
+    def __post_init__(self):
+        self.conf = 0.001 if self.conf is None else self.conf
+        self.max_det = 100 if self.max_det is None else self.max_det
 
 
 @dataclass
@@ -68,19 +74,24 @@ class EvalResult:
                 "warnings": self.warnings, "metrics": self.metrics}
 
 
-def open_engine(model: str, provider: str = "auto", threads: int | None = None):
-    """An onnxruntime ``Engine`` for an ONNX file or zoo name; a ``TorchEngine`` for a checkpoint."""
+def open_engine(model: str, provider: str = "auto", threads: int | None = None, overrides: Overrides | None = None):
+    """An onnxruntime ``Engine`` for an ONNX file or zoo name; a ``TorchEngine`` for a checkpoint; the
+    contract of either edited by ``overrides``."""
     p = Path(model)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
         from edgecnn.errors import require
 
         require("torch", "torch", f"evaluating the PyTorch checkpoint {p}")
+        if threads is not None:
+            from edgecnn.threads import apply_torch
+
+            apply_torch(threads)  # the checkpoint runs in PyTorch: --threads sizes torch's pool
         from edgecnn.eval.torch_engine import TorchEngine
 
-        return TorchEngine(p)
+        return TorchEngine(p, overrides=overrides)
     from edgecnn.runtime.session import Engine, resolve_model
 
-    return Engine(resolve_model(model), provider=provider, threads=threads)
+    return Engine(resolve_model(model), provider=provider, threads=threads, overrides=overrides)
 
 
 def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None) -> EvalResult:
@@ -94,8 +105,11 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
         raise UsageError(f"--max-det must be >= 1, got {opts.max_det}")
     if not Path(opts.data).is_dir():
         raise UsageError(f"--data {opts.data}: no such directory")
-    engine = open_engine(opts.model, opts.provider, opts.threads)
+    engine = open_engine(opts.model, opts.provider, opts.threads, opts.overrides)
     task = engine.contract.task
+    if task not in ("classify", "detect"):
+        raise EvalError(f"{opts.model}: eval scores classifiers and detectors; this model's task is {task} "
+                        "(declare it with --task classify|detect, or 'edgecnn contract')")
     t0 = time.perf_counter()
     if task == "detect":
         metrics, stats, warnings, saved = _detect(engine, opts, on_error)
@@ -161,21 +175,21 @@ class _MemoryPredictor(Predictor):
 
 def _classification_split(root: Path) -> tuple[list[str], list, list[int], str]:
     """(class names, items: paths or one array of images, targets, what was read)."""
-    from edgecnn.train import datasets
+    from edgecnn import classdata
 
-    mnist = datasets.find_mnist(root)
+    mnist = classdata.find_mnist(root)
     if mnist:
         kind = "t10k" if "t10k-images" in mnist else "train"
         if kind == "t10k" and "t10k-labels" not in mnist:
             raise EvalError(f"{mnist['t10k-images']} has no labels file beside it (t10k-labels-idx1-ubyte[.gz])")
-        x, y = datasets._read_pair(mnist[f"{kind}-images"], mnist[f"{kind}-labels"])
+        x, y = classdata.read_idx_pair(mnist[f"{kind}-images"], mnist[f"{kind}-labels"])
         classes = [str(c) for c in range(int(y.max()) + 1)] if len(y) else []
         return classes, x, y.tolist(), str(mnist[f"{kind}-images"])
-    folder = next((root / v for v in datasets.VAL_DIRS if (root / v).is_dir()), root)
+    folder = next((root / v for v in classdata.VAL_DIRS if (root / v).is_dir()), root)
     if folder == root and (root / "train").is_dir():
         raise EvalError(f"--data {root} has a train/ split but no val/ (or valid/, validation/); "
                         f"point --data at the split to evaluate")
-    classes, split, skipped, _ = datasets._scan(folder)
+    classes, split, skipped, _ = classdata.scan_folder(folder)
     return classes, list(split.items) + [Path(p) for p, _ in skipped], split.targets + [-1] * len(skipped), str(folder)
 
 

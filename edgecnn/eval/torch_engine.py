@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from edgecnn import registry
-from edgecnn.contract import Contract
+from edgecnn.contract import Contract, Overrides
 from edgecnn.eval.run import EvalError
 
 
 class TorchEngine:
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path, device: str = "cpu", overrides: Overrides | None = None):
         from edgecnn.export.weights import load_into, read_weights
 
         self.path = Path(path)
@@ -23,7 +23,7 @@ class TorchEngine:
         if wf.model is None or not wf.contract:
             raise EvalError(f"{path} is a bare state dict; eval needs an edgecnn checkpoint (from edgecnn train) "
                             "or an exported ONNX file")
-        self.contract = Contract.from_dict(wf.contract)
+        self.contract = (overrides or Overrides()).apply(Contract.from_dict(wf.contract))
         pre = self.contract.preprocess
         cfg = wf.config or {}
         self.model = registry.build(wf.model, num_classes=cfg.get("num_classes"), in_channels=pre.channels,

@@ -8,7 +8,8 @@ emits it; float64 stays float64; integers become float64). IoU of two boxes whos
 the threshold (a pair exactly at the threshold both stay); equal scores keep the lower index
 first. Malformed boxes raise ``ValueError`` naming the offending box.
 
-Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``):
+Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``; the YOLO layouts are
+decoded by ``edgecnn.runtime.yolo``):
   - host NMS: ``boxes`` (N, A, 4) in ``Detection.box_format``, ``scores`` (N, A, C) probabilities
     (class 0 background when ``background_class``); with box_format ``deltas`` also ``anchors``
     (A, 4) xyxy, the graph's prior boxes;
@@ -18,6 +19,7 @@ Graph outputs read by ``postprocess`` (see ``edgecnn.contract.Detection``):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -174,9 +176,9 @@ def _hits(a, area_a, ca, b, area_b, cb, thr: float, upper: bool = False) -> np.n
     same = ca[:, None] == cb[None, :]
     if upper:
         same = np.triu(same, 1)
-    i, j = np.nonzero(same)
-    if 3 * len(i) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
+    if 3 * np.count_nonzero(same) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
         return (_iou_matrix(a, area_a, b, area_b) > thr) & same
+    i, j = np.nonzero(same)
     over = _iou_pairs(a[i], area_a[i], b[j], area_b[j]) > thr
     hit = np.zeros(same.shape, dtype=bool)
     hit[i[over], j[over]] = True
@@ -248,35 +250,57 @@ def _per_class(b: np.ndarray, s: np.ndarray, c: np.ndarray, thr: float, limit: i
     return keep[np.lexsort((keep, -s[keep]))][:limit]
 
 
+def _score_order(s: np.ndarray, first: int = 4 * _BLOCK):
+    """Indices of ``s`` by decreasing score, ties by lower index (``argsort(-s, kind="stable")``),
+    yielded in chunks: the best ``first`` or so, then four times as many each step. NMS that stops at
+    ``max_output`` kept boxes then sorts only the head it reads, not all candidates (a 27,000-candidate
+    SSD at conf 0.001 keeps its 300 from the first few hundred). A chunk is every index scoring at
+    least the partition value, so ties never straddle a chunk boundary and the chunks concatenate to
+    the full stable sort."""
+    neg = -s
+    rest = np.arange(len(s))
+    take = first
+    while len(rest) > 2 * take:
+        v = np.partition(neg[rest], take - 1)[take - 1]
+        head = neg[rest] <= v
+        chunk, rest = rest[head], rest[~head]
+        yield chunk[np.argsort(neg[chunk], kind="stable")]
+        take *= 4
+    if len(rest):
+        yield rest[np.argsort(neg[rest], kind="stable")]
+
+
 def _blocks(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, thr: float, limit: int) -> np.ndarray:
     """Greedy NMS vectorised by blocks of the score order: each block is first thinned by the
     boxes already kept, then resolved inside itself (``_resolve``). Python-level work is per
-    block, not per box, and stops once ``limit`` boxes are kept."""
-    order = np.argsort(-s, kind="stable")
-    b = np.ascontiguousarray(b[order])
-    area = _areas(b)
-    cls = None if c is None else np.asarray(c)[order]
-    kept: list[np.ndarray] = []  # positions in score order
+    block, not per box, and stops once ``limit`` boxes are kept; the score order is sorted lazily
+    (``_score_order``), so what is never reached is never sorted."""
+    c = None if c is None else np.asarray(c)
+    kept: list[np.ndarray] = []  # indices into b
     kb, ka = np.empty((0, 4), b.dtype), np.empty(0, b.dtype)
-    kc = None if cls is None else np.empty(0, dtype=cls.dtype)
+    kc = None if c is None else np.empty(0, dtype=c.dtype)
     n_kept = 0
-    for start in range(0, len(b), _BLOCK):
-        pos = np.arange(start, min(start + _BLOCK, len(b)))
-        if n_kept:
+    for order in _score_order(s, 4 * _BLOCK if limit < len(b) else len(b)):
+        ob = np.ascontiguousarray(b[order])
+        area = _areas(ob)
+        cls = None if c is None else c[order]
+        for start in range(0, len(ob), _BLOCK):
+            pos = np.arange(start, min(start + _BLOCK, len(ob)))
+            if n_kept:
+                cp = None if cls is None else cls[pos]
+                pos = pos[~_hits(kb, ka, kc, ob[pos], area[pos], cp, thr).any(axis=0)]
+            if not len(pos):
+                continue
             cp = None if cls is None else cls[pos]
-            pos = pos[~_hits(kb, ka, kc, b[pos], area[pos], cp, thr).any(axis=0)]
-        if not len(pos):
-            continue
-        cp = None if cls is None else cls[pos]
-        pos = pos[_resolve(_hits(b[pos], area[pos], cp, b[pos], area[pos], cp, thr, upper=True))]
-        pos = pos[: limit - n_kept]
-        kept.append(pos)
-        n_kept += len(pos)
-        if n_kept >= limit:
-            break
-        kb, ka = np.concatenate([kb, b[pos]]), np.concatenate([ka, area[pos]])
-        kc = None if cls is None else np.concatenate([kc, cls[pos]])
-    return order[np.concatenate(kept)] if kept else np.empty(0, dtype=np.int64)
+            pos = pos[_resolve(_hits(ob[pos], area[pos], cp, ob[pos], area[pos], cp, thr, upper=True))]
+            pos = pos[: limit - n_kept]
+            kept.append(order[pos])
+            n_kept += len(pos)
+            if n_kept >= limit:
+                return np.concatenate(kept)
+            kb, ka = np.concatenate([kb, ob[pos]]), np.concatenate([ka, area[pos]])
+            kc = None if cls is None else np.concatenate([kc, cls[pos]])
+    return np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
 
 
 def _resolve(x: np.ndarray) -> np.ndarray:
@@ -306,11 +330,14 @@ def _resolve(x: np.ndarray) -> np.ndarray:
 @dataclass
 class Detections:
     """One image's detections, best first. boxes: (K, 4) xyxy in original-image pixels (clipped
-    to the image); scores: (K,); classes: (K,) int64 indices into the contract's labels."""
+    to the image); scores: (K,); classes: (K,) int64 indices into the contract's labels. ``best``,
+    only when there are none: ``(class, score)`` of the highest score the model gave an allowed,
+    non-background class (below the threshold, or its box fell outside the image), None if it gave none."""
 
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    best: tuple[int, float] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -338,6 +365,11 @@ def postprocess(outputs: Mapping[str, np.ndarray], geometries: Sequence[Geometry
     iou = spec.iou if iou is None else iou
     max_det = spec.max_det if max_det is None else max_det
     allowed = None if classes is None else np.asarray(classes, dtype=np.int64)
+    if spec.layout != "edgecnn":
+        from edgecnn.runtime import yolo
+
+        return yolo.postprocess(outputs, geometries, spec, input_size, conf=conf, iou=iou, max_det=max_det,
+                                allowed=allowed, pre_nms_topk=pre_nms_topk)
     scale = np.asarray(input_size * 2, dtype=np.float32) if spec.normalized else None
     if spec.nms == "graph":
         dets = _output(outputs, "detections", 3)
@@ -365,31 +397,110 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
                     per_class=None) -> Detections:
     """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background;
     ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD)."""
-    # One contiguous comparison and one nonzero over all anchor x class scores: faster than a
-    # per-anchor max first, and the same at a mAP-style threshold where most anchors pass.
-    mask = np.ascontiguousarray(scores) > conf
-    mask[:, :first] = False  # the background column
-    a, cls = np.divmod(np.flatnonzero(mask), scores.shape[1])
-    s = scores[a, cls]
-    if allowed is not None:
-        keep = np.isin(cls, allowed)
-        a, cls, s = a[keep], cls[keep], s[keep]
-    if per_class is not None and len(s) > per_class:
-        order = np.lexsort((-s, cls))  # by class, best first
-        starts = np.searchsorted(cls[order], cls[order])  # where each one's class begins (cls sorted)
-        top = order[np.arange(len(order)) - starts < per_class]
-        a, cls, s = a[top], cls[top], s[top]
-    if len(s) > pre_nms_topk:
-        top = np.argpartition(-s, pre_nms_topk - 1)[:pre_nms_topk]
-        a, cls, s = a[top], cls[top], s[top]
-    b = boxes[a].astype(np.float32)  # NMS in the graph's precision: half the memory traffic of float64
-    finite = np.isfinite(b).all(axis=1) & np.isfinite(s)  # a wild regression must not kill the image
-    b, s, cls = b[finite], s[finite], cls[finite]
-    b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+    a, cls, s = _candidates(scores, first, conf, allowed, per_class, pre_nms_topk)
+    b = boxes[a].astype(np.float32, copy=False)  # NMS in the graph's precision: half the traffic of float64
+    if not (np.isfinite(b).all() and np.isfinite(s).all()):  # a wild regression must not kill the image
+        finite = np.isfinite(b).all(axis=1) & np.isfinite(s)
+        b, s, cls = b[finite], s[finite], cls[finite]
+    for lo, hi in ((0, 2), (1, 3)):  # swapped corners fixed (only those not already in order are touched)
+        bad = np.flatnonzero(~(b[:, lo] < b[:, hi]))
+        b[bad, lo], b[bad, hi] = np.minimum(b[bad, lo], b[bad, hi]), np.maximum(b[bad, lo], b[bad, hi])
     if scale is not None:
         b *= scale
     keep = _greedy(b, s, cls, iou, max_det)
-    return _finish(b[keep], s[keep], cls[keep], geom)
+    out = to_detections(b[keep], s[keep], cls[keep], geom)
+    if not len(out):
+        out.best = _best_score(scores, first, allowed)
+    return out
+
+
+def _best_score(scores: np.ndarray, first: int, allowed: np.ndarray | None) -> tuple[int, float] | None:
+    """(A, C) scores -> (class, score) of the highest finite one in the allowed, non-background columns
+    (one argmax over a copy: this runs on every image without detections, conf 0.25 on a photo of nothing)."""
+    x = np.array(scores, dtype=np.result_type(scores.dtype, np.float32))  # a copy, C-contiguous
+    off = np.zeros(x.shape[1], dtype=bool)
+    off[:first] = True
+    if allowed is not None:
+        off[np.setdiff1d(np.arange(x.shape[1]), allowed)] = True
+    x[:, off] = -np.inf
+    i = int(np.argmax(x)) if x.size else 0
+    if x.size and not np.isfinite(x.flat[i]):  # NaN (argmax's first pick) or +inf: only finite scores count
+        x[~np.isfinite(x)] = -np.inf
+        i = int(np.argmax(x))
+    if not x.size or not np.isfinite(x.flat[i]):
+        return None
+    return i % x.shape[1], float(x.flat[i])
+
+
+def _candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray | None, per_class: int | None,
+                pre_nms_topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor x class scores (A, C) -> candidates ``(anchor, class, score)`` for NMS: scores > ``conf``
+    in the allowed, non-background columns; with ``per_class``, only each class's best ``per_class``
+    (ties: lower anchor first); at most ``pre_nms_topk`` in all.
+
+    Their order decides which of two equal scores NMS sees first: anchor-major (anchor, then class)
+    without the per-class cut, class-major (class, then anchor) with it. The cut is one partition of
+    the classes that have more than ``per_class`` candidates (a flat random-init SSD at conf 0.001:
+    every one of its 90 classes x 3,234 anchors), not a sort of all candidates."""
+    # One contiguous comparison and one count over all anchor x class scores: faster than a per-anchor
+    # max first, and the same at a mAP-style threshold where most anchors pass.
+    mask = np.ascontiguousarray(scores) > conf
+    mask[:, :first] = False  # the background column
+    if allowed is not None:
+        off = np.ones(mask.shape[1], dtype=bool)
+        off[allowed[(allowed >= 0) & (allowed < len(off))]] = False
+        mask[:, off] = False
+    if per_class is None or np.count_nonzero(mask) <= per_class:
+        a, cls = np.divmod(np.flatnonzero(mask), scores.shape[1])
+        s = scores[a, cls]
+        if len(s) > pre_nms_topk:
+            top = np.argpartition(-s, pre_nms_topk - 1)[:pre_nms_topk]
+            a, cls, s = a[top], cls[top], s[top]
+        return a, cls, s
+    mt = np.ascontiguousarray(mask.T)  # class-major: (C, A)
+    counts = np.count_nonzero(mt, axis=1)
+    big = np.flatnonzero(counts > per_class)
+    if len(big):
+        mt[big] = _best_per_row(scores.T[big], mt[big], per_class)
+        counts[big] = per_class
+    idx = np.flatnonzero(mt)
+    cls = np.repeat(np.arange(len(counts)), counts)
+    a = idx - cls * mt.shape[1]
+    s = scores[a, cls]
+    if len(s) > pre_nms_topk:  # the order NMS's ties follow: by class, best first, then anchor
+        order = np.lexsort((-s, cls))
+        top = order[np.argpartition(-s[order], pre_nms_topk - 1)[:pre_nms_topk]]
+        a, cls, s = a[top], cls[top], s[top]
+    return a, cls, s
+
+
+def _best_per_row(x: np.ndarray, passing: np.ndarray, k: int) -> np.ndarray:
+    """(R, A) scores and which pass (``x > conf``), more than ``k`` in each row -> (R, A) bool: each
+    row's best ``k`` passing, ties at the k-th score taken by lower column first (what a stable sort's
+    first ``k`` are).
+
+    The k-th largest comes from one partition per row, with each score that does not pass lowered by
+    a distinct whole number >= 2 (so below every passing one, and all different): NumPy's partition
+    slows down a hundredfold on a row full of equal values (the zeros a quantized model leaves)."""
+    a = x.shape[1]
+    if x.dtype.kind == "f" and np.isnan(x).any():  # NaN never passes, but a partition takes it as the largest
+        x = np.where(np.isnan(x), -np.inf, x)
+    y = np.multiply(~passing, _offsets(a), dtype=np.result_type(x.dtype, np.float32))
+    np.subtract(x, y, out=y)
+    kth = np.partition(y, a - k, axis=1)[:, a - k, None]  # each row's k-th largest
+    top = y >= kth
+    for r in np.flatnonzero(np.count_nonzero(top, axis=1) > k):  # more ties at the k-th than places left
+        eq = np.flatnonzero(y[r] == kth[r])
+        top[r, eq[k - (np.count_nonzero(top[r]) - len(eq)):]] = False  # keep the first ones
+    return top
+
+
+@functools.lru_cache(maxsize=8)
+def _offsets(n: int) -> np.ndarray:
+    """2, 3, ..., n + 1 in a fixed scattered order (float32, read-only): see ``_best_per_row``."""
+    out = (2.0 + np.random.default_rng(0).permutation(n)).astype(np.float32)
+    out.flags.writeable = False
+    return out
 
 
 def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
@@ -403,12 +514,22 @@ def _graph_nms_image(dets, geom, conf, max_det, allowed, scale) -> Detections:
         d, cls = d[np.isin(cls, allowed)], cls[np.isin(cls, allowed)]
     order = np.argsort(-d[:, 4], kind="stable")[:max_det]
     b = d[order, :4] * scale if scale is not None else d[order, :4]
-    return _finish(b, d[order, 4], cls[order], geom)
+    out = to_detections(b, d[order, 4], cls[order], geom)
+    if not len(out):  # the best row the graph kept (rows scoring <= 0 are padding)
+        rows = dets[np.isfinite(dets).all(axis=1) & (dets[:, 4] > 0)].astype(np.float64)
+        rcls = rows[:, 5].round().astype(np.int64)
+        if allowed is not None:
+            rows, rcls = rows[np.isin(rcls, allowed)], rcls[np.isin(rcls, allowed)]
+        if len(rows):
+            i = int(np.argmax(rows[:, 4]))
+            out.best = int(rcls[i]), float(rows[i, 4])
+    return out
 
 
-def _finish(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
-    """Network pixels -> original pixels, clipped; boxes left with no area (they lay in the
-    letterbox padding or outside a center crop) are dropped."""
+def to_detections(b: np.ndarray, s: np.ndarray, cls: np.ndarray, geom: Geometry) -> Detections:
+    """Kept boxes (K, 4) xyxy in network pixels, scores, classes -> one image's ``Detections`` in
+    original pixels, clipped; boxes left with no area (they lay in the letterbox padding or outside a
+    center crop) are dropped."""
     b = geom.to_original(b)
     live = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
     return Detections(b[live], s[live].astype(np.float32), cls[live].astype(np.int64))

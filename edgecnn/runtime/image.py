@@ -179,12 +179,13 @@ def to_mode(im: Image.Image, color: str, background: str = "white") -> Image.Ima
 
 
 def _resized_size(full: tuple[int, int], spec: Preprocess) -> tuple[int, int]:
-    """The size a ``full``-size image is resized to before the crop (resize_crop) or padding (letterbox)."""
+    """The size a ``full``-size image is resized to before the crop (resize_crop) or padding (letterbox,
+    keep_ratio)."""
     w0, h0 = full
     tw, th = spec.width, spec.height
     if spec.resize == "stretch":
         return tw, th
-    if spec.resize == "letterbox":
+    if spec.resize in ("letterbox", "keep_ratio"):
         s = min(tw / w0, th / h0)
         return max(1, round(w0 * s)), max(1, round(h0 * s))
     short = spec.resize_size or min(tw, th)
@@ -203,8 +204,9 @@ def resize(im: Image.Image, spec: Preprocess) -> tuple[Image.Image, Geometry]:
     nw, nh = _resized_size((w0, h0), spec)
     if spec.resize == "stretch":
         return im.resize((tw, th), resample, box), Geometry((w0, h0), (tw / w0, th / h0), (0.0, 0.0))
-    if spec.resize == "letterbox":
-        left, top = (tw - nw) // 2, (th - nh) // 2
+    if spec.resize in ("letterbox", "keep_ratio"):
+        # letterbox centres the image; keep_ratio puts it top-left and pads right and bottom only
+        left, top = ((tw - nw) // 2, (th - nh) // 2) if spec.resize == "letterbox" else (0, 0)
         fill = spec.pad_value if im.mode == "L" else (spec.pad_value,) * 3
         canvas = Image.new(im.mode, (tw, th), fill)
         canvas.paste(im.resize((nw, nh), resample, box), (left, top))

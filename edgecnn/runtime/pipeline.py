@@ -9,7 +9,6 @@ the caller's thread when its turn comes. NumPy + the standard library only.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
@@ -26,7 +25,9 @@ def decode_workers(cores: int | None = None) -> int:
     (on 2 cores: decode on one while the model runs on the other; measured in
     ``benchmarks/folder_bench.py``)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from edgecnn.threads import allowed_cpus
+
+        cores = len(allowed_cpus())
     return max(1, cores - 1)
 
 

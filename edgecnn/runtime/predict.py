@@ -1,9 +1,11 @@
 """Image files -> predictions, streamed in batches through an ``Engine``.
 
-Decoding and preprocessing use ``image`` (the contract's transform), post-processing ``classify``
-or ``detect``. Images are decoded ahead on a small thread pool (``pipeline``) while the model runs;
-a file that cannot be decoded becomes a result with an ``error`` and the stream goes on; results
-come out in input order, and only a few batches of images are held at a time.
+Decoding and preprocessing use ``image`` (the contract's transform), post-processing what the
+contract's task says: ``classify``, ``detect`` (``yolo`` for the YOLO layouts) or ``raw`` (each
+output's statistics); ``outputs`` refuses a task the graph's outputs cannot carry. Images are
+decoded ahead on a small thread pool (``pipeline``) while the model runs; a file that cannot be
+decoded becomes a result with an ``error`` and the stream goes on; results come out in input order,
+and only a few batches of images are held at a time.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from PIL import Image
 
 from edgecnn.contract import Detection
 from edgecnn.errors import UsageError
-from edgecnn.runtime.classify import classify, looks_like_probabilities
+from edgecnn.runtime.classify import classify, label_of, looks_like_probabilities
 from edgecnn.runtime.image import REDUCED, Geometry, ImageError, load_image, load_preprocessed
+from edgecnn.runtime.outputs import check, check_scores
 from edgecnn.runtime.pipeline import decode_workers, ordered_map
 from edgecnn.runtime.session import Engine
 from edgecnn.runtime.sources import ImageFile
@@ -27,14 +30,18 @@ from edgecnn.runtime.sources import ImageFile
 @dataclass
 class Result:
     """One image's outcome. ``predictions``: classification ``{"rank", "class", "label", "score"}``
-    or detection ``{"class", "label", "score", "box"}`` records, best first; ``size``: the upright
-    original (width, height); ``image``: the decoded image, kept only when asked (for ``--save``)."""
+    or detection ``{"class", "label", "score", "box"}`` records, best first, or for ``raw`` one
+    ``raw.describe`` record per output; ``size``: the upright original (width, height); ``image``:
+    the decoded image, and ``arrays`` (raw: the outputs by name, batch dim 1), kept only when asked
+    (for ``--save``)."""
 
     file: ImageFile
     size: tuple[int, int] | None = None
     predictions: list[dict] = field(default_factory=list)
     error: str | None = None
     image: Image.Image | None = None
+    best: dict | None = None  # detection without predictions: {"class", "label", "score"} of the best score seen
+    arrays: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -103,22 +110,39 @@ class Predictor:
         self.topk, self.conf, self.iou, self.max_det = topk, conf, iou, max_det
         self.classes = None if classes is None else list(classes)
         self.stats = Stats()
+        self.task = self.contract.task
         self.detection = self.contract.detection or Detection()
         self._cls_output, self._logits = classifier_output(self.contract.outputs, engine.output_names)
+        check(self.contract, engine.output_shapes, engine.path, self._cls_output)  # a map read as classes: no
+        # the task's post-processing module, imported here (a classifier never imports detect: cold start) so
+        # that the first batch's postprocess time is the work, not an import
+        self._post_module = _post_module(self.task, self.detection.layout)
+        self._keep_arrays, self._scores_checked = False, False
         self.num_classes = self._num_classes()
         self._check_classes(self.num_classes)
         # --classes with a class count only a run tells: results (failed files too) wait for the first
         # inference, which checks it, so a bad index is an error before any result is out
-        self._unchecked = bool(self.classes) and self.num_classes is None and self.contract.task == "classify"
+        self._unchecked = bool(self.classes) and self.num_classes is None and self.task == "classify"
+        if self.classes and self.task == "raw":
+            raise UsageError("--classes: a raw model has no classes; its outputs are reported as they are")
 
     def _num_classes(self) -> int | None:
         """The model's class count before anything runs: from the graph's output shape where it is
         static, else from the labels; None when neither says (then the first batch tells)."""
         shapes = self.engine.output_shapes
-        if self.contract.task == "classify":
+        if self.task == "raw":
+            return None
+        if self.task == "classify":
             dims = shapes.get(self._cls_output, [])[1:]
             if dims and all(isinstance(d, int) and d > 0 for d in dims):
                 return int(np.prod(dims))
+        elif self.detection.layout != "edgecnn":
+            from edgecnn.runtime import yolo
+
+            heads = [d for d in shapes.values() if len(d) == 3]
+            n = yolo.class_count(self.detection.layout, heads[0]) if heads else None
+            if n is not None:
+                return n
         elif self.detection.nms != "graph" and "scores" in shapes:
             dims = shapes["scores"]
             if len(dims) == 3 and isinstance(dims[2], int) and dims[2] > 0:
@@ -138,6 +162,8 @@ class Predictor:
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
         workers = decode_workers() if workers is None else workers
+        self._keep_arrays = keep_images and self.task == "raw"  # raw --save keeps outputs, not images
+        keep_images = keep_images and self.task != "raw"
 
         def load(f: ImageFile) -> _Item:
             t0 = time.perf_counter()
@@ -169,33 +195,65 @@ class Predictor:
 
     def _flush(self, items: list[_Item]) -> Iterator[Result]:
         good = [it for it in items if it.error is None]
-        preds: list[list[dict]] = []
+        preds: list[tuple[list[dict], dict | None]] = []
+        arrays: list = []
         if good:
             t0 = time.perf_counter()
             outputs = self.engine.run(good[0].x[None] if len(good) == 1 else np.stack([it.x for it in good]))
             t1 = time.perf_counter()
-            preds = self._post(outputs, [it.geom for it in good])
+            preds = self._post_results(outputs, [it.geom for it in good])
             self.stats.infer_s += t1 - t0
             self.stats.post_s += time.perf_counter() - t1
-        it_preds = iter(preds)
+            if self._keep_arrays:
+                arrays = self._post_module.per_image(outputs, len(good))
+        it_preds, it_arrays = iter(preds), iter(arrays)
         for it in items:
             if it.error is not None:
                 self.stats.failed += 1
                 yield Result(it.file, error=it.error)
             else:
                 self.stats.ok += 1
-                yield Result(it.file, it.geom.orig_size, next(it_preds), image=it.image)
+                records, best = next(it_preds)
+                yield Result(it.file, it.geom.orig_size, records, image=it.image, best=best,
+                             arrays=next(it_arrays, None))
 
-    def _post(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+    def postprocess(self, outputs: dict[str, np.ndarray], geoms: list[Geometry]) -> list[list[dict]]:
+        """A batch's outputs -> per image, the task's records (``bench --image`` times this too)."""
+        return [records for records, _ in self._post_results(outputs, geoms)]
+
+    def _post_results(self, outputs: dict[str, np.ndarray],
+                      geoms: list[Geometry]) -> list[tuple[list[dict], dict | None]]:
+        """Per image: the task's records, and for a detection without any, the best score seen
+        (``Result.best``)."""
         labels = self.contract.labels
-        if self.contract.task == "classify":
+        if self.task == "raw":
+            return [(r, None) for r in self._post_module.records(outputs, len(geoms))]
+        if self.task == "classify":
+            if not self._scores_checked:  # dynamic dims: the first batch shows what the output is
+                check_scores(self._cls_output, outputs[self._cls_output].shape, self.engine.path)
+                self._scores_checked = True
             out = outputs[self._cls_output].reshape(len(geoms), -1)
             self._check_classes(out.shape[1])  # a dynamic class dim without labels: checked at the first batch
             self._unchecked = False
             logits = self._logits if self._logits is not None else not looks_like_probabilities(out)
-            return classify(out, self.topk, labels, logits=logits, allowed=self.classes)
-        from edgecnn.runtime import detect  # classifiers never import it (cold start)
+            return [(p, None) for p in classify(out, self.topk, labels, logits=logits, allowed=self.classes)]
+        dets = self._post_module.postprocess(outputs, geoms, self.detection, self.engine.input_size,
+                                             conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
+        return [(d.to_records(labels), None if d.best is None else
+                 {"class": d.best[0], "label": label_of(d.best[0], labels), "score": round(d.best[1], 6)})
+                for d in dets]
 
-        dets = detect.postprocess(outputs, geoms, self.detection, self.engine.input_size,
-                                  conf=self.conf, iou=self.iou, max_det=self.max_det, classes=self.classes)
-        return [d.to_records(labels) for d in dets]
+
+def _post_module(task: str, layout: str):
+    """The module that post-processes ``task``'s outputs (None for classify: ``classify`` is imported)."""
+    if task == "raw":
+        from edgecnn.runtime import raw
+
+        return raw
+    if task == "detect":
+        from edgecnn.runtime import detect
+
+        if layout != "edgecnn":
+            from edgecnn.runtime import yolo  # noqa: F401  (detect.postprocess hands it the YOLO layouts)
+        return detect
+    return None

@@ -14,8 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 from edgecnn import registry
-from edgecnn.contract import IMAGENET_MEAN, IMAGENET_STD, Contract, ContractError, Preprocess, from_metadata
+from edgecnn.contract import ContractError, Overrides, check_input, from_metadata
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
+from edgecnn.runtime.outputs import graph_contract
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 PROVIDER_CHOICES = ("auto", *PROVIDERS)  # auto: the first available of tensorrt, cuda, cpu
@@ -91,17 +92,23 @@ def session_options(threads: int | None = None, graph_opt: str = "all", spinning
 class Engine:
     """One loaded model.
 
-    ``contract``: the file's contract, or one derived from the graph (``from_graph`` True; then
-    ``warnings`` say what was assumed). ``size``/``mean``/``std``/``labels`` override the
-    contract's preprocessing and labels. ``run`` takes the preprocessed batch (N, C, H, W)
-    float32 and returns the graph outputs by name.
+    ``contract``: the file's contract, or one derived from the graph (``from_graph`` True); when
+    its preprocessing was assumed (no contract, or an INT8 file made from such a file) ``warnings``
+    say what. ``overrides`` (the options every command shares, ``edgecnn.cli.prep_options``) and the
+    shorthands ``size``/``mean``/``std``/``labels``/``decode``/``task``/``layout`` edit the contract. ``run`` takes the
+    preprocessed batch (N, C, H, W) float32 and returns the graph outputs by name.
     """
 
     def __init__(self, path: str | Path, *, provider: str = "auto", threads: int | None = None,
                  graph_opt: str = "all", spinning: bool = False, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 labels: Sequence[str] | None = None, decode: str | None = None):
+                 labels: Sequence[str] | None = None, decode: str | None = None, task: str | None = None,
+                 layout: str | None = None, overrides: Overrides | None = None):
         self.path = Path(path)
+        over = dataclasses.replace(overrides or Overrides(), **{k: v for k, v in (
+            ("size", size), ("mean", None if mean is None else tuple(mean)),
+            ("std", None if std is None else tuple(std)), ("labels", None if labels is None else list(labels)),
+            ("decode", decode), ("task", task), ("layout", layout)) if v is not None})
         self.warnings: list[str] = []
         providers = choose_providers(provider)
         t0 = time.perf_counter()
@@ -117,8 +124,21 @@ class Engine:
         except ContractError as e:
             raise ContractError(f"{self.path}: {e}") from e
         self.from_graph = contract is None
-        self.contract = self._graph_contract(size, mean, std) if contract is None else contract
-        self._override(size, mean, std, labels, decode)
+        try:
+            if contract is None:
+                ins = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
+                outs = [(o.name, list(o.shape)) for o in self.session.get_outputs()]
+                self.contract = graph_contract(self.path.stem, ins, outs, over,
+                                               self.session.get_modelmeta().custom_metadata_map, where=self.path)
+            else:
+                self.contract = over.apply(contract)
+        except ContractError as e:
+            raise ContractError(f"{self.path}: {e}") from e
+        if self.contract.assumed:
+            said = (f"{self.path.name} has no edgecnn contract; assuming" if self.from_graph else
+                    f"{self.path.name} was made from a file without a contract, which assumed")
+            self.warnings.append(f"{said} {self.contract.assumed}; override with --size/--mean/--std/--labels, or "
+                                 f"write the right ones into the file once with 'edgecnn contract'")
         inputs = {i.name: i for i in self.session.get_inputs()}
         if self.contract.input_name not in inputs:
             raise ContractError(f"{self.path}: the contract's input '{self.contract.input_name}' is not in the "
@@ -135,64 +155,7 @@ class Engine:
         self.output_shapes = {o.name: list(o.shape) for o in self.session.get_outputs()}
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self._check_size()
-
-    # -- contract ---------------------------------------------------------------------------------
-
-    def _graph_contract(self, size, mean, std) -> Contract:
-        """A classification contract from the graph alone: input size from its shape (or --size),
-        ImageNet preprocessing unless --mean/--std say otherwise."""
-        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
-        shape = list(inp.shape)
-        if len(shape) != 4:
-            raise EngineError(f"{self.path}: input '{inp.name}' has shape {shape}; expected an image batch "
-                              "(N, C, H, W)")
-        layout = "NHWC" if shape[1] not in (1, 3) and shape[3] in (1, 3) else "NCHW"
-        c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
-        if size is None and not (isinstance(h, int) and isinstance(w, int)):
-            raise UsageError(f"{self.path} has no edgecnn contract and a dynamic input size ({h}x{w}); "
-                             "give it with --size S or HxW")
-        h, w = size or (h, w)
-        if c == 1:
-            pre = Preprocess(h, w, 1, "L", mean=(0.5,), std=(0.5,))
-        elif c == 3:
-            pre = Preprocess(h, w)
-        else:
-            raise EngineError(f"{self.path}: input '{inp.name}' has {c} channels; expected 1 or 3")
-        if mean is None or std is None:
-            assumed = (f"mean {list(IMAGENET_MEAN)}, std {list(IMAGENET_STD)}" if c == 3
-                       else "mean 0.5, std 0.5")
-            self.warnings.append(f"{self.path.name} has no edgecnn contract; assuming a classifier with ImageNet "
-                                 f"preprocessing (resize {pre.resize_size} + center crop {h}x{w}, {assumed}); "
-                                 "override with --size/--mean/--std/--labels")
-        return Contract("classify", self.path.stem, pre, input_name=inp.name, input_layout=layout,
-                        outputs=[{"name": out.name, "meaning": "class scores"}], weights="unknown")
-
-    def _override(self, size, mean, std, labels, decode=None) -> None:
-        pre = self.contract.preprocess
-        changes: dict = {}
-        if size is not None and size != (pre.height, pre.width):
-            changes.update(height=size[0], width=size[1], resize_size=None)  # resize_size follows the crop
-        if mean is not None:
-            changes["mean"] = tuple(mean)
-        if std is not None:
-            changes["std"] = tuple(std)
-        if decode is not None:  # infer --exact-decode
-            changes["decode"] = decode
-        if changes:
-            self.contract.preprocess = dataclasses.replace(pre, **changes)
-        if labels is not None:
-            self.contract.labels = list(labels)
-
-    def _check_size(self) -> None:
-        pre = self.contract.preprocess
-        nchw = self.contract.input_layout == "NCHW"
-        dims = self.input_shape[1:4] if nchw else [self.input_shape[3], *self.input_shape[1:3]]
-        want = [pre.channels, pre.height, pre.width]
-        for name, have, need in zip(("channels", "height", "width"), dims, want, strict=False):
-            if isinstance(have, int) and have > 0 and have != need:
-                raise UsageError(f"{self.path} takes {name} {have}, but preprocessing gives {need}; "
-                                 "check --size")
+        check_input(self.contract, self.input_shape, self.path)
 
     @property
     def task(self) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn import coco
+from edgecnn.classdata import DataError, unreadable
 from edgecnn.runtime.image import ImageError
-from edgecnn.train.datasets import DEFAULT_VAL_SPLIT, Data, DataError, _unreadable, decode
+from edgecnn.train.datasets import DEFAULT_VAL_SPLIT, Data, decode
 
 
 def open_detection_data(source: str, val_split: float | None = None, seed: int = 0) -> Data:
@@ -49,7 +50,7 @@ def open_detection_data(source: str, val_split: float | None = None, seed: int =
         split = getattr(data, name)
         good = []
         for im in split.images:
-            why = "no such file" if not im.path.is_file() else _unreadable(im.path)
+            why = "no such file" if not im.path.is_file() else unreadable(im.path)
             if why:
                 data.skipped.append((str(im.path), why))
             else:

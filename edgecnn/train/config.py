@@ -45,6 +45,7 @@ class TrainConfig:
     augment: bool = False
     flip: bool = True
     workers: int = 0
+    threads: int | None = None  # torch intra-op threads; None: edgecnn.threads.resolve (physical cores - workers)
     seed: int = 0
     device: str = "auto"
     out: str | None = None
@@ -55,7 +56,7 @@ class TrainConfig:
     layer_lr_decay: float | None = None
 
     # Options that may change when a run is resumed; the others come from its checkpoint.
-    RESUMABLE = ("epochs", "workers", "device", "data", "out", "resume", "overwrite")
+    RESUMABLE = ("epochs", "workers", "threads", "device", "data", "out", "resume", "overwrite")
 
     def check(self) -> None:
         def positive(flag: str, v: float | None) -> None:
@@ -63,7 +64,7 @@ class TrainConfig:
                 raise UsageError(f"--{flag} must be positive, got {v}")
 
         for flag, v in (("epochs", self.epochs), ("batch-size", self.batch_size), ("lr", self.lr),
-                        ("input-size", self.input_size)):
+                        ("input-size", self.input_size), ("threads", self.threads)):
             positive(flag, v)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown --optimizer '{self.optimizer}'; choose sgd or adamw")

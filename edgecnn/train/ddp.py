@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from edgecnn.errors import UsageError
+from edgecnn.threads import available_cores
 
 
 @dataclass(frozen=True)
@@ -91,5 +92,5 @@ def launch(nproc: int, argv: list[str]) -> int:
            "-m", "edgecnn.train", *argv]
     env = dict(os.environ)
     # torchrun sets 1 thread per process and warns about it; share the cores out instead, quietly.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))
     return subprocess.call(cmd, env=env)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from edgecnn import __version__, hub, registry
+from edgecnn import __version__, hub, registry, threads
 from edgecnn.contract import Preprocess
 from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.fileio import atomic_path
@@ -60,8 +60,10 @@ from edgecnn.train.datasets import Data
 from edgecnn.train.task import BACKBONES, init_backbone, make_task
 
 CACHE_BYTES = 1 << 30  # preprocessed samples kept in memory (no --augment, no --workers) up to this size
-# Testing hook: the process SIGKILLs itself after this many optimizer steps (a crash mid-epoch).
+# Testing hooks: the process SIGKILLs itself (a crash mid-epoch), or SIGINTs itself (Ctrl-C), after this
+# many optimizer steps.
 KILL_ENV = "EDGECNN_TRAIN_KILL_AFTER_STEPS"
+INTERRUPT_ENV = "EDGECNN_TRAIN_INTERRUPT_AFTER_STEPS"
 
 
 class TrainError(EdgeCNNError):
@@ -96,20 +98,49 @@ def _quiet(msg: str) -> None:
     pass
 
 
-def train(cfg: TrainConfig, echo: Callable[[str], None] = _print,
-          warn: Callable[[str], None] = _warn) -> dict[str, Any] | None:
-    """Run ``cfg``; returns the result (metrics, per-class table, paths) on rank 0, None on others."""
+def train(cfg: TrainConfig, echo: Callable[[str], None] = _print, warn: Callable[[str], None] = _warn,
+          note_busy: bool = True) -> dict[str, Any] | None:
+    """Run ``cfg``; returns the result (metrics, per-class table, paths) on rank 0, None on others.
+    ``note_busy``: warn in one line when the machine is busy at start (the demo says it once itself)."""
     cfg.check()
     device = resolve_device(cfg.device)
     d = ddp.setup(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
+    trainer = None
     try:
+        plan = threads.resolve(cfg.threads, workers=cfg.workers, cores=max(1, threads.available_cores() // d.world))
+        if device.type == "cpu":
+            threads.check_fit(plan, cfg.workers)
+        threads.apply_torch(plan.n)
         trainer = Trainer(cfg, device, d, echo if d.main else _quiet, warn if d.main else _quiet)
+        if note_busy and d.main and plan.note():  # after the checks: an error stays the only line
+            warn(plan.note())
         result = trainer.fit()
         return result if d.main else None
+    except KeyboardInterrupt:
+        raise Interrupted(trainer, cfg.resume) from None
     finally:
         ddp.cleanup(d)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train``: ``message`` says what the run folder holds, and whether ``--resume`` can
+    continue it (only when an epoch of this run, or of the run it resumed, was saved)."""
+
+    def __init__(self, trainer: Trainer | None, resume: bool):
+        saved = trainer.saved_epoch if trainer is not None else 0
+        if saved:
+            self.message = (f"Interrupted: {trainer.cfg.out} keeps its last complete epoch ({saved} of "
+                            f"{trainer.cfg.epochs}); continue with --resume")
+        elif trainer is None and resume:  # stopped while setting up the resumed run: nothing changed
+            self.message = "Interrupted before training resumed: the run folder is as it was; continue with --resume"
+        else:
+            earlier = trainer is not None and (Path(trainer.cfg.out) / "last.pt").exists()
+            self.message = ("Interrupted before the first epoch finished: nothing to resume"
+                            + (f" ({trainer.cfg.out} still holds the earlier run)" if earlier else "")
+                            + "; run the command again")
+        super().__init__(self.message)
 
 
 class Trainer:
@@ -137,6 +168,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup = min(round(cfg.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
         self.epoch, self.step, self.history = 0, 0, []
+        self.saved_epoch = 0  # the epoch last.pt holds for this run (0: none yet)
         self.best = (-1.0, 0)  # (val metric: top-1 or mAP@.50, epoch)
         self._describe(wd)
         if resume is not None:
@@ -155,8 +187,9 @@ class Trainer:
                 raise TrainError(f"{out} already holds a run (last.pt); continue it with --resume, "
                                  "or pass --overwrite or another --out")
             return dataclasses.replace(cfg, out=str(out), epochs=cfg.epochs or DEFAULT_EPOCHS), None
-        if not last.is_file():
-            raise TrainError(f"--resume: {last} does not exist; start the run without --resume")
+        if not last.is_file():  # never started, or stopped before its first epoch was saved
+            raise TrainError(f"--resume: {out} holds no complete epoch (no last.pt): nothing to resume; "
+                             "run the command again without --resume")
         ckpt = load_checkpoint(last)
         if name is not None and ckpt["model"] != name:
             raise TrainError(f"--resume: {last} is a run of '{ckpt['model']}', not '{name}'")
@@ -266,6 +299,7 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.saved_epoch = self.epoch
         metrics = ckpt.get("metrics") or {}
         self.history = list(metrics.get("history", []))
         self.best = (float(metrics.get(self._best_store, -1.0)), int(metrics.get("best_epoch", 0)))
@@ -281,9 +315,12 @@ class Trainer:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.echo(f"data: {cfg.data} ({data.kind}): {len(data.train):,} train / {len(data.val):,} val images, "
                   f"{len(data.classes)} classes")
+        n = torch.get_num_threads()
         where = str(self.device) + (f", {self.dist.world} processes (DDP, "
                                     f"{'nccl' if self.device.type == 'cuda' else 'gloo'})"
                                     if self.dist.enabled else "")
+        if self.device.type == "cpu":
+            where += f", {n} thread{'s' if n > 1 else ''}{' each' if self.dist.enabled else ''}"
         self.echo(f"model: {self.name}, input {self.spec.channels}x{self.spec.height}x{self.spec.width} "
                   f"({self.spec.resize}), {params:,} params ({trainable:,} trainable), on {where}")
         if cfg.freeze != "none":
@@ -298,9 +335,10 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
+        interrupt_after = int(os.environ.get(INTERRUPT_ENV, "0") or 0)
         last_eval: dict[str, Any] = {}
         for epoch in range(self.epoch, cfg.epochs):
-            row = self._train_epoch(epoch, kill_after)
+            row = self._train_epoch(epoch, kill_after, interrupt_after)
             last_eval = self._evaluate()
             row.update(self._val_fields(last_eval))
             self.history.append(row)
@@ -310,6 +348,8 @@ class Trainer:
             self.epoch = epoch + 1
             if self.dist.main:
                 self._save(last_eval, is_best)
+            else:
+                self.saved_epoch = self.epoch
             ddp.barrier(self.dist)
             self.echo(self.task.epoch_line(row, cfg.epochs, is_best))
         if not last_eval:  # resumed a finished run: nothing trained, report the weights as they are
@@ -323,7 +363,7 @@ class Trainer:
             "files": [str(out / f) for f in ("last.pt", "best.pt", "log.csv", "log.json")],
         }
 
-    def _train_epoch(self, epoch: int, kill_after: int) -> dict[str, Any]:
+    def _train_epoch(self, epoch: int, kill_after: int = 0, interrupt_after: int = 0) -> dict[str, Any]:
         cfg, d = self.cfg, self.dist
         torch.manual_seed(_epoch_seed(cfg.seed, epoch, d.rank))
         self.loader_rng.manual_seed(_epoch_seed(cfg.seed, epoch, 1 << 20))
@@ -372,6 +412,8 @@ class Trainer:
                            **{"img/s": f"{seen * d.world / max(elapsed, 1e-9):,.0f}"})
                 if kill_after and self.step == kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if interrupt_after and self.step == interrupt_after:
+                    os.kill(os.getpid(), signal.SIGINT)
         seconds = time.perf_counter() - start
         keys = sorted(sums)
         totals = ddp.sum_all(d, [loss_sum, seen, len(bad), *(sums[k] for k in keys)])
@@ -419,6 +461,7 @@ class Trainer:
             "versions": {"edgecnn": __version__, "torch": str(torch.__version__)},
         }
         save_checkpoint(ckpt, out / "last.pt")
+        self.saved_epoch = self.epoch
         if is_best:
             save_checkpoint(ckpt, out / "best.pt")
         _write_logs(out, self.history, ("epoch", "lr", *self.task.log_fields, "images_per_s", "seconds"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from onnx import TensorProto, helper
@@ -48,7 +49,7 @@ def test_bad_input_one_line_errors(cli, model, tmp_path):
                                                "cuda, tensorrt\n"),
         ((str(model), "--provider", "cuda"), 1, "Error: provider 'cuda' (CUDAExecutionProvider) is not available "
                                                 "in this onnxruntime; available: cpu\n"),
-        ((str(tmp_path / "missing.onnx"),), 2, f"Error: {tmp_path / 'missing.onnx'}: no such file\n"),
+        ((str(tmp_path / "missing.onnx"),), 1, f"Error: {tmp_path / 'missing.onnx'}: no such file\n"),
         ((str(vec),), 1, f"Error: {vec}: input 'x' is float32 [1, 10]; bench measures image models (a float "
                          "input of 4 dims, N x C x H x W)\n"),
         (("zzzq",), 1, "Error: unknown model 'zzzq'; run 'edgecnn models' to list them\n"),
@@ -59,6 +60,62 @@ def test_bad_input_one_line_errors(cli, model, tmp_path):
     r = cli("bench", str(text), "--out", str(out))
     assert r.exit_code == 1 and r.output.startswith(f"Error: {text}: not an ONNX model (") and r.output.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """A contract-less FP32 file and its INT8 file (quantized by edgecnn, then its metadata stripped, as
+    another tool would leave it): the precision can only be read from the graph."""
+    import numpy as np
+    import onnx
+    from PIL import Image
+
+    from edgecnn.quantize import QuantizeOptions, quantize
+
+    d = tmp_path_factory.mktemp("pair")
+    fp32 = onnx_models.classifier(d / "m.onnx", size=16)
+    rng = np.random.default_rng(0)
+    (d / "calib").mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(d / "calib" / f"{i}.png")
+    quantize(QuantizeOptions(model=str(fp32), calib=str(d / "calib"), out=str(d / "m.int8.onnx"), samples=4,
+                             bench=False, min_agreement=0.0))
+    bare = onnx.load(d / "m.int8.onnx")
+    del bare.metadata_props[:]
+    onnx.save(bare, d / "m.int8.onnx")
+    return fp32, d / "m.int8.onnx"
+
+
+def test_a_file_and_its_int8_file_side_by_side(cli, pair, tmp_path):
+    fp32, int8 = pair
+    r = cli("bench", str(fp32), str(int8), "--out", str(tmp_path / "o"), "--format", "json", *FAST)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]
+    assert [(row["model"], row["precision"], row["status"], row["speed_only"]) for row in rows] == [
+        ("m", "fp32", "ok", False), ("m.int8", "int8", "ok", False)]
+    assert rows[0]["family"] == rows[1]["family"]  # measured together, interleaved
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["latency_ms"]["p50"] / rows[1]["latency_ms"]["p50"])
+    assert rows[0]["speedup"] == 1.0 and rows[0]["params"] == rows[1]["params"] == 16
+    table = cli("bench", str(fp32), str(int8), "--out", str(tmp_path / "o"), *FAST)
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert "vs fp32" in lines[0] and "FAILED" not in table.stdout
+    body = {line.split()[0]: line for line in lines[2:4]}
+    assert set(body) == {"m", "m.int8"} and " int8 " in body["m.int8"] and "int8*" not in body["m.int8"]
+    assert " 1.00x " in body["m"] and re.search(r" \d+\.\d\dx ", body["m.int8"])
+    assert any(line.startswith("vs fp32: ") for line in lines)
+
+
+def test_default_output_folder_is_bench_results_in_the_current_folder(model, tmp_path):
+    from edgecnn.bench.environment import capture, device_tag
+
+    r = run_cli("bench", str(model), *FAST, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    tag = device_tag(capture())
+    written = sorted(p.name for p in (tmp_path / "bench-results" / tag).iterdir())
+    assert [p.rsplit(".", 1)[1] for p in written] == ["csv", "json", "md"]
+    assert r.stderr.startswith(f"wrote bench-results/{tag}/bench-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench-results"]
 
 
 def test_partial_failure_writes_the_report_and_exits_1(cli, model, tmp_path):

@@ -16,6 +16,7 @@ FAST = Protocol(runs=6, warmup=1, block=3, settle_s=0)
 ROW_KEYS = {"id", "target", "model", "target_kind", "backend", "provider", "mode", "precision", "speed_only", "batch",
             "threads", "input_size", "measure", "paced_fps", "status", "error", "device", "providers_used",
             "threads_used", "file", "file_bytes", "params", "macs", "cost_source", "session_s", "first_run_ms",
+            "family", "pytorch_params", "params_note", "speedup",
             "warmup", "latency_ms", "throughput_ips", "noisy", "samples_ms", "stages_ms", "floor_ms", "efficiency",
             "accuracy",
             "rss_growth_bytes", "peak_rss_bytes", "device_tag", "environment"}
@@ -37,6 +38,15 @@ def test_sweep_is_every_combination_in_list_order():
     assert cfgs[-1] == Config("b.onnx", "ort", "cpu", "int8", 8, 2)
     assert len({c.key for c in cfgs}) == len(cfgs)
     assert Sweep(["a"], ["ort", "torch"], {"ort": ["cpu", "cuda"]}).configs()[-1].provider == "default"
+
+
+def test_each_file_at_its_own_precision():
+    own = {"m.onnx": "fp32", "m.int8.onnx": "int8", "zoo": "fp32"}.get
+    cfgs = Sweep(["m.onnx", "m.int8.onnx", "zoo"]).configs(own)
+    assert [(c.target, c.precision) for c in cfgs] == [("m.onnx", "fp32"), ("m.int8.onnx", "int8"), ("zoo", "fp32")]
+    # precisions asked are made from FP32 files; a file stored at INT8 runs as it is
+    cfgs = Sweep(["m.onnx", "m.int8.onnx"], precisions=["fp32", "fp16"]).configs(own)
+    assert [(c.target, c.precision) for c in cfgs] == [("m.onnx", "fp32"), ("m.onnx", "fp16"), ("m.int8.onnx", "int8")]
 
 
 def test_sweep_and_list_errors():
@@ -65,6 +75,7 @@ def test_failing_configuration_is_a_row_and_the_sweep_goes_on(files):
     # GAP -> Gemm 3x4: 12 MACs, 12 weights + 4 biases, counted on the graph
     assert (ok["macs"], ok["params"], ok["cost_source"]) == (12, 16, "graph")
     assert ok["file_bytes"] == files["dyn"].stat().st_size and ok["session_s"] > 0 and ok["first_run_ms"] > 0
+    assert (ok["pytorch_params"], ok["params_note"], ok["speedup"]) == (None, None, None)  # nothing to compare
     assert ok["environment"]["cpu"] and ok["device_tag"] == b.tag
     doc = b.document()
     assert doc["schema"] == "edgecnn.bench/1" and doc["rows"] is rows and doc["mode"] == "model_call"
@@ -83,6 +94,9 @@ def test_precisions_made_on_the_fly(files):
     assert fp32["file"] == str(files["dyn"]) and fp16["file"] is None and int8["file"] is None
     assert [r["speed_only"] for r in rows] == [False, False, True]
     assert fp16["macs"] == int8["macs"] == 12  # the same network, counted on each graph
+    assert fp16["params"] == int8["params"] == fp32["params"] == 16
+    assert fp32["speedup"] == 1.0 and int8["speedup"] == pytest.approx(fp32["latency_ms"]["p50"] /
+                                                                       int8["latency_ms"]["p50"])
 
 
 def test_end_to_end_split(files, tmp_path):

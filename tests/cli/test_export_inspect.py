@@ -4,7 +4,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from edgecnn import registry
+from edgecnn.tables import human
 from tests.conftest import run_cli
+from tests.foreign_onnx import CNN_PARAMS, cnn_macs, torch_cnn
 
 
 def test_export_cli_table_and_inspect(cli, tmp_path):
@@ -19,6 +22,10 @@ def test_export_cli_table_and_inspect(cli, tmp_path):
     assert "input     input: float32 [batch, 1, 32, 32]" in r.stdout
     assert "contract  edgecnn.contract/1: classify model 'lenet5', fp32, weights random-init" in r.stdout
     assert "parity    fp32 passed" in r.stdout
+    card = registry.get_card("lenet5")  # no BatchNorm: the file counts what the card counts, and no note
+    assert f"params    {card.params:,} in " in r.stdout and "note " not in r.stdout
+    assert f"MACs      {card.macs:,} ({human(card.macs)}) per image at 32x32" in r.stdout
+    assert "precision fp32 (from the contract)" in r.stdout
 
 
 def test_export_default_path_is_export_folder_of_cwd(tmp_path):
@@ -39,6 +46,49 @@ def test_inspect_json_of_a_foreign_file(cli, tmp_path):
     assert info["contract"] is None and info["ops"] == {"Relu": 1}
     assert info["inputs"] == [{"name": "data", "dtype": "float32", "shape": ["N", 3, 8, 8]}]
     assert "contract  none (not exported by edgecnn)" in cli("inspect", str(path)).stdout
+
+
+def test_inspect_a_foreign_file_with_external_data(cli, tmp_path):
+    path = torch_cnn(tmp_path / "f.onnx", opset=11, external=True)  # legacy export, weights in f.onnx.data
+    data = tmp_path / "f.onnx.data"
+    r = cli("inspect", str(path))
+    assert r.exit_code == 0, r.output
+    total = path.stat().st_size + data.stat().st_size
+    assert f"file      {path} ({human(total)}B = f.onnx {human(path.stat().st_size)}B + f.onnx.data " \
+           f"{human(data.stat().st_size)}B)" in r.stdout
+    assert f"params    {CNN_PARAMS:,} in " in r.stdout
+    (macs,) = [line for line in r.stdout.splitlines() if line.startswith("MACs ")]
+    assert macs.startswith("MACs      unknown: the shapes around Conv") and macs.endswith(
+        "(the input size is dynamic and no contract says it); give the size it runs at with --size")
+    assert "precision fp32 (from the graph)" in r.stdout
+    info = json.loads(cli("inspect", str(path), "--size", "24x40", "--format", "json").stdout)
+    assert (info["params"], info["macs"], info["macs_size"], info["size_bytes"]) == (
+        CNN_PARAMS, cnn_macs(24, 40), [24, 40], total)
+
+
+def test_inspect_bench_and_summary_agree_on_one_file(cli, tmp_path):
+    """The numbers of one exported file, three ways: summary predicts them from the PyTorch model (BN folding
+    itemised), inspect and bench count them on the graph; and all three say why the zoo's count differs."""
+    out = tmp_path / "m.onnx"
+    assert cli("export", "mobilenetv2", "--input-size", "64", "--no-check", "--out", str(out)).exit_code == 0
+    info = json.loads(cli("inspect", str(out), "--format", "json").stdout)
+    summary = json.loads(cli("summary", "mobilenetv2", "--input-size", "64", "--format", "json").stdout)
+    bench = cli("bench", str(out), "--runs", "2", "--warmup", "0", "--out", str(tmp_path / "b"), "--format", "json")
+    assert bench.exit_code == 0, bench.output
+    (row,) = json.loads(bench.stdout)["rows"]
+    assert info["params"] == row["params"] == summary["onnx"]["params"] < summary["params"]
+    assert info["macs"] == row["macs"] == summary["macs"] and info["macs_size"] == row["input_size"] == [64, 64]
+    assert info["size_bytes"] == row["file_bytes"] == out.stat().st_size
+    card = registry.get_card("mobilenetv2")
+    diff = card.params - info["params"]
+    assert diff == summary["onnx"]["biases_added"] == summary["onnx"]["batchnorm"] // 2 > 0
+    because = f"PyTorch model {card.params:,} = file {info['params']:,} + {diff:,}: export folds each BatchNorm"
+    assert info["params_note"].startswith(because) and row["params_note"] == info["params_note"]
+    text = cli("summary", "mobilenetv2", "--input-size", "64").stdout
+    assert f"ONNX export: PyTorch model {card.params:,} = ONNX file {info['params']:,} + {diff:,}: export folds " \
+           f"BatchNorm into the convolutions ({diff * 2:,} BN scale and shift parameters out, {diff:,} conv " \
+           "biases in)" in text
+    assert f"note      {info['params_note']}" in cli("inspect", str(out)).stdout
 
 
 def test_export_usage_errors(cli, tmp_path):

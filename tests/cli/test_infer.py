@@ -18,7 +18,9 @@ from tests import imagegen, onnx_models
 def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     return {
-        "cls": onnx_models.classifier(d / "colors.onnx"),
+        # trained weights (the colour model's weights are exact, whatever its contract says): labels shown
+        "cls": onnx_models.classifier(d / "colors.onnx", weights={"path": "c.pt", "sha256": "1" * 64}),
+        "random": onnx_models.classifier(d / "random.onnx"),  # contract weights: random-init
         "trained": onnx_models.classifier(d / "trained.onnx", weights={"path": "w.pt", "sha256": "0" * 64}),
         "other": onnx_models.classifier(d / "other.onnx", contract=False, input_name="data", batch=1,
                                         probabilities=True),
@@ -58,8 +60,20 @@ def test_classification_table(cli, models, folder):
     assert lines[1].split() == ["rank", "class", "label", "score"]
     assert lines[3].split()[:3] == ["1", "0", "red"] and lines[4].split()[:3] == ["2", "3", "gray"]
     err = r.stderr.splitlines()
-    assert err[0] == f"Warning: {models['cls']} {RANDOM_INIT}"
-    assert err[1].startswith("1 image: 1 ok, 0 failed in ") and "images/s" in err[1]
+    assert len(err) == 1 and err[0].startswith("1 image: 1 ok, 0 failed in ") and "images/s" in err[0]
+
+
+def test_random_init_says_random_weights_where_the_classes_would_be(cli, models, folder):
+    r = cli("infer", str(folder / "red.png"), "--model", str(models["random"]), "--topk", "2")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[3].split()[:4] == ["1", "0", "random", "weights"] and lines[4].split()[:4] == [
+        "2", "3", "random", "weights"]
+    assert " red " not in r.stdout and "gray" not in r.stdout
+    assert r.stderr.splitlines()[0] == f"Warning: {models['random']} {RANDOM_INIT}"
+    doc = json.loads(cli("infer", str(folder / "red.png"), "-m", str(models["random"]), "-k", "1",
+                         "-f", "jsonl").stdout)
+    assert [(p["class"], p["label"]) for p in doc["predictions"]] == [(0, "random weights")]
 
 
 def test_folder_with_a_bad_file_goes_on_and_exits_1(cli, models, folder):
@@ -367,3 +381,90 @@ def test_save_folder_inside_the_input_folder_is_not_read_back(cli, models, folde
         assert r.exit_code == 1  # bad.jpg
         assert not any("annotated" in json.loads(line)["image"] for line in r.stdout.splitlines())
     assert (folder / "annotated" / "red.png").is_file() and not (folder / "annotated" / "annotated").exists()
+
+
+# ---- outputs read for what they are: raw maps and sequences, YOLO heads, a task the outputs cannot carry ----
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    from tests.runtime import heads
+
+    d = tmp_path_factory.mktemp("foreign")
+    return {"map": heads.dense_map(d / "map.onnx", contract="raw"),
+            "map2": heads.dense_map(d / "map2.onnx", contract="raw", extra_output=True),
+            "map_cls": heads.dense_map(d / "map_cls.onnx", contract="classify"),
+            "seq": heads.sequence(d / "seq.onnx"),
+            "yolo": heads.yolo(d / "yolo.onnx", "yolov8")}
+
+
+def test_raw_map_table_json_csv(cli, foreign, folder):
+    red = str(folder / "red.png")
+    r = cli("infer", red, "-m", str(foreign["map"]))
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"{red} (40x30): 1 output"
+    assert lines[1].split() == ["output", "shape", "dtype", "min", "max", "mean", "std", "argmax"]
+    assert lines[3].split() == ["map", "1x1x64x64", "float32", "1", "1", "1", "0", "0x0x0x0"]
+    assert "class" not in r.stdout and "Warning" not in r.stderr
+    doc = json.loads(cli("infer", red, "-m", str(foreign["map"]), "-f", "json").stdout)
+    assert doc["task"] == "raw"
+    assert doc["results"][0]["predictions"] == [{"output": "map", "shape": [1, 1, 64, 64], "dtype": "float32",
+                                                 "min": 1.0, "max": 1.0, "mean": 1.0, "std": 0.0,
+                                                 "argmax": [0, 0, 0, 0]}]
+    rows = list(csv.DictReader(io.StringIO(cli("infer", str(folder), "-m", str(foreign["map2"]), "-f", "csv").stdout)))
+    assert list(rows[0]) == ["image", "width", "height", "task", "output", "shape", "dtype", "min", "max", "mean",
+                             "std", "argmax", "error"]
+    blue = [(row["output"], row["shape"], row["max"], row["argmax"])
+            for row in rows if row["image"].endswith("blue.jpg")]
+    assert blue == [("map", "1x1x64x64", "0.0", "0x0x0x0"), ("count", "1x2", "2.0", "0x1")]
+    assert [row["error"] != "" for row in rows if row["image"].endswith("bad.jpg")] == [True]
+
+
+def test_raw_save_writes_each_images_outputs(cli, foreign, folder, tmp_path):
+    out = tmp_path / "out"
+    r = cli("infer", str(folder), "-m", str(foreign["map"]), "--save", str(out), "-f", "jsonl")
+    assert r.exit_code == 1  # bad.jpg
+    assert r.stderr.splitlines()[-1].endswith(f"; outputs as .npy/.npz in {out}/")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "blue.npy", "red.npy", "sub/green.npy"]
+    np.testing.assert_array_equal(np.load(out / "red.npy"), np.ones((1, 1, 64, 64), np.float32))  # the red channel
+    np.testing.assert_array_equal(np.load(out / "blue.npy"), np.zeros((1, 1, 64, 64), np.float32))
+    out2 = tmp_path / "out2"
+    assert cli("infer", str(folder / "sub"), "-m", str(foreign["map2"]), "--save", str(out2)).exit_code == 0
+    with np.load(out2 / "green.npz") as z:
+        assert sorted(z.files) == ["count", "map"] and z["count"].tolist() == [[0.0, 2.0]]
+
+
+def test_sequence_without_contract_is_raw_not_a_class(cli, foreign, folder):
+    r = cli("infer", str(folder / "red.png"), "-m", str(foreign["seq"]), "-f", "jsonl")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["task"] == "raw" and [p["shape"] for p in rec["predictions"]] == [[1, 10, 37]]
+    assert "class" not in rec["predictions"][0]
+    assert r.stderr.startswith("Warning: seq.onnx has no edgecnn contract; assuming raw outputs (probs Nx10x37: ")
+
+
+def test_classify_contract_on_a_map_is_a_one_line_error(cli, foreign, folder):
+    path = foreign["map_cls"]
+    r = cli("infer", str(folder / "red.png"), "-m", str(path))
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr == (f"Error: {path}: output 'map' is Nx1x64x64, not a class vector (N, C) or (N, C, 1, 1), so it "
+                        f"cannot be read as classes; declare what it is: edgecnn contract {path} --task raw "
+                        "(statistics and --save arrays), or --task detect --layout yolov8|yolov5\n")
+    r = cli("infer", str(folder / "red.png"), "-m", str(path), "--classes", "1")
+    assert r.exit_code == 1 and r.stderr.startswith(f"Error: {path}: output 'map' is Nx1x64x64")
+
+
+def test_yolo_head_without_contract_detects(cli, foreign, folder, tmp_path):
+    from tests.runtime import heads
+
+    imagegen.save(Image.new("RGB", (64, 64), (90, 90, 90)), tmp_path / "sq.png")
+    r = cli("infer", str(tmp_path / "sq.png"), "-m", str(foreign["yolo"]), "-f", "jsonl", "--save",
+            str(tmp_path / "ann"))
+    assert r.exit_code == 0, r.stderr
+    preds = json.loads(r.stdout.splitlines()[0])["predictions"]
+    assert [(p["class"], p["score"], p["box"]) for p in preds] == [
+        (1, 0.9, [16.0, 24.0, 32.0, 40.0]), (0, 0.7, [28.0, 53.0, 36.0, 59.0]), (2, 0.6, [17.0, 24.0, 33.0, 40.0]),
+        (0, 0.5, [43.0, 34.0, 53.0, 46.0])]
+    assert "assuming a yolov8-layout detector (output0 Nx7x84) with Ultralytics" in r.stderr and heads.SIZE == 64
+    assert (tmp_path / "ann" / "sq.png").is_file()

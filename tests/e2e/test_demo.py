@@ -1,5 +1,8 @@
 """The main job end to end (small): zoo check, data, training, export, INT8, torch-free inference."""
 
+import math
+import re
+
 from tests.conftest import run_cli
 
 
@@ -19,11 +22,37 @@ def test_demo_end_to_end(tmp_path):
     assert set(rows) == {"PyTorch (best.pt)", "ONNX FP32", "ONNX INT8"}
     # the exported file computes what PyTorch computed: same validation accuracy
     assert rows["ONNX FP32"][2] == rows["PyTorch (best.pt)"][2]
+    _check_int8_speed_lines(lines, rows)
     # detection: trained, exported through the gate, drawn, evaluated by pycocotools
     assert any(line.startswith(f"wrote {out / 'ssdlite_mobilenetv2.onnx'}: parity PASSED") for line in lines)
     assert any(line.startswith("eval ssdlite_mobilenetv2.onnx on 24 val images (pycocotools): mAP@[.50:.95] ")
                for line in lines)
     assert (out / "run-detect" / "best.pt").is_file() and len(list((out / "detections").iterdir())) == 8
+
+
+def _check_int8_speed_lines(lines: list[str], rows: dict[str, list[str]]) -> None:
+    """INT8's speed is measured once, in stage 6, for both files alike: stage 5 prints no latency of its
+    own, and the speed-up line says what each figure measured and agrees with the table's columns."""
+    stage5 = lines[lines.index(next(x for x in lines if x.startswith("[5/7]"))):
+                   lines.index(next(x for x in lines if x.startswith("[6/7]")))]
+    assert "its speed: stage 6" in stage5[0] and not any("latency" in x or "faster" in x for x in stage5)
+    header = next(x for x in lines if x.startswith("model ") and "network ms/image" in x)
+    b1, bn = (int(b) for b in re.findall(r"\bb(\d+)\b", header)[:2])
+    assert b1 == 1 and 1 < bn <= 16
+    fp32 = [float(v) for v in rows["ONNX FP32"][-3:]]  # network ms b1, network ms bN, images/s end to end bN
+    int8 = [float(v) for v in rows["ONNX INT8"][-3:]]
+    assert next(x for x in lines if x.startswith("speed: ")).startswith("speed: 8 images a pass, FP32 and INT8 passes "
+                                                                      "interleaved, medians of 3, 1 thread; network")
+    line = next(x for x in lines if x.startswith("INT8 vs FP32: "))
+    m = re.fullmatch(rf"INT8 vs FP32: network ([\d.]+)x at batch 1 and ([\d.]+)x at batch {bn}; end to end "
+                     rf"([\d.]+)x at batch {bn} \(INT8 is (faster|barely faster|NOT faster) than FP32 here, by the "
+                     rf"network at batch {bn}\)", line)
+    assert m, line
+    said = [float(v) for v in m.groups()[:3]]
+    from_table = [fp32[0] / int8[0], fp32[1] / int8[1], int8[2] / fp32[2]]
+    assert all(math.isclose(a, b, rel_tol=0.05, abs_tol=0.02) for a, b in zip(said, from_table, strict=True)), \
+        (said, from_table)
+    assert m.group(4) == ("faster" if said[1] >= 1.2 else "barely faster" if said[1] >= 1.0 else "NOT faster")
 
 
 def test_demo_unknown_model(tmp_path):

@@ -14,7 +14,8 @@ from tests.conftest import run_cli
 
 
 def test_infer_classification_without_torch(tmp_path):
-    model = onnx_models.classifier(tmp_path / "colors.onnx")
+    # trained weights: a random-init model says "random weights" where the labels would be
+    model = onnx_models.classifier(tmp_path / "colors.onnx", weights={"path": "c.pt", "sha256": "0" * 64})
     imagegen.save(Image.new("RGB", (40, 30), (255, 0, 0)), tmp_path / "imgs" / "red.png")
     imagegen.save(Image.new("RGBA", (30, 40), (0, 0, 255, 255)), tmp_path / "imgs" / "blue.webp")
     imagegen.empty_file(tmp_path / "imgs" / "empty.jpg")
@@ -102,3 +103,17 @@ def test_exported_model_scores_are_probabilities_table(exported):
             scores[image].append(float(line.split()[-1]))
     assert all(len(s) == 3 for s in scores.values()), r.stdout
     _assert_softmax(scores, complete=True, rounding=1.5e-4)  # the table prints 4 decimals
+
+
+def test_infer_raw_and_yolo_without_torch(tmp_path):
+    from tests.runtime import heads
+
+    imagegen.save(Image.new("RGB", (64, 64), (255, 0, 0)), tmp_path / "red.png")
+    r = run_cli("infer", str(tmp_path / "red.png"), "--model", str(heads.dense_map(tmp_path / "m.onnx")),
+                "--format", "jsonl", "--save", str(tmp_path / "out"), block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["task"] == "raw" and (tmp_path / "out" / "red.npy").is_file()
+    r = run_cli("infer", str(tmp_path / "red.png"), "--model", str(heads.yolo(tmp_path / "y.onnx", "yolov8")),
+                "--format", "jsonl", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    assert [p["class"] for p in json.loads(r.stdout)["predictions"]] == [1, 0, 2, 0]

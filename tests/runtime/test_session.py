@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecnn.contract import IMAGENET_MEAN, ContractError
+from edgecnn.contract import IMAGENET_MEAN
 from edgecnn.errors import UnknownModelError, UsageError
 from edgecnn.runtime.session import Engine, EngineError, choose_providers, resolve_model
 from tests import onnx_models
@@ -45,7 +45,8 @@ def test_third_party_file_gets_a_graph_contract_with_a_warning(tmp_path):
     assert (pre.height, pre.width, pre.mean, pre.resize) == (32, 32, IMAGENET_MEAN, "resize_crop")
     assert eng.warnings == ["other.onnx has no edgecnn contract; assuming a classifier with ImageNet preprocessing "
                             "(resize 37 + center crop 32x32, mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]); "
-                            "override with --size/--mean/--std/--labels"]
+                            "override with --size/--mean/--std/--labels, or write the right ones into the file once "
+                            "with 'edgecnn contract'"]
     # a fixed batch of 1 is fed in chunks
     x = np.random.default_rng(0).random((3, 3, 32, 32), dtype=np.float32)
     out = eng.run(x)["logits"]
@@ -60,7 +61,7 @@ def test_overrides_replace_preprocessing_and_labels(tmp_path):
     assert eng.contract.preprocess.mean == (0.5, 0.5, 0.5) and eng.contract.labels == ["a", "b", "c", "d"]
     with pytest.raises(UsageError, match=r"takes height 32, but preprocessing gives 48; check --size"):
         Engine(path, size=(48, 48))
-    with pytest.raises(ContractError, match="mean/std have 2/3 values for 3 channels"):
+    with pytest.raises(UsageError, match="--mean has 2 values but --color RGB is 3 channels; give --mean with 3"):
         Engine(path, mean=(0.5, 0.5))
 
 

@@ -101,13 +101,14 @@ def test_label_smoothing_reaches_the_run(shapes_dir, tmp_path):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["config"]["train"]["label_smoothing"] == 0.2
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a worker and a training thread need 2 cores")
 def test_workers_give_the_same_run(shapes_dir, tmp_path):
     """Worker processes change where samples are decoded, not which or in what order: same weights."""
-    a = train(_cfg(shapes_dir, tmp_path / "w0", epochs=2), echo=quiet, warn=quiet)
-    b = train(_cfg(shapes_dir, tmp_path / "w2", epochs=2, workers=2), echo=quiet, warn=quiet)
+    a = train(_cfg(shapes_dir, tmp_path / "w0", epochs=2, threads=1), echo=quiet, warn=quiet)
+    b = train(_cfg(shapes_dir, tmp_path / "w1", epochs=2, workers=1, threads=1), echo=quiet, warn=quiet)
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     sa = load_checkpoint(tmp_path / "w0" / "last.pt")["state_dict"]
-    sb = load_checkpoint(tmp_path / "w2" / "last.pt")["state_dict"]
+    sb = load_checkpoint(tmp_path / "w1" / "last.pt")["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -131,6 +132,54 @@ def test_ctrl_c_says_interrupted_and_keeps_the_last_epoch(shapes_dir, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert err.rstrip().endswith("Interrupted: the run folder keeps its last complete epoch; continue with --resume")
+    epoch = load_checkpoint(out / "last.pt")["epoch"]
+    assert err.rstrip().endswith(f"Interrupted: {out} keeps its last complete epoch ({epoch} of 200); continue with "
+                                 "--resume")
     assert "Traceback" not in err
-    assert load_checkpoint(out / "last.pt")["epoch"] >= 1
+    assert epoch >= 1
+
+
+@pytest.fixture
+def busy(monkeypatch):
+    """A 2-core machine with the load average at 9 and 8 other tasks runnable (injected: no real load
+    needed); torch's thread count is restored afterwards."""
+    from edgecnn import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "load_average", lambda: 9.0)
+    monkeypatch.setattr(threads, "runnable_others", lambda: 8)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_busy_machine_trains_on_one_thread_and_says_so_once(shapes_dir, tmp_path, cli, busy):
+    args = ["train", "simplecnn", "--data", str(shapes_dir), "--input-size", "28", "--epochs", "1",
+            "--batch-size", "16"]
+    r = cli(*args, "--out", str(tmp_path / "auto"))
+    assert r.exit_code == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "busy" in line] == [
+        "Warning: the machine is busy (load average 9.0 on 2 cores): running 1 thread, as --threads 1 (faster than 2 "
+        "while other jobs hold the cores); --threads N to choose"]
+    assert "on cpu, 1 thread\n" in r.stdout and torch.get_num_threads() == 1
+
+    r = cli(*args, "--out", str(tmp_path / "two"), "--threads", "2")  # the user's choice is kept
+    assert r.exit_code == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "busy" in line] == [
+        "Warning: the machine is busy (load average 9.0 on 2 cores); running 2 threads as asked, though --threads 1 "
+        "is usually faster while other jobs hold the cores"]
+    assert "on cpu, 2 threads\n" in r.stdout and torch.get_num_threads() == 2
+
+    r = cli("eval", str(tmp_path / "two" / "best.pt"), "--data", str(shapes_dir))  # eval: the same rule and line
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.startswith("Warning: the machine is busy (load average 9.0 on 2 cores): running 1 thread")
+    assert torch.get_num_threads() == 1
+
+
+def test_threads_and_workers_must_fit_the_cores(shapes_dir, tmp_path, cli, busy):
+    r = cli("train", "simplecnn", "--data", str(shapes_dir), "--threads", "2", "--workers", "1",
+            "--out", str(tmp_path / "r"))
+    assert r.exit_code == 2
+    assert r.stderr == ("Error: --threads 2 with --workers 1 needs 3 cores and this process has 2; lower one "
+                        "(threads + workers <= cores)\n")

@@ -124,7 +124,8 @@ def test_a_run_folder_is_not_overwritten(trained, shapes_dir):
 
 
 def test_resume_without_a_run(shapes_dir, tmp_path):
-    with pytest.raises(TrainError, match=r"--resume: .*last.pt does not exist"):
+    with pytest.raises(TrainError, match=r"^--resume: .*none holds no complete epoch \(no last.pt\): nothing to "
+                                         r"resume; run the command again without --resume$"):
         _run(shapes_dir, tmp_path / "none", resume=True)
 
 
