@@ -15,8 +15,8 @@ the weights file as provenance, plus 32 smooth random calibration images (``--sa
 AVX-512/VNNI: onnxruntime's MLAS reads CPUID and takes the AVX2 kernels there (the vpmaddubsw u8s8
 kernel that saturates), which is what an AVX2-only host computes. Speed under emulation means nothing;
 ``--speed`` (native runs only) times FP32 and every INT8 file, interleaved in blocks, medians. Writes
-int8_kernels.md under benchmarks/results/<tag>/ (int8_kernels.<model>.<kernel>.md for a ``--models`` or
-``--kernels`` subset).
+int8_kernels.md under benchmarks/results/<tag>/ (int8_kernels.<model>.<kernel>[.<N>img].md for a ``--models`` or
+``--kernels`` subset or ``--samples`` other than 16).
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list
     if speed:
         lines += ["", *_speed(files)]
     part = ([] if set(models) == set(MODELS) else models) + ([] if set(kernels) == set(KERNELS) else kernels)
+    part += [] if samples == 16 else [f"{samples}img"]
     name = "int8_kernels" + "".join(f".{p}" for p in part) + ".md"
     write_report(lines, name, _out(tag, name))
 
