@@ -118,7 +118,7 @@ def measure(work: Path, tag: str | None, speed: bool, samples: int, models: list
     files: dict[str, dict[str, Path]] = {}
     for model in models:
         files[model] = {"fp32": work / f"{model}.onnx"}
-        for kernel in KERNELS:
+        for kernel in kernels:
             calib = work / ("shapes-data/val" if model == "shapes" else "calib")
             res = quantize(QuantizeOptions(model=str(work / f"{model}.onnx"), calib=str(calib),
                                            out=str(work / f"{model}.{kernel}.{tag or 'native'}.onnx"), samples=samples,
