@@ -78,10 +78,10 @@ def main() -> None:
         fp32 = export(ExportOptions(model=name, input_size=224, out=str(work / f"{name}.onnx"))).path
         variants = {"fp32": fp32}
         reports = {}
-        for types, reduce in (("u8s8", True), ("u8s8", False), ("s8s8", False)):
-            label = f"int8-{types}" + ("-7bit" if reduce else "")
+        for kernel in ("u8s8-reduce", "u8s8", "s8s8"):
+            label = {"u8s8-reduce": "int8-u8s8-7bit"}.get(kernel, f"int8-{kernel}")
             q = quantize(QuantizeOptions(model=str(fp32), calib=str(calib), out=str(work / f"{name}.{label}.onnx"),
-                                         samples=32, types=types, reduce_range=reduce, bench=False))
+                                         samples=32, kernel=kernel, bench=False))
             variants[label] = q.path
             reports[q.path] = q
         sessions = {k: session(p) for k, p in variants.items()}

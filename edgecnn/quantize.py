@@ -1,16 +1,14 @@
 """INT8 static quantization through onnxruntime.quantization, torch-free.
 
 Calibration images go through the contract's preprocessing (the same code the runtime uses). The
-activation/weight types follow the CPU the file is for: on x86, onnxruntime's fast kernels want uint8
-activations with int8 weights (u8s8), and without VNNI the weights use a reduced 7-bit range to avoid
-the saturation of the AVX2 u8s8 dot product; on ARM, int8 activations and weights (s8s8). The report
-says what was chosen, how well INT8 agrees with FP32 (and accuracy when the folder is labelled), which
-ops stayed in float, and whether INT8 is actually faster here.
+activation/weight types follow the kernel path of the CPU the file is for (``edgecnn.int8_kernel``: u8s8
+on VNNI/AMX x86, u8u8 on AVX2/AVX-512 x86 without VNNI where u8s8 saturates, s8s8 on ARM; ``--int8-kernel``
+overrides). The report says what was chosen and why, how well INT8 agrees with FP32 (and accuracy when the
+folder is labelled), which ops stayed in float, and whether INT8 is actually faster here.
 """
 
 from __future__ import annotations
 
-import platform
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -19,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.bench.environment import cpu_flags
 from edgecnn.contract import Contract, Detection, Overrides, Preprocess, attach, from_metadata
 from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_line
+from edgecnn.int8_kernel import choose_kernel, process_flags
 from edgecnn.onnx_info import file_bytes
 from edgecnn.onnx_prep import load, prepare_for_quantize, save
 from edgecnn.runtime.image import IMAGE_SUFFIXES, Geometry, ImageError, preprocess_file
@@ -46,11 +44,10 @@ class QuantizeOptions:
     samples: int = 64
     per_channel: bool = True
     exclude: list[str] = field(default_factory=list)
-    types: str = "auto"  # auto | u8s8 | s8s8
+    kernel: str = "auto"  # auto | u8s8 | u8s8-reduce | u8u8 | s8s8 (edgecnn.int8_kernel)
     size: tuple[int, int] | None = None  # input size (needed for a file without a contract and a dynamic size)
     overrides: Overrides | None = None  # the shared preprocessing/task options: edit the file's contract
     min_agreement: float = 0.9  # INT8 gate: top-1 agreement with FP32 on the calibration images
-    reduce_range: bool | None = None  # None: 7-bit weights exactly when u8s8 runs without VNNI
     bench: bool = True
 
 
@@ -73,25 +70,11 @@ class QuantizeResult:
         return d
 
 
-def choose_types(requested: str = "auto", reduce_range: bool | None = None) -> dict[str, Any]:
-    """Activation/weight types for this CPU, with the reason."""
-    machine = platform.machine().lower()
-    flags = cpu_flags()
-    vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
-    x86 = machine in ("x86_64", "amd64", "i686")
-    kind = requested if requested != "auto" else ("u8s8" if x86 else "s8s8")
-    if kind not in ("u8s8", "s8s8"):
-        raise UsageError(f"--types must be auto, u8s8 or s8s8, got '{requested}'")
-    if reduce_range is None:
-        reduce_range = x86 and not vnni and kind == "u8s8"
-    why = ("x86: uint8 activations x int8 weights hit onnxruntime's fast u8s8 kernels" if kind == "u8s8" and x86
-           else "int8 activations x int8 weights" + (" (ARM)" if not x86 else " (forced)"))
-    if reduce_range and x86 and not vnni:
-        why += "; no VNNI on this CPU, so weights use 7 bits (reduce_range) to avoid AVX2 saturation"
-    elif reduce_range:
-        why += "; 7-bit weights (reduce_range) as asked"
-    return {"activations": "uint8" if kind == "u8s8" else "int8", "weights": "int8", "reduce_range": reduce_range,
-            "cpu": machine, "vnni": vnni, "reason": why}
+def choose_types(requested: str = "auto") -> dict[str, Any]:
+    """The INT8 kernel path for this process's CPU (``int8_kernel.choose_kernel`` on this machine's flags)."""
+    import platform
+
+    return choose_kernel(requested, platform.machine(), process_flags())
 
 
 def _collect(calib: str, limit: int) -> list[tuple[Path, str | None]]:
@@ -205,7 +188,7 @@ def why_not_faster(facts: dict[str, int], float_ops: dict[str, int], types: dict
     if facts["qdq_steps"]:
         why.append(f"{facts['qdq_steps']} quantize/dequantize steps left at run time")
     if types.get("cpu", "").startswith(("x86", "amd64")) and not types.get("vnni"):
-        why.append("no VNNI on this CPU (u8s8 dot products without vpdpbusd)")
+        why.append(f"no VNNI on this CPU ({types.get('kernel', 'u8s8')} dot products without vpdpbusd)")
     if not why:
         why.append(f"every compute op runs an integer kernel ({facts['integer_ops']}) and the graph has no depthwise "
                    "convolutions or SE gates: at this input size fixed per-call costs outweigh the arithmetic INT8 "
@@ -335,7 +318,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     arrays, classes, bad = _load_calibration(opts.calib, pre, shape, opts.samples)
     if bad:
         notes.append(f"{len(bad)} calibration file(s) skipped (first: {bad[0]})")
-    types = choose_types(opts.types, opts.reduce_range)
+    types = choose_types(opts.kernel)
     out = Path(opts.out) if opts.out else src.with_name(src.stem + ".int8.onnx")
     if out.resolve() == src.resolve():
         raise UsageError("--out must differ from the input file")
@@ -371,7 +354,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
             quantize_static(
                 str(prepped), str(qtmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=opts.per_channel,
                 activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
-                weight_type=QuantType.QInt8, reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
+                weight_type=QuantType.QUInt8 if types["weights"] == "uint8" else QuantType.QInt8,
+                reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
                 use_external_data_format=prep.external,
             )
         except Exception as e:

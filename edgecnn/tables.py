@@ -75,8 +75,9 @@ def quantize_report(r: dict) -> list[str]:
         judged = "top-1 agreement"
     lines = [f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
              f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)",
-             f"types: {t['activations']} activations x {t['weights']} weights"
-             f"{', reduce_range' if t['reduce_range'] else ''} — {t['reason']}", agree]
+             f"INT8 kernel: {t['kernel']} ({t['activations']} activations x "
+             f"{'7-bit ' if t['reduce_range'] else ''}{t['weights']} weights) — {t['reason']}"
+             f" [CPU {t['cpu']}: {' '.join(t['isa']) or 'no AVX2/VNNI/NEON flags'}]", agree]
     gate = r["contract"]["parity"]
     verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
     lines.append(f"INT8 gate ({judged} >= {gate['min_agreement']:.0%}): {verdict}")

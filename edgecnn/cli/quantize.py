@@ -23,7 +23,8 @@ def quantize_cmd(
     samples: int = typer.Option(64, "--samples", help="Calibration images to use."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per channel."),
     exclude: list[str] = typer.Option([], "--exclude", help="Node name to keep in float (repeatable)."),
-    types: str = typer.Option("auto", "--types", help="auto (for this CPU), u8s8 or s8s8."),
+    kernel: str = typer.Option("auto", "--int8-kernel", help="auto (by this CPU's flags), u8s8, u8s8-reduce (7-bit "
+                                                             "weights), u8u8 or s8s8."),
     min_agreement: float = typer.Option(0.9, "--min-agreement", help="Gate: least top-1 agreement with FP32."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Time FP32 vs INT8 here."),
     out: str = typer.Option(None, "--out", "-o", help="Output file (default <name>.int8.onnx)."),
@@ -34,7 +35,8 @@ def quantize_cmd(
     preprocessed by the file's own contract (the options below override it; the INT8 file keeps the
     contract used); report agreement with FP32 and what stayed in float.
     Below --min-agreement top-1 agreement with FP32 the file is not written (not judged for
-    random-init weights).
+    random-init weights). The INT8 kernel path follows this CPU: u8s8 with VNNI/AMX, u8u8 on
+    AVX2/AVX-512 without VNNI (u8s8 saturates there), s8s8 on ARM.
 
     Example: edgecnn quantize export/mobilenetv2.onnx --calib images/ --samples 100
     """
@@ -42,7 +44,7 @@ def quantize_cmd(
     from edgecnn.quantize import QuantizeOptions, quantize
 
     res = quantize(QuantizeOptions(model=model, calib=calib, out=out, samples=samples, per_channel=per_channel,
-                                   exclude=exclude, types=types, bench=bench, min_agreement=min_agreement,
+                                   exclude=exclude, kernel=kernel, bench=bench, min_agreement=min_agreement,
                                    overrides=prep.overrides())).to_dict()
     if fmt == "json":
         emit_json(res)

@@ -1,5 +1,6 @@
 """Detector export: contract, host vs graph NMS, the detection parity gate, usage errors, infer --save."""
 
+import platform
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +17,7 @@ from edgecnn.errors import UsageError
 from edgecnn.export import exporter, graph_nms
 from edgecnn.export.exporter import ExportOptions, export
 from edgecnn.export.parity import ParityError
+from edgecnn.int8_kernel import process_flags, saturates
 from edgecnn.runtime.detect import postprocess
 from edgecnn.runtime.image import Geometry
 from edgecnn.runtime.predict import Predictor
@@ -204,15 +206,28 @@ def test_infer_prints_and_draws_boxes(files, images, tmp_path, cli):
     assert drawn.shape == original.shape and (drawn != original).any()  # boxes drawn on a copy
 
 
-def test_quantize_reports_detection_agreement(files, images, tmp_path):
+# The INT8 cost of a kernel path is a property of that path, not of the host: each is forced. Full-range u8s8
+# saturates on AVX2/AVX-512 x86 without VNNI (issue 17's AMD EPYC), so there it is skipped, never judged by luck;
+# u8s8-reduce (7-bit weights) is less accurate on every host (score cosine ~0.90 against ~0.92) and has its own bound.
+_SATURATES = saturates(platform.machine(), process_flags())
+
+
+@pytest.mark.parametrize("kernel, cosine", [
+    ("u8u8", 0.9),
+    pytest.param("u8s8", 0.9, marks=pytest.mark.skipif(_SATURATES, reason="this CPU has AVX2/AVX-512 without VNNI: "
+                                                                         "full-range u8s8 saturates (vpmaddubsw)")),
+    ("u8s8-reduce", 0.85),
+])
+def test_quantize_reports_detection_agreement(files, images, tmp_path, kernel, cosine):
     from edgecnn.quantize import QuantizeOptions, quantize
     from edgecnn.tables import quantize_report
 
     res = quantize(QuantizeOptions(model=str(files[0].path), calib=str(images[0].parent), out=str(tmp_path / "q.onnx"),
-                                   bench=False, min_agreement=0.5))
+                                   bench=False, min_agreement=0.5, kernel=kernel))
     a = res.agreement
+    assert res.types["kernel"] == kernel
     assert a["task"] == "detect" and a["images"] == 3 and a["fp32_detections"] > 10
-    assert 0.5 <= a["f1"] <= 1.0 and a["mean_iou"] > 0.8 and a["score_cosine_mean"] > 0.9
+    assert 0.5 <= a["f1"] <= 1.0 and a["mean_iou"] > 0.8 and cosine < a["score_cosine_mean"] < 1.0
     assert res.contract.parity["passed"] is True and res.contract.task == "detect"
     assert any("detection F1" in line for line in quantize_report(res.to_dict()))
     # the INT8 file runs through the same post-processing

@@ -44,7 +44,9 @@ def _logits(path_or_bytes, xs):
 
 def test_agreement_is_what_the_two_files_say(trained, tmp_path):
     fp32, calib = trained
-    res = quantize(QuantizeOptions(model=str(fp32), calib=str(calib), out=str(tmp_path / "q.onnx"), bench=False))
+    # u8u8 computes the same on every CPU (no saturating kernel anywhere): the 90% below holds on any host
+    res = quantize(QuantizeOptions(model=str(fp32), calib=str(calib), out=str(tmp_path / "q.onnx"), bench=False,
+                                   kernel="u8u8"))
     spec = read(fp32).preprocess
     files = sorted(calib.rglob("*.png"))
     assert res.calibration["images"] == len(files) == 32
@@ -109,17 +111,17 @@ def _activation_zero_point_types(path) -> set[int]:
     return {inits[n.input[2]].data_type for n in m.graph.node if n.op_type == "QuantizeLinear"}
 
 
-def test_per_tensor_and_explicit_types_are_in_the_file(trained, tmp_path):
+def test_per_tensor_and_explicit_kernels_are_in_the_file(trained, tmp_path):
     fp32, calib = trained
     common = [str(fp32), "--calib", str(calib), "--no-bench", "--format", "json"]
-    r = run_cli("quantize", *common, "--out", str(tmp_path / "pc.onnx"), "--types", "u8s8", block_torch=True)
+    r = run_cli("quantize", *common, "--out", str(tmp_path / "pc.onnx"), "--int8-kernel", "u8s8", block_torch=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["types"]["activations"] == "uint8"
     scales = _weight_scales(tmp_path / "pc.onnx")
     assert sorted(s.size for s in scales) == [4, 8, 16, 64]  # one scale per output channel
     assert _activation_zero_point_types(tmp_path / "pc.onnx") == {onnx.TensorProto.UINT8}
 
-    r = run_cli("quantize", *common, "--out", str(tmp_path / "pt.onnx"), "--per-tensor", "--types", "s8s8",
+    r = run_cli("quantize", *common, "--out", str(tmp_path / "pt.onnx"), "--per-tensor", "--int8-kernel", "s8s8",
                 block_torch=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
@@ -127,8 +129,9 @@ def test_per_tensor_and_explicit_types_are_in_the_file(trained, tmp_path):
     assert [s.size for s in _weight_scales(tmp_path / "pt.onnx")] == [1, 1, 1, 1]
     assert _activation_zero_point_types(tmp_path / "pt.onnx") == {onnx.TensorProto.INT8}
 
-    r = run_cli("quantize", *common, "--types", "u4s4", block_torch=True)
-    assert r.returncode == 2 and r.stderr == "Error: --types must be auto, u8s8 or s8s8, got 'u4s4'\n"
+    r = run_cli("quantize", *common, "--int8-kernel", "u4s4", block_torch=True)
+    assert r.returncode == 2 and r.stderr == ("Error: --int8-kernel must be one of auto, u8s8, u8s8-reduce, u8u8, "
+                                              "s8s8, got 'u4s4'\n")
 
 
 @pytest.mark.parametrize("speedup, note", [

@@ -8,15 +8,18 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from edgecnn.contract import read
+from edgecnn.errors import UsageError
 from edgecnn.export.exporter import ExportOptions, export
+from edgecnn.int8_kernel import NO_VNNI_KERNEL, choose_kernel, saturates
 from edgecnn.quantize import (
     QuantizeError,
     QuantizeOptions,
     _float_ops,
-    choose_types,
     quantize,
     runtime_float_ops,
 )
+from edgecnn.tables import quantize_report
 from tests.conftest import run_cli
 
 
@@ -102,23 +105,76 @@ def test_a_bad_file_is_skipped_and_reported(fp32_model, calib, tmp_path):
     assert res.calibration["images"] == 12 and any("1 calibration file(s) skipped" in n for n in res.notes)
 
 
-def test_types_follow_the_cpu(monkeypatch):
-    import edgecnn.quantize as q
+HASWELL = {"avx", "avx2", "fma"}  # AVX2, no AVX-512, no VNNI: the AMD EPYC of issue 17 looks the same
+SKYLAKE_X = HASWELL | {"avx512f", "avx512bw"}
+CASCADE_LAKE = SKYLAKE_X | {"avx512_vnni"}
 
-    monkeypatch.setattr(q.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
-    t = choose_types()
-    assert (t["activations"], t["weights"], t["reduce_range"], t["vnni"], t["cpu"]) == ("uint8", "int8", False, True,
-                                                                                        "x86_64")
-    assert "u8s8" in t["reason"] and "VNNI" not in t["reason"]
-    monkeypatch.setattr(q, "cpu_flags", lambda: {"avx2"})
-    t = choose_types()
-    assert t["reduce_range"] is True and "no VNNI on this CPU" in t["reason"]
-    assert choose_types("s8s8")["activations"] == "int8" and choose_types("s8s8")["reduce_range"] is False
-    assert choose_types(reduce_range=False)["reduce_range"] is False  # an explicit choice wins
-    monkeypatch.setattr(q.platform, "machine", lambda: "aarch64")
-    t = choose_types()
-    assert (t["activations"], t["reduce_range"]) == ("int8", False) and "(ARM)" in t["reason"]
+
+@pytest.mark.parametrize("machine, flags, kernel, act, wts, reduce, why", [
+    ("x86_64", CASCADE_LAKE, "u8s8", "uint8", "int8", False, "x86 with VNNI"),
+    ("x86_64", HASWELL | {"avx_vnni"}, "u8s8", "uint8", "int8", False, "x86 with VNNI"),  # Alder Lake's AVX-VNNI
+    ("x86_64", CASCADE_LAKE | {"amx_int8"}, "u8s8", "uint8", "int8", False, "x86 with AMX"),
+    ("x86_64", HASWELL, NO_VNNI_KERNEL, "uint8", "uint8", False, "no VNNI"),
+    ("AMD64", SKYLAKE_X, NO_VNNI_KERNEL, "uint8", "uint8", False, "no VNNI"),  # Windows spelling, AVX-512 no VNNI
+    ("x86_64", {"sse4_2"}, "u8s8", "uint8", "int8", False, "without AVX2"),  # SSE kernel: exact
+    ("aarch64", {"asimd", "asimddp"}, "s8s8", "int8", "int8", False, "ARM"),
+    ("arm64", set(), "s8s8", "int8", "int8", False, "ARM"),  # macOS spelling
+    ("riscv64", set(), "s8s8", "int8", "int8", False, "riscv64"),
+])
+def test_the_kernel_follows_the_cpu(machine, flags, kernel, act, wts, reduce, why):
+    t = choose_kernel("auto", machine, flags)
+    assert (t["kernel"], t["activations"], t["weights"], t["reduce_range"]) == (kernel, act, wts, reduce)
+    assert why in t["reason"] and t["requested"] == "auto" and t["cpu"] == machine.lower()
+    assert t["vnni"] == bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+    assert saturates(machine, flags) == (kernel == NO_VNNI_KERNEL)
+
+
+def test_the_no_vnni_choice_avoids_saturation_at_full_weight_range():
+    t = choose_kernel("auto", "x86_64", HASWELL)
+    assert t["kernel"] != "u8s8" and not t["reduce_range"]  # the measured choice: 7-bit weights lost accuracy
+    assert "saturates" in t["reason"] and t["isa"] == ["avx2"]
+
+
+def test_an_explicit_kernel_wins_and_a_saturating_one_is_flagged():
+    for k, (act, wts, reduce) in {"u8s8": ("uint8", "int8", False), "u8s8-reduce": ("uint8", "int8", True),
+                                  "u8u8": ("uint8", "uint8", False), "s8s8": ("int8", "int8", False)}.items():
+        for machine, flags in (("x86_64", HASWELL), ("x86_64", CASCADE_LAKE), ("aarch64", {"asimd"})):
+            t = choose_kernel(k, machine, flags)
+            assert (t["kernel"], t["activations"], t["weights"], t["reduce_range"]) == (k, act, wts, reduce)
+            assert t["reason"].startswith(f"{k} as asked")
+            assert ("WARNING" in t["reason"]) == (k in ("u8s8", "s8s8") and flags == HASWELL)
+    with pytest.raises(UsageError, match="^--int8-kernel must be one of auto, u8s8, u8s8-reduce, u8u8, s8s8, "
+                                         "got 'u4s4'$"):
+        choose_kernel("u4s4", "x86_64", HASWELL)
+
+
+def test_process_flags_trust_cpuid_over_a_host_cpuinfo(monkeypatch):
+    """Under an emulator /proc/cpuinfo shows the host while CPUID (what onnxruntime dispatches on) shows
+    the emulated CPU: CPUID wins. When both agree, cpuinfo's extra flags (amx_int8, avx_vnni) are kept."""
+    import edgecnn.int8_kernel as k
+
+    monkeypatch.setattr(k.platform, "machine", lambda: "x86_64")
+    host = CASCADE_LAKE | {"avx512vl", "amx_int8", "sse4_2"}
+    monkeypatch.setattr(k, "cpuid_flags", lambda: {"avx", "avx2", "fma"})  # an emulated Haswell
+    assert k.process_flags(host) == {"avx", "avx2", "fma"}
+    monkeypatch.setattr(k, "cpuid_flags", lambda: CASCADE_LAKE | {"avx512vl"})  # the host itself
+    assert k.process_flags(host) == host
+    monkeypatch.setattr(k, "cpuid_flags", lambda: None)  # numpy without its CPU table
+    assert k.process_flags(host) == host
+
+
+def test_quantize_records_the_kernel_in_the_contract_and_report(fp32_model, calib, tmp_path):
+    res = quantize(QuantizeOptions(model=str(fp32_model), calib=str(calib), out=str(tmp_path / "x.onnx"),
+                                   bench=False, kernel="u8u8"))
+    q = read(str(res.path)).quantization
+    assert q["types"]["kernel"] == "u8u8" and q["types"]["weights"] == "uint8" and "as asked" in q["types"]["reason"]
+    line = next(x for x in quantize_report(res.to_dict()) if x.startswith("INT8 kernel: "))
+    assert line.startswith("INT8 kernel: u8u8 (uint8 activations x uint8 weights) — u8u8 as asked")
+    m = onnx.load(res.path)
+    weights = {n.input[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
+    inits = {t.name: t.data_type for t in m.graph.initializer}
+    stored = {inits[w] for w in weights if w in inits} - {onnx.TensorProto.INT32}  # biases are int32
+    assert stored == {onnx.TensorProto.UINT8}
 
 
 def test_float_ops_finds_unquantized_compute():
