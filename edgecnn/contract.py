@@ -456,25 +456,6 @@ def graph_io(model) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
             [(v.name, dims(v)) for v in model.graph.output])
 
 
-def external_files(model) -> list[str]:
-    """The external-data files the model's tensors point to (paths relative to the model's folder)."""
-    from onnx.external_data_helper import uses_external_data
-
-    def tensors(graph):
-        yield from graph.initializer
-        for node in graph.node:
-            for a in node.attribute:
-                if a.HasField("t"):
-                    yield a.t
-                yield from a.tensors
-                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                    yield from tensors(g)
-
-    found = {e.value for t in tensors(model.graph) if uses_external_data(t) for e in t.external_data
-             if e.key == "location"}
-    return sorted(found)
-
-
 def declare(path: str | Path, over: Overrides, strict: bool = False):
     """(the file's ModelProto without external data, its contract edited by ``over`` or a new one from its
     graph and ``over``, whether it had one). Checked against the graph's input. ``strict``: see
@@ -525,6 +506,8 @@ def write(src: str | Path, contract: Contract, out: str | Path | None = None, mo
     target = Path(out) if out is not None else src
     model = model if model is not None else load_graph(src)
     attach(model, contract)
+    from edgecnn.onnx_info import external_files  # onnx_info reads contracts: imported here, no cycle
+
     data = external_files(model)
     copies = []
     if target.resolve().parent != src.resolve().parent:
