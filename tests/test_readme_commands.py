@@ -28,6 +28,7 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     # command as README shows it (prompt and comment stripped): ([tests], evidence or None for its options)
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[torch,eval]" && edgecnn demo':
         (["tests/e2e/test_demo.py::test_demo_end_to_end"], None),  # and .ci/run runs it verbatim
+    "edgecnn demo": (["tests/e2e/test_demo.py::test_demo_end_to_end"], None),  # on fewer images and epochs
     "edgecnn infer photo.jpg --model mobilenetv2.onnx":
         (["tests/test_device_install.py::test_wheel_installs_torch_free_and_runs_infer"], None),
     "edgecnn export mobilenetv2 --weights imagenet":  # from a local HTTP server standing in for the download
@@ -77,7 +78,7 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     # --per-channel is the default every quantize test runs
     "edgecnn quantize export/mobilenetv2.onnx --calib images/ [--samples 64] [--per-channel/--per-tensor]":
         (["tests/export/test_quantize.py::test_quantize_report_table",
-          "tests/export/test_int8_oracles.py::test_per_tensor_and_explicit_types_are_in_the_file"],
+          "tests/export/test_int8_oracles.py::test_per_tensor_and_explicit_kernels_are_in_the_file"],
          ['"quantize"', '"--calib"', '"--samples"', '"--per-tensor"']),
     "edgecnn export ssdlite_mobilenetv2 --nms graph":
         ([f"{FLOWS}::test_graph_nms_export_of_random_weights"], None),
@@ -112,6 +113,60 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     "edgecnn bench export/mobilenetv3_small.onnx --remote pi@raspberrypi --install":  # a throwaway sshd on 127.0.0.1
         (["tests/bench/test_remote.py::test_fresh_device_is_installed_and_benched_with_the_local_run"],
          ['"--remote"', '"--install"', "bench("]),
+    # the COCO detector fine-tune: the test calls train(), which `edgecnn train` is a thin layer over, with the
+    # weights in edgecnn's cache under the card's file name (as after the README's --weights coco export)
+    "edgecnn data shapes --task detect --out shapes-det --n 40 --size 64":
+        ([f"{FLOWS}::test_detector_training_command"], None),
+    "edgecnn train ssdlite320_mobilenetv3_large --init coco --data shapes-det --input-size 64 --freeze backbone "
+    "--epochs 2": (["tests/train/test_coco_init.py::test_train_init_coco_freeze_backbone"],
+                   ["train(TrainConfig(NAME, str(data)", 'init="coco"', 'freeze="backbone"', "input_size=SIZE",
+                    "epochs=1"]),
+    "edgecnn quantize mobilenetv2.onnx --calib calib/ --samples 16 --no-bench":
+        (["tests/export/test_quantize.py::test_samples_without_bench_reports_the_kernel_it_chose"], None),
+    "edgecnn quantize resnet18.onnx --calib images/ --size 64 --no-bench":  # parametrized: a legacy opset-11 export
+        (["tests/export/test_quantize_foreign.py::test_foreign_file_gives_a_working_int8_file"], None),
+    "edgecnn export ssdlite320_mobilenetv3_large --weights coco":  # from a local mirror of the weights
+        (["tests/models/test_coco_weights.py::test_export_coco_weights_then_infer_names_a_person"], None),
+    "edgecnn infer street.jpg --model ssdlite320_mobilenetv3_large --save out/ --max-det 5":
+        (["tests/models/test_coco_weights.py::test_export_coco_weights_then_infer_names_a_person"], None),
+    # raw outputs: tests.runtime.heads' dense map and sequence stand in for the text map and the recogniser
+    "edgecnn infer photos/red.jpg --model textmap.onnx":
+        (["tests/cli/test_infer.py::test_raw_map_table_json_csv",
+          "tests/runtime/test_infer_torch_free.py::test_infer_raw_and_yolo_without_torch"], None),
+    "edgecnn infer photos/ --model textmap.onnx --save maps/ --format jsonl 2>/dev/null":
+        (["tests/cli/test_infer.py::test_raw_save_writes_each_images_outputs"],
+         ['"infer"', "str(folder)", 'foreign["map"]', '"--save"', '"-f", "jsonl"']),
+    "edgecnn infer photos/sky.png --model recognizer.onnx 2>/dev/null":
+        (["tests/cli/test_infer.py::test_sequence_without_contract_is_raw_not_a_class"],
+         ['"infer"', '"-m", str(foreign["seq"])']),
+    "edgecnn infer photos/sky.png --model textmap-classify.onnx":
+        (["tests/cli/test_infer.py::test_classify_contract_on_a_map_is_a_one_line_error"],
+         ['"infer"', 'foreign["map_cls"]', '"-m", str(path)']),
+    "edgecnn infer scene.jpg --model yolov8n.onnx --max-det 5":
+        (["tests/runtime/test_yolov8_ultralytics.py::test_cli_max_det_keeps_ultralytics_best_boxes"], None),
+    "edgecnn infer grace_hopper.jpg -m ssdlite320.onnx --conf 0.25 -f jsonl":  # _run passes -f jsonl
+        (["tests/cli/test_infer_empty.py::test_no_detection_names_the_best_score_seen",
+          "tests/cli/test_infer_empty.py::test_table_output_and_nothing_scored"],
+         ['"infer"', '"-m"', '"--conf"', "_run(cli, white"]),
+    # a synopsis, like quantize's above: each option it names is run by one of the tests
+    "edgecnn contract FILE.onnx [options] [--out COPY.onnx] [--show] [--format table|json]":
+        (["tests/cli/test_contract.py::test_external_data_is_kept_in_place_and_copied_beside_a_copy",
+          "tests/cli/test_contract.py::test_a_grey_model_wants_one_mean"],
+         ['"contract"', '"--out"', '"--show"', '"-f", "json"']),
+    # "Bring your own ONNX file", step by step, on a stand-in colornet.onnx (dynamic size, external data)
+    **{c: ([f"{FLOWS}::test_bring_your_own_onnx_classifier_step_by_step"], None) for c in (
+        "edgecnn inspect colornet.onnx",
+        "edgecnn infer photos/blue.jpg -m colornet.onnx",
+        "edgecnn infer photos/blue.jpg -m colornet.onnx -k 1 --size 224",
+        "edgecnn contract colornet.onnx --size 224 --color BGR --scale 1 --mean 104,117,124 --std 1,1,1 "
+        "--labels blue,green,red",
+        "edgecnn infer photos/ -m colornet.onnx -k 1 -f csv",
+        "edgecnn infer photos/blue.jpg -m colornet.onnx -k 1 --color RGB",
+        "edgecnn eval colornet.onnx --data colors/",
+        "edgecnn quantize colornet.onnx --calib colors/val --no-bench",
+        "edgecnn inspect colornet.int8.onnx | grep contract")},
+    "edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx":
+        (["tests/bench/test_cli_bench.py::test_a_file_and_its_int8_file_side_by_side"], None),
 }
 CANNOT_RUN = {
     "edgecnn bench model.onnx --batch 1,8 --provider cpu,cuda --format json":

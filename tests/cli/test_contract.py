@@ -23,10 +23,11 @@ from tests.onnx_models import COLOR_LABELS
 COLORS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
 
 
-def foreign(path: Path, external: bool = False, channels: int = 3) -> Path:
+def foreign(path: Path, external: bool = False, channels: int = 3, classes: int = 4) -> Path:
     """opset 11, (N, C, H, W) with H and W dynamic; a 1x1 Conv whose weights are a Constant node
-    (4 * identity: class = dominant channel), GlobalAveragePool, Flatten -> logits (N, 4)."""
-    k = 4 if channels == 3 else 2
+    (4 * identity: class = dominant channel), GlobalAveragePool, Flatten -> logits (N, ``classes``, at least 3;
+    2 for one channel)."""
+    k = classes if channels == 3 else 2
     w = np.zeros((k, channels, 1, 1), np.float32)
     if channels == 3:
         w[:3, :, 0, 0] = 4 * np.eye(3)

@@ -155,3 +155,58 @@ def test_graph_nms_export_of_random_weights(cli, here):
                          "instead")
     r = _ok(cli("inspect", "export/ssdlite_mobilenetv2.onnx"))
     assert "NMS on the host+graph; on synthetic scores: none of the model's passed)" in r.stdout
+
+
+def test_bring_your_own_onnx_classifier_step_by_step(cli, here):
+    # "Bring your own ONNX file": a contract-less colour classifier (dynamic H and W, external data) whose
+    # class is the dominant channel of what it is fed, so the colour order and normalization show in the answer
+    from PIL import Image
+
+    from tests.cli.test_contract import foreign
+
+    foreign(here / "colornet.onnx", external=True, classes=3)
+    colours = {"blue": (20, 40, 230), "green": (20, 230, 40), "red": (230, 40, 20)}
+    (here / "photos").mkdir()
+    for name, rgb in colours.items():
+        Image.new("RGB", (64, 36), rgb).save(here / f"photos/{name}.jpg")
+        (here / "colors/val" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (40 + 8 * i, 30), rgb).save(here / f"colors/val/{name}/{i}.png")
+    r = _ok(cli("inspect", "colornet.onnx"))
+    assert "contract  none (not exported by edgecnn)" in r.stdout.splitlines()
+
+    r = cli("infer", "photos/blue.jpg", "-m", "colornet.onnx")
+    assert r.exit_code == 2 and r.stdout == ""
+    err = r.stderr.strip().splitlines()[-1]
+    assert err.startswith("Error: colornet.onnx has no edgecnn contract and a dynamic input size (")
+    assert err.endswith("); give it with --size S or HxW")
+    r = _ok(cli("infer", "photos/blue.jpg", "-m", "colornet.onnx", "-k", "1", "--size", "224"))
+    assert r.stderr.startswith("Warning: colornet.onnx has no edgecnn contract; assuming a classifier with ImageNet "
+                               "preprocessing (resize 256 + center crop 224x224, mean [0.485, 0.456, 0.406]")
+    assert r.stdout.splitlines()[3].split()[:3] == ["1", "2", "2"]  # RGB fed to a BGR network: the wrong class
+
+    r = _ok(cli("contract", "colornet.onnx", "--size", "224", "--color", "BGR", "--scale", "1", "--mean",
+                "104,117,124", "--std", "1,1,1", "--labels", "blue,green,red"))
+    assert r.stdout.splitlines()[1:3] == [
+        "preprocess BGR, resize 256 + center crop 224x224 (bilinear), x1, mean [104.0, 117.0, 124.0], std [1.0, 1.0, "
+        "1.0]", "labels     3: blue, green, red"]
+    assert r.stderr == ("wrote a new contract into colornet.onnx (metadata only, weights untouched; external data "
+                        "colornet.onnx.data kept)\n")
+
+    r = _ok(cli("infer", "photos/", "-m", "colornet.onnx", "-k", "1", "-f", "csv"))
+    lines = r.stdout.splitlines()
+    assert lines[0] == "image,width,height,task,rank,class,label,score,x1,y1,x2,y2,error"
+    assert [line.split(",")[:7] for line in lines[1:]] == [
+        [f"photos/{name}.jpg", "64", "36", "classify", "1", str(i), name] for i, name in enumerate(colours)]
+    r = _ok(cli("infer", "photos/blue.jpg", "-m", "colornet.onnx", "-k", "1", "--color", "RGB"))
+    assert r.stdout.splitlines()[3].split()[:3] == ["1", "2", "red"]  # the override, for this run only
+
+    r = _ok(cli("eval", "colornet.onnx", "--data", "colors/"))
+    assert "top-1 100.0%" in r.stdout
+    r = _ok(cli("quantize", "colornet.onnx", "--calib", "colors/val", "--no-bench"))
+    assert r.stdout.startswith("wrote colornet.int8.onnx (INT8 QDQ, ")
+    assert "accuracy on the labelled folder: FP32 100.0%, INT8 100.0%" in r.stdout
+    r = _ok(cli("inspect", "colornet.int8.onnx"))
+    assert [line for line in r.stdout.splitlines() if "contract" in line] == [  # README: inspect ... | grep contract
+        "precision int8 (from the contract)",
+        "contract  edgecnn.contract/1: classify model 'colornet', int8, weights unknown"]

@@ -16,6 +16,7 @@ from edgecnn.quantize import (
     QuantizeError,
     QuantizeOptions,
     _float_ops,
+    choose_types,
     quantize,
     runtime_float_ops,
 )
@@ -67,6 +68,17 @@ def test_quantize_report_table(fp32_model, calib, tmp_path, cli):
     assert r.exit_code == 0, r.stderr
     assert "agreement with FP32 on 4 calibration images: top-1" in r.stdout
     assert "latency (batch 1" in r.stdout and "ops left in float:" in r.stdout
+
+
+def test_samples_without_bench_reports_the_kernel_it_chose(fp32_model, calib, tmp_path, cli):
+    """The README's `quantize mobilenetv2.onnx --calib calib/ --samples 16 --no-bench` (here 4 samples)."""
+    r = cli("quantize", str(fp32_model), "--calib", str(calib), "--out", str(tmp_path / "q.onnx"), "--samples", "4",
+            "--no-bench")
+    assert r.exit_code == 0, r.stderr
+    kernel = choose_types()["kernel"]  # this host's choice: the line names it, whatever the CPU
+    line = next(x for x in r.stdout.splitlines() if x.startswith("INT8 kernel: "))
+    assert line.startswith(f"INT8 kernel: {kernel} (")
+    assert "agreement with FP32 on 4 calibration images: top-1" in r.stdout and "latency" not in r.stdout
 
 
 def test_exclude_keeps_a_node_in_float(fp32_model, calib, tmp_path):

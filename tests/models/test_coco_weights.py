@@ -82,11 +82,15 @@ def test_coco_labels_are_torchvisions():
 
 
 @pytest.mark.slow  # one export of the 320-px detector
-def test_export_coco_weights_then_infer_names_a_person(cli, mirrored, tmp_path):
+def test_export_coco_weights_then_infer_names_a_person(cli, mirrored, tmp_path, monkeypatch):
+    """The README's `edgecnn export ssdlite320_mobilenetv3_large --weights coco` (without its parity gate) and
+    `edgecnn infer street.jpg --model ssdlite320_mobilenetv3_large --save out/ --max-det 5`, in a fresh folder."""
     server, p = mirrored
-    out = tmp_path / "det.onnx"
-    r = cli("export", NAME, "--weights", "coco", "--no-check", "--out", str(out))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "export" / f"{NAME}.onnx"
+    r = cli("export", NAME, "--weights", "coco", "--no-check")
     assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith(f"wrote export/{NAME}.onnx (")
     assert server.hits == ["/" + p.filename] and "RANDOM-INIT" not in r.stderr
     assert f"weights: torchvision {NAME} COCO_V1, COCO val2017 box mAP 21.3 (published)" in r.stdout
     assert "preprocess: stretch to 320x320, bilinear, mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5]; labels: 91 " \
@@ -99,10 +103,13 @@ def test_export_coco_weights_then_infer_names_a_person(cli, mirrored, tmp_path):
 
     img = tmp_path / "street.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(img)
-    r = cli("infer", str(img), "--model", str(out), "--format", "jsonl")
+    r = cli("infer", "street.jpg", "--model", NAME, "--save", "out/", "--max-det", "5", "--format", "jsonl")
     assert r.exit_code == 0, r.stderr
     dets = json.loads(r.stdout.splitlines()[0])["predictions"]
-    assert dets and {d["label"] for d in dets} == {"person"}
+    assert len(dets) == 5 and {d["label"] for d in dets} == {"person"}
+    assert (tmp_path / "out" / "street.jpg").is_file()
+    r = cli("infer", "street.jpg", "--model", NAME, "--format", "jsonl")
+    assert len(json.loads(r.stdout)["predictions"]) > 5  # every anchor favours person: --max-det cut them
 
     # a wrong file in it is refused by its hash and fetched again
     cached = hub.home() / "checkpoints" / p.filename

@@ -54,3 +54,22 @@ def test_same_detections_as_ultralytics(results, name):
     # the boxes are the tight ones (well inside a pixel), not merely near
     err = max(np.abs(np.subtract(sorted(p["box"] for p in got), sorted(ref["boxes"]))).max(), 0)
     assert err < 0.01
+
+
+def test_cli_max_det_keeps_ultralytics_best_boxes(tmp_path, cli):
+    """The README's `edgecnn infer scene.jpg --model yolov8n.onnx --max-det 5` on the same file (a lossless
+    scene.png here, so the reference applies): the five highest-scoring of Ultralytics' detections, and the
+    warning that says what was assumed."""
+    import shutil
+
+    shutil.copy(ONNX, tmp_path / "yolov8n.onnx")
+    Image.fromarray(fixture_images()["square"]).save(tmp_path / "scene.png")
+    r = cli("infer", str(tmp_path / "scene.png"), "--model", str(tmp_path / "yolov8n.onnx"), "--max-det", "5",
+            "--format", "jsonl")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.startswith("Warning: yolov8n.onnx has no edgecnn contract; assuming a yolov8-layout detector "
+                               "(output0 1x84x189) with Ultralytics preprocessing (letterbox to 96x96, ")
+    got = json.loads(r.stdout)["predictions"]
+    ref = sorted(FIXTURE["images"]["square"]["scores"], reverse=True)
+    assert len(ref) > 5 and len(got) == 5
+    assert [p["score"] for p in got] == pytest.approx(ref[:5], abs=1e-4)
