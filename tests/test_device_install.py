@@ -70,10 +70,11 @@ def test_wheel_installs_torch_free_and_runs_infer(tmp_path):
     site = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                         text=True).strip())
     _link_into(dists, site)
-    r = subprocess.run([str(py), "-m", "pip", "install", "--no-index", "--no-cache-dir", str(wheel)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # a PYTHONPATH naming a checkout (its edgecnn.egg-info) would make pip take edgecnn as installed already
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    r = subprocess.run([str(py), "-m", "pip", "install", "--no-index", "--no-cache-dir", str(wheel)],
+                       capture_output=True, text=True, timeout=300, env=clean)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     r = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, env=clean)
     assert r.returncode != 0 and "No module named 'torch'" in r.stderr
     # the package came from the wheel, with its data file, not from this checkout

@@ -81,7 +81,11 @@ def test_capture_is_json_ready_and_complete():
     assert d["physical_cores"] <= d["logical_cores"]
 
 
-def test_quantize_uses_the_one_cpu_flags():
-    import edgecnn.quantize as q
+def test_the_int8_kernel_choice_reads_the_one_cpu_flags(monkeypatch):
+    """quantize's kernel choice starts from bench.environment's reading of /proc/cpuinfo (one reader),
+    then lets CPUID overrule it (edgecnn.int8_kernel.process_flags)."""
+    from edgecnn import int8_kernel
 
-    assert q.cpu_flags is env.cpu_flags
+    monkeypatch.setattr(env, "cpu_flags", lambda: {"fma", "avx2", "from-the-one-reader"})
+    monkeypatch.setattr(int8_kernel, "cpuid_flags", lambda: None)  # no CPUID: the listed flags stand
+    assert int8_kernel.process_flags() == {"fma", "avx2", "from-the-one-reader"}
