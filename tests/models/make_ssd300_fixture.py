@@ -7,7 +7,9 @@ It records, for ``torchvision.models.detection.ssd300_vgg16(weights=None, weight
   - with ``tv_weights.state_dict_for`` weights at ``NUM_CLASSES`` (deterministic, RNG-free, nothing stored;
     the BN-free VGG keeps them O(1)) and ``image()`` (300x300, so torchvision's fixed-size resize is the
     identity): the anchors, the decoded and clipped boxes and softmax scores before NMS at ``SAMPLE``
-    anchors plus their sums.
+    anchors plus their sums, computed in float64 (the float32 weights and image cast exactly): the BN-free
+    VGG amplifies FP32 rounding, so FP32 boxes differ between hosts and thread counts by far more than any
+    layout error would (``fp32_dev``: torchvision's own FP32 run vs float64 here, max-abs / scale).
 A full state dict (136 MB) is not stored: both sides make the same tensors from the recorded layout.
 """
 
@@ -47,14 +49,22 @@ def main() -> None:
     layout = [(k, list(v.shape)) for k, v in model.state_dict().items()]
     model.load_state_dict(state_dict_for(layout), strict=True)
     img = torch.from_numpy(image()).permute(2, 0, 1).float() / 255
-    with torch.no_grad():
-        images, _ = model.transform([img])
-        features = list(model.backbone(images.tensors).values())
-        head = model.head(features)
-        anchors = model.anchor_generator(images, features)[0]
-        boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
-                                            images.image_sizes[0])
-        scores = torch.softmax(head["cls_logits"][0], -1)
+
+    def raw(model, img):
+        with torch.no_grad():
+            images, _ = model.transform([img])
+            features = list(model.backbone(images.tensors).values())
+            head = model.head(features)
+            anchors = model.anchor_generator(images, features)[0]
+            boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
+                                                images.image_sizes[0])
+            return features, anchors, boxes, torch.softmax(head["cls_logits"][0], -1)
+
+    _, _, boxes32, scores32 = raw(model, img)
+    features, anchors, boxes, scores = raw(model.double(), img.double())
+    dev = {"boxes": float((boxes32 - boxes).abs().max() / boxes.abs().max()),
+           "scores": float((scores32 - scores).abs().max() / scores.abs().max())}
+    print("FP32 vs float64 here, max-abs / scale:", {k: f"{v:.1e}" for k, v in dev.items()})
 
     def r(t, n=7):
         return [round(float(v), n) for v in t.flatten()]
@@ -71,7 +81,8 @@ def main() -> None:
         "num_anchors": len(anchors), "anchors_sample": r(anchors[SAMPLE], 5), "anchors_sum": float(anchors.sum()),
         "boxes_sample": r(boxes[SAMPLE], 5), "scores_sample": r(scores[SAMPLE], 8),
         "boxes_sum": float(boxes.double().sum()), "scores_sum_per_class": r(scores.double().sum(0), 5),
-        "scores_std": float(scores.std(0).mean()),
+        "scores_std": float(scores.std(0).mean()), "dtype": "float64",
+        "fp32_dev": {k: float(f"{v:.2e}") for k, v in dev.items()},
     }
     path = pathlib.Path(__file__).parent / "fixtures" / "ssd300_torchvision.json"
     path.write_text(json.dumps(out, separators=(",", ":")) + "\n")

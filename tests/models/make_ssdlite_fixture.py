@@ -1,14 +1,16 @@
 """Regenerate fixtures/ssdlite_torchvision.json from real torchvision (NOT a test, not run in CI).
 
 Run in the scratch environment that has torchvision (see make_torchvision_fixture.py):
-    /work/tvenv/bin/python tests/models/make_ssdlite_fixture.py
+    /work/scratch-tv/bin/python tests/models/make_ssdlite_fixture.py
 It records, for ``torchvision.models.detection.ssdlite320_mobilenet_v3_large``:
   - the state-dict keys and shapes at 91 classes (the COCO checkpoint's layout) and the parameter count;
   - with ``fixture_state_dict`` weights (tv_weights, deterministic, nothing stored) at ``NUM_CLASSES``
     and ``fixture_image()`` (320x320, so torchvision's fixed-size resize is the identity): the anchors,
     the decoded and clipped boxes and softmax scores before NMS at ``SAMPLE`` anchors plus their sums,
     and the final detections of ``postprocess_detections`` (score > 0.001, IoU 0.55, 300 candidates
-    per class, 300 per image).
+    per class, 300 per image);
+  - all of it computed in float64 (the float32 weights and image cast exactly), so the tests compare the
+    function, not one host's FP32 summation order (``fp32_dev``: torchvision's FP32 run vs float64 here).
 The tests check our model and our exported file against these numbers without torchvision.
 """
 
@@ -68,18 +70,27 @@ def main() -> None:
     model.load_state_dict(fixture_state_dict(layout), strict=True)
 
     img = torch.from_numpy(fixture_image()).permute(2, 0, 1).float() / 255
-    with torch.no_grad():
-        images, _ = model.transform([img])
-        features = list(model.backbone(images.tensors).values())
-        head = model.head(features)
-        anchors = model.anchor_generator(images, features)[0]
-        boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
-                                            images.image_sizes[0])
-        scores = torch.softmax(head["cls_logits"][0], -1)
-        dets = model.postprocess_detections(head, [anchors], images.image_sizes)
-        dets = model.transform.postprocess(dets, images.image_sizes, [(SIZE, SIZE)])[0]
-        direct = model([img])[0]  # the whole model gives the same
-    assert torch.equal(direct["boxes"], dets["boxes"]) and torch.equal(direct["labels"], dets["labels"])
+
+    def run(model, img):
+        with torch.no_grad():
+            images, _ = model.transform([img])
+            features = list(model.backbone(images.tensors).values())
+            head = model.head(features)
+            anchors = model.anchor_generator(images, features)[0]
+            boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
+                                                images.image_sizes[0])
+            scores = torch.softmax(head["cls_logits"][0], -1)
+            dets = model.postprocess_detections(head, [anchors], images.image_sizes)
+            dets = model.transform.postprocess(dets, images.image_sizes, [(SIZE, SIZE)])[0]
+            direct = model([img])[0]  # the whole model gives the same
+        assert torch.equal(direct["boxes"], dets["boxes"]) and torch.equal(direct["labels"], dets["labels"])
+        return anchors, boxes, scores, dets
+
+    _, boxes32, scores32, _ = run(model, img)
+    anchors, boxes, scores, dets = run(model.double(), img.double())
+    dev = {"boxes": float((boxes32 - boxes).abs().max() / boxes.abs().max()),
+           "scores": float((scores32 - scores).abs().max() / scores.abs().max())}
+    print("FP32 vs float64 here, max-abs / scale:", {k: f"{v:.1e}" for k, v in dev.items()})
     s = dets["scores"]
     gaps = (s[:-1] - s[1:]).abs()
     print(f"{len(s)} detections, scores {float(s.max()):.4f}..{float(s.min()):.4f}, smallest gaps "
@@ -96,6 +107,7 @@ def main() -> None:
         "boxes_sample": r(boxes[SAMPLE], 5), "scores_sample": r(scores[SAMPLE], 8),
         "boxes_sum": float(boxes.double().sum()), "scores_sum_per_class": r(scores.double().sum(0), 5),
         "detections": {"boxes": r(dets["boxes"], 4), "scores": r(dets["scores"], 8), "labels": dets["labels"].tolist()},
+        "dtype": "float64", "fp32_dev": {k: float(f"{v:.2e}") for k, v in dev.items()},
     }
     path = pathlib.Path(__file__).parent / "fixtures" / "ssdlite_torchvision.json"
     path.write_text(json.dumps(out, separators=(",", ":")) + "\n")

@@ -28,12 +28,39 @@ def test_checkpoint_layout_loads_strict(tv_name):
     model.load_state_dict({k: torch.zeros(s) for k, s in layout}, strict=True)
 
 
-@pytest.mark.parametrize("tv_name", sorted(FIXTURE["models"]))
-def test_same_outputs_as_torchvision(tv_name):
+# FP32 rounding is amplified by some random-weight nets: the maker records fp32_dev (torchvision's own FP32
+# run vs float64, as a fraction of the logit scale) on its host: 2.3e-3 for vgg16 (no BN: the error grows
+# layer by layer; it was 7.5e-5 on the host of the previous fixture, so it depends on the accumulation
+# order), 1.7e-5 for vgg11, 0.7-2.3e-7 for the rest. Where it is at most WELL_CONDITIONED, FP32 rounding
+# stays >= 100x inside FP32_TOL on any host; where it is not, an FP32 comparison tests the host's
+# summation order, not the layout, and the float64 check below is the whole test.
+WELL_CONDITIONED = 1e-6
+FP32_TOL = 1e-4
+
+
+def _ours(tv_name, dtype):
     model = registry.build(TV_TO_OURS[tv_name], num_classes=TV_NUM_CLASSES).eval()
     layout = [(k, list(v.shape)) for k, v in model.state_dict().items()]
-    model.load_state_dict(state_dict_for(layout), strict=True)
+    model.load_state_dict(state_dict_for(layout), strict=True)  # float32 values, cast exactly to float64
     with torch.no_grad():
-        got = model(fixed_input())[0]
-    ref = torch.tensor(FIXTURE["models"][tv_name]["logits"])
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+        return model.to(dtype)(fixed_input().to(dtype))[0]
+
+
+@pytest.mark.parametrize("tv_name", sorted(FIXTURE["models"]))
+def test_same_function_as_torchvision_in_float64(tv_name):
+    ref = torch.tensor(FIXTURE["models"][tv_name]["logits_f64"], dtype=torch.float64)
+    got = _ours(tv_name, torch.float64)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("tv_name", sorted(n for n, m in FIXTURE["models"].items()
+                                            if m["fp32_dev"] <= WELL_CONDITIONED))
+def test_same_outputs_as_torchvision_in_fp32(tv_name):
+    ref = torch.tensor(FIXTURE["models"][tv_name]["logits_f64"], dtype=torch.float64)
+    got = _ours(tv_name, torch.float32).double()
+    torch.testing.assert_close(got, ref, rtol=FP32_TOL, atol=FP32_TOL * float(ref.abs().max()))
+
+
+def test_fp32_check_skips_only_ill_conditioned_models():
+    skipped = sorted(n for n, m in FIXTURE["models"].items() if m["fp32_dev"] > WELL_CONDITIONED)
+    assert skipped == ["vgg11", "vgg16"]
