@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # fastest so on a shared 2-core box (benchmarks/results/*/train_threads.md).
 os.environ.setdefault("EDGECNN_THREADS", "1")
 
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_as_configured():
+    """Every test starts with torch on EDGECNN_THREADS threads, whatever an earlier test left (a CLI test
+    applies it for the rest of the process; FP32 results of ill-conditioned nets depend on the count).
+    torch is not imported here: torch-free tests stay torch-free."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(os.environ["EDGECNN_THREADS"]))
+    yield
+
+
 # Block torch in a child interpreter the way an edge device lacks it: `import torch` raises.
 TORCH_BLOCKER = "import sys; sys.modules['torch'] = None\n"
 
