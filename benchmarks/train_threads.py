@@ -161,7 +161,8 @@ def main() -> None:
     out = args.out or results_dir() / "train_threads.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    host = lines[2].removeprefix("Host: ")  # the CPU model, its ISA flags and the device tag, as in the .md
+    out.with_suffix(".json").write_text(json.dumps({"host": host, "rows": rows}, indent=1) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}")
 
