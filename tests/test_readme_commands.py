@@ -304,17 +304,29 @@ FAKE_README = "\n".join([
     "## Next", ""])
 
 
+def _skip_if_ci_would_install() -> None:
+    import os
+    import shutil
+
+    if os.geteuid() == 0 and not (os.access("/usr/sbin/sshd", os.X_OK) and shutil.which("qemu-x86_64")):
+        pytest.skip(".ci/run would apt-get install openssh-server / qemu-user here")
+
+
 def _ci_run(tmp_path, rc: int):
     import os
     import shutil
     import subprocess
 
-    if os.geteuid() == 0 and not (os.access("/usr/sbin/sshd", os.X_OK) and shutil.which("qemu-x86_64")):
-        pytest.skip(".ci/run would apt-get install openssh-server / qemu-user here")
+    _skip_if_ci_would_install()
     repo = tmp_path / "repo"
     (repo / ".ci").mkdir(parents=True)
-    for name in ("run", "readme_commands.py"):
-        shutil.copy(ROOT / ".ci" / name, repo / ".ci" / name)
+    shutil.copy(ROOT / ".ci" / "readme_commands.py", repo / ".ci" / "readme_commands.py")
+    # .ci/run holds the real README's commands verbatim; the stand-in runs its own README's cheap ones
+    ci = re.sub(r"^DEMO=.*$", "DEMO=$(python3 .ci/readme_commands.py quickstart | sed -n 1p)",
+                (ROOT / ".ci" / "run").read_text(), count=1, flags=re.M)
+    ci = re.sub(r"^TESTS=.*$", "TESTS=$(python3 .ci/readme_commands.py quickstart | sed -n 2p)", ci, count=1,
+                flags=re.M)
+    (repo / ".ci" / "run").write_text(ci)
     (repo / "README.md").write_text(FAKE_README.replace("RC", str(rc)))
     (repo / ".gitignore").write_text(".venv/\n")
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -334,3 +346,20 @@ def test_ci_fails_when_pytest_ran_no_test(tmp_path):
     r = _ci_run(tmp_path, 5)  # pytest's "no tests ran"
     assert r.returncode == 5
     assert "ci: the README's quick-start command 2 failed (exit 5)" in r.stderr
+
+
+def test_ci_fails_when_the_readme_quickstart_is_not_what_it_runs(tmp_path):
+    import shutil
+    import subprocess
+
+    _skip_if_ci_would_install()
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    for name in ("run", "readme_commands.py"):  # the real .ci/run, unchanged, beside another README
+        shutil.copy(ROOT / ".ci" / name, repo / ".ci" / name)
+    (repo / "README.md").write_text(FAKE_README.replace("RC", "0"))
+    r = subprocess.run(["bash", str(repo / ".ci" / "run")], capture_output=True, text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert r.returncode == 1
+    assert "ci: README.md's quick-start commands (>) are not the ones .ci/run runs (<)" in r.stderr
+    assert "in a fresh copy" not in r.stdout  # nothing ran
