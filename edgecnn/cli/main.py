@@ -104,7 +104,7 @@ def _root(
 
 # Each module edgecnn.cli.NAME adds the command NAME to ``app``; importing them is cheap (no torch at import time).
 COMMANDS = ("bench", "contract", "data", "demo", "eval", "export", "infer", "inspect", "models", "quantize", "summary",
-            "train")
+            "train", "tune")
 
 
 def _register(argv: list[str]) -> None:

@@ -98,3 +98,15 @@ def lookup(model_path: str | Path, objective: str = "latency", host: str | None 
     if not choice or not os.path.exists(choice.get("path", "")):
         return None
     return choice
+
+
+def engine_options(choice: dict) -> dict:
+    """The ``Engine`` keyword arguments of an onnxruntime ``choice`` (threads and the session options tune
+    kept: spinning, affinity, graph optimisation level, the saved optimised graph while it is still there)."""
+    opts = choice.get("options") or {}
+    out = {"threads": choice.get("threads"), "spinning": bool(opts.get("spinning", False)),
+           "affinity": bool(opts.get("affinity", False)), "graph_opt": opts.get("graph_opt", "all")}
+    saved = opts.get("optimized_model")
+    if saved and os.path.exists(saved):
+        out["optimized_model"] = saved
+    return out

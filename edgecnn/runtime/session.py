@@ -71,11 +71,14 @@ def choose_providers(provider: str, available: Sequence[str] | None = None) -> l
     return [p for p in chain[chain.index(wanted):] if p in available]
 
 
-def session_options(threads: int | None = None, graph_opt: str = "all", spinning: bool = False) -> ort.SessionOptions:
+def session_options(threads: int | None = None, graph_opt: str = "all", spinning: bool = False,
+                    affinity: bool = False, optimized_out: str | Path | None = None) -> ort.SessionOptions:
     """threads: intra-op threads (None: onnxruntime's default, one per physical core); one inter-op
     thread (CNNs are a chain). ``spinning=False`` lets idle pool threads sleep at once instead of
     busy-waiting, so they do not steal a small device's cores from image decoding between batches
-    (``bench`` turns it on to measure steady-state latency)."""
+    (``bench`` turns it on to measure steady-state latency). ``affinity``: pin each pool thread to its
+    own physical core (``thread_affinities``; needs ``threads``). ``optimized_out``: onnxruntime writes
+    the optimised graph there (host-specific at level "all": ``edgecnn tune`` caches it per host)."""
     if graph_opt not in GRAPH_OPT:
         raise UsageError(f"unknown graph optimisation level '{graph_opt}'; choose one of: {', '.join(GRAPH_OPT)}")
     if threads is not None and threads < 1:
@@ -86,8 +89,31 @@ def session_options(threads: int | None = None, graph_opt: str = "all", spinning
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if affinity and threads and threads > 1:
+        opts.add_session_config_entry("session.intra_op_thread_affinities", thread_affinities(threads))
+    if optimized_out is not None:
+        opts.optimized_model_filepath = str(optimized_out)
     opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business; errors still raise
     return opts
+
+
+def thread_affinities(threads: int) -> str:
+    """onnxruntime's ``session.intra_op_thread_affinities`` for ``threads`` intra-op threads: the calling
+    thread runs unpinned (it is the first of the pool), each of the ``threads - 1`` others gets its own
+    physical core of those this process may use, after the first one (onnxruntime counts processors from 1)."""
+    from edgecnn.threads import SYS_CPU, allowed_cpus
+
+    firsts: dict[tuple[str, str], int] = {}  # one logical CPU per physical core: hyper-thread siblings share one
+    for cpu in allowed_cpus():
+        topo = SYS_CPU / f"cpu{cpu}" / "topology"
+        try:
+            core = ((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip())
+        except OSError:
+            core = ("", str(cpu))
+        firsts.setdefault(core, cpu)
+    cpus = list(firsts.values()) or [0]
+    picked = [cpus[(i + 1) % len(cpus)] for i in range(threads - 1)]
+    return ";".join(str(c + 1) for c in picked)
 
 
 class Engine:
@@ -101,7 +127,8 @@ class Engine:
     """
 
     def __init__(self, path: str | Path, *, provider: str = "auto", threads: int | None = None,
-                 graph_opt: str = "all", spinning: bool = False, size: tuple[int, int] | None = None,
+                 graph_opt: str = "all", spinning: bool = False, affinity: bool = False,
+                 optimized_model: str | Path | None = None, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  labels: Sequence[str] | None = None, decode: str | None = None, task: str | None = None,
                  layout: str | None = None, overrides: Overrides | None = None):
@@ -113,7 +140,12 @@ class Engine:
         self.warnings: list[str] = []
         providers = choose_providers(provider)
         t0 = time.perf_counter()
-        self.session = _open(self.path, session_options(threads, graph_opt, spinning), providers)
+        # onnxruntime's saved optimised graph of this file (``edgecnn tune`` caches it per host): already
+        # optimised, so it is opened without optimising again; it carries the file's metadata (the contract)
+        source, level = self.path, graph_opt
+        if optimized_model is not None and Path(optimized_model).is_file() and providers[0] == "CPUExecutionProvider":
+            source, level = Path(optimized_model), "disable"
+        self.session = _open(source, session_options(threads, level, spinning, affinity), providers)
         self.load_s = time.perf_counter() - t0
         self.providers: list[str] = self.session.get_providers()
         if provider != "auto" and self.providers[0] != providers[0]:
