@@ -432,14 +432,22 @@ def _per(timing: dict) -> str:
 # ---- the table -----------------------------------------------------------------------------------------
 
 
+def baseline(result: TuneResult) -> dict | None:
+    """The row speed-ups are given against: plain onnxruntime at the file's own precision on the most threads
+    (stage 1, default options: what ``infer`` runs untuned)."""
+    ok = [r for r in result.rows if r["stage"] == "1" and r["status"] == "ok"]
+    plain = [r for r in ok if r["runtime"] == "ort" and r["path"] == str(result.path)] or ok
+    return max(plain, key=lambda r: r["threads"]) if plain else None
+
+
 def table_rows(result: TuneResult) -> tuple[list[str], list[list]]:
-    """Headers and cells of the table tune chose from; the winners marked."""
+    """Headers and cells of the table tune chose from; the winners marked; "vs base": images/s over the
+    :func:`baseline` row's."""
     from edgecnn.tables import ms
 
-    ref = next((r for r in result.rows if r["stage"] == "1" and r["status"] == "ok" and r["runtime"] == "ort"
-                and r["precision"] == "fp32" and r["threads"] == max(x["threads"] for x in result.rows)), None)
+    ref = baseline(result)
     headers = ["stage", "runtime", "precision", "threads", "batch", "options", "session s", "p50 ms", "p90 ms",
-               "images/s", "vs ort", "chosen"]
+               "images/s", "vs base", "chosen"]
     out = []
     for r in result.rows:
         c = _cand(r)
@@ -448,8 +456,7 @@ def table_rows(result: TuneResult) -> tuple[list[str], list[list]]:
                         "failed", "", "", "", r["error"]])
             continue
         lat = r["latency_ms"]
-        vs = (f"{ref['throughput_ips'] and r['throughput_ips'] / ref['throughput_ips']:.2f}x"
-              if ref is not None else "-")
+        vs = f"{r['throughput_ips'] / ref['throughput_ips']:.2f}x" if ref and ref["throughput_ips"] else "-"
         out.append([r["stage"], c.runtime, c.precision, c.threads, c.batch, " ".join(c.changed) or "-",
                     f"{r['session_s']:.3f}", ms(lat["p50"]), ms(lat["p90"]), f"{r['throughput_ips']:.1f}", vs,
                     ", ".join(f"<- {o}" for o in r.get("chosen", []))])

@@ -56,13 +56,16 @@ def tune_cmd(
 
 
 def print_result(result) -> None:
-    from edgecnn.bench.tune import table_rows
+    from edgecnn.bench.tune import baseline, table_rows
     from edgecnn.tables import ms, table
 
     headers, cells = table_rows(result)
     typer.echo(f"{result.path.name} on {result.host}")
     typer.echo(table(headers, cells, right=("threads", "batch", "session s", "p50 ms", "p90 ms", "images/s",
                                             "vs ort")))
+    ref = baseline(result)
+    if ref is not None:
+        typer.echo(f"vs base: images/s over {ref['key']} (stage 1), what infer runs untuned")
     for objective, c in result.choices.items():
         opts = ", ".join(f"{k}={v}" for k, v in c["options"].items() if k != "optimized_model") or "defaults"
         typer.echo(f"{objective}: {c['runtime']} {c['precision']}, {c['threads']} threads, batch {c['batch']} "
