@@ -123,3 +123,25 @@ def test_tune_is_torch_free(tiny, home):
                   "--format", "json", block_torch=True)
     assert res.returncode == 0, res.stderr
     assert profile.lookup(tiny, "latency") is not None
+
+
+def test_calib_makes_the_int8_file_beside_and_quick_measures_it(tiny, home, cli, monkeypatch, tmp_path):
+    from PIL import Image
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(calib / f"{i}.png")
+    monkeypatch.setattr(tune_mod, "QUICK_BUDGET_S", 1.0)  # --quick's 20 s, made short for a test
+    res = cli("tune", str(tiny), "--calib", str(calib), "--quick", "--runtime", "ort", "--threads", "1",
+              "--batch", "1", "--format", "json")
+    assert res.exit_code == 0, res.output
+    int8 = tiny.with_name("tiny.int8.onnx")
+    assert int8.is_file()  # made by quantize, where infer and the next tune find it
+    import json
+
+    doc = json.loads(res.stdout)
+    assert {(r["precision"], r["path"]) for r in doc["rows"] if r["stage"] == "1"} == {
+        ("fp32", str(tiny)), ("int8", str(int8))}
+    assert "quantizing to tiny.int8.onnx" in res.stderr
