@@ -19,7 +19,7 @@ Rows, interleaved in blocks at each size (batch 1, 2 threads):
 
 Then one profile per runtime at the largest size: onnxruntime's profiler (node events, summed per op type)
 and OpenVINO's performance counters (``PERF_COUNT``: per executed layer, summed per layer type). Writes
-detector_gap.md/.json under benchmarks/results/<device tag>/.
+detector_gap_t<threads>.md/.json under benchmarks/results/<device tag>/.
 """
 
 from __future__ import annotations
@@ -66,12 +66,13 @@ def prepare(work: Path) -> Path:
     return out
 
 
-def _ort(path: Path, size: int, threads: int, static: bool, profile_dir: str | None = None):
+def _ort(path: Path, size: int, threads: int, static: bool, profile_dir: str | None = None,
+         optimized_out: Path | None = None):
     import onnxruntime as ort
 
     from edgecnn.runtime.session import session_options
 
-    opts = session_options(threads, "all", spinning=True)
+    opts = session_options(threads, "all", spinning=True, optimized_out=optimized_out)
     if static:
         for name, value in (("N", 1), ("H", size), ("W", size)):
             opts.add_free_dimension_override_by_name(name, value)
@@ -120,19 +121,36 @@ def speed(path: Path, sizes, threads: int, seconds: float) -> list[dict]:
     return out
 
 
+def _conv_kinds(model_path: Path) -> dict[str, str]:
+    """Node name -> "Conv depthwise" / "Conv dense" for the convolutions of an optimised graph (onnxruntime
+    names them all Conv; OpenVINO splits GroupConvolution from Convolution)."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    out = {}
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "FusedConv"):
+            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            out[n.name] = "Conv depthwise" if group > 1 else "Conv dense"
+    return out
+
+
 def ort_ops(path: Path, size: int, threads: int, runs: int, static: bool) -> dict[str, float]:
-    """ms per run by op type (onnxruntime's profiler, node events; fused nodes are named by what ran)."""
+    """ms per run by op type (onnxruntime's profiler, node events; fused nodes are named by what ran;
+    convolutions split into depthwise and dense, read from the optimised graph onnxruntime ran)."""
     with tempfile.TemporaryDirectory() as td:
-        sess, call = _ort(path, size, threads, static, td)
+        sess, call = _ort(path, size, threads, static, td, optimized_out=Path(td) / "opt.onnx")
         for _ in range(3):
             call()
         for _ in range(runs):
             call()
         trace = json.loads(Path(sess.end_profiling()).read_text())
+        kinds = _conv_kinds(Path(td) / "opt.onnx")
     per = defaultdict(float)
     for ev in trace:
         if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
-            per[ev["args"].get("op_name", "?")] += ev["dur"] / 1e3
+            node = ev["name"][: -len("_kernel_time")]
+            per[kinds.get(node, ev["args"].get("op_name", "?"))] += ev["dur"] / 1e3
     return {k: v / (runs + 3) for k, v in per.items()}  # averaged over every profiled run, the 3 warm-ups too
 
 
@@ -177,10 +195,10 @@ def report(work: Path, rows: list[dict], ops: dict, threads: int, seconds: float
         lines += [f"**{name}** (sum {total:.1f} ms):", "",
                   markdown_table(["op", "ms", "share"], [[k, f"{v:.2f}", f"{v / total:.0%}"] for k, v in per[:12]],
                                  right=("ms", "share")), ""]
-    md = folder / "detector_gap.md"
+    md = folder / f"detector_gap_t{threads}.md"
     with atomic_path(md) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(folder / "detector_gap.json") as tmp:
+    with atomic_path(md.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps({"environment": env, "rows": rows, "ops": ops}, indent=1) + "\n")
     return md
 

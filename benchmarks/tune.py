@@ -61,20 +61,23 @@ def prepare(work: Path, models: list[str]) -> None:
         print(f"{name}: {out} and {int8.name}", file=sys.stderr)
 
 
-def _plain_ort(path: Path, shape, layout):
+def _plain_ort(path: Path, shape, layout, threads: int | None = None):
     import onnxruntime as ort
 
     from edgecnn.bench.backends import random_input
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: random_input(1, shape, layout)}
     return lambda: sess.run(None, feed)
 
 
-def _plain_openvino(path: Path, shape, layout):
+def _plain_openvino(path: Path, shape, layout, threads: int | None = None):
     from edgecnn.bench.backend_openvino import compile_file
 
-    r = compile_file(path, batch=1, size=shape[1:], layout=layout)
+    r = compile_file(path, batch=1, threads=threads, size=shape[1:], layout=layout)
     x = r.make_input(1)
     return lambda: r(x)
 
@@ -103,7 +106,10 @@ def measure(work: Path, models: list[str], budget: float, seconds: float) -> lis
         choice = result.choices["latency"]
         shape, layout = input_spec(path, None)
         calls = {"plain ort": _plain_ort(path, shape, layout), "plain openvino": _plain_openvino(path, shape, layout),
-                 "tuned": _tuned(choice, shape, layout)}
+                 "tuned": _tuned(choice, shape, layout),
+                 # one thread each: how much of the gain is the thread count alone on a loaded machine
+                 "plain ort t1": _plain_ort(path, shape, layout, 1),
+                 "plain openvino t1": _plain_openvino(path, shape, layout, 1)}
         ns = run_blocks(calls, min_time_s=seconds, block=5, warmup=2)
         p50 = {k: summarize([t / 1e6 for t in v])["p50"] for k, v in ns.items()}
         p90 = {k: summarize([t / 1e6 for t in v])["p90"] for k, v in ns.items()}
@@ -131,6 +137,7 @@ def report(records: list[dict], tag: str | None, budget: float, seconds: float) 
     folder.mkdir(parents=True, exist_ok=True)
     rows = [[r["model"], "x".join(map(str, r["input"][1:])), r["tuned"], f"{r['p50_ms']['tuned']:.2f}",
              f"{r['p50_ms']['plain ort']:.2f}", f"{r['p50_ms']['plain openvino']:.2f}", f"{r['ratio']:.2f}",
+             _t1(r, "plain ort t1"), _t1(r, "plain openvino t1"),
              "yes" if r["ratio"] <= TARGET else "no", " ".join(r["loadavg_before"])] for r in records]
     lines = [
         "# edgecnn tune: tuned vs plain runtimes, batch 1 (issue 19)", "",
@@ -141,8 +148,12 @@ def report(records: list[dict], tag: str | None, budget: float, seconds: float) 
         f"Target: tuned p50 <= {TARGET}x the faster plain runtime (FP32 file). p50 in ms, interleaved in blocks. "
         "The machine is shared with other jobs: load average (1/5/15 min) at the start of each model's run.", "",
         markdown_table(["model", "input", "tuned (latency choice)", "tuned", "plain ort", "plain openvino",
-                        "ratio", "target met", "load"], rows,
-                       right=("tuned", "plain ort", "plain openvino", "ratio")), "",
+                        "ratio", "ort 1 thread", "openvino 1 thread", "target met", "load"], rows,
+                       right=("tuned", "plain ort", "plain openvino", "ratio", "ort 1 thread",
+                              "openvino 1 thread")), "",
+        "ratio: tuned p50 / min(plain ort, plain openvino). The 1-thread columns are the plain runtimes pinned to "
+        "one thread (not part of the target): on a loaded 2-core machine the thread count alone moves p50 most.",
+        "",
     ]
     for r in records:
         s = r["saved_model"]
@@ -157,6 +168,10 @@ def report(records: list[dict], tag: str | None, budget: float, seconds: float) 
         tmp.write_text(json.dumps({"environment": env, "budget_s": budget, "time_s": seconds,
                                    "records": records}, indent=1) + "\n")
     return md
+
+
+def _t1(r: dict, key: str) -> str:
+    return f"{r['p50_ms'][key]:.2f}" if key in r["p50_ms"] else "-"
 
 
 def _ov_version() -> str:
