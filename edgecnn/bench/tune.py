@@ -35,9 +35,11 @@ from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_lin
 OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
 PRECISIONS = ("fp32", "int8")
-# the file each precision other than the input's own lives in, beside the input (``quantize``'s default name).
-# Hook: "int8 with float islands" (helper islands, ``edgecnn quantize``) adds its suffix here when it lands.
+# the file each precision other than the input's own lives in, beside the input (``quantize``'s default name),
+# and the ``QuantizeOptions`` that make it from ``--calib``. Hook: "int8 with float islands" (``edgecnn quantize
+# --islands auto``) is one more entry here once quantize has it.
 PRECISION_SUFFIX = {"int8": ".int8.onnx"}
+PRECISION_QUANTIZE: dict[str, dict] = {"int8": {}}
 ORT_DEFAULTS = {"spinning": True, "affinity": False, "graph_opt": "all"}
 # stage 2: one option changed at a time from the best onnxruntime row
 ORT_VARIANTS = ({"spinning": False}, {"affinity": True}, {"graph_opt": "extended"}, {"graph_opt": "basic"})
@@ -143,7 +145,8 @@ def precision_files(path: Path, precisions: list[str], calib: str | None, tell: 
             from edgecnn.quantize import QuantizeOptions, quantize
 
             tell(f"quantizing to {beside.name} (calibration: {calib})")
-            quantize(QuantizeOptions(model=str(path), calib=calib, out=str(beside), bench=False))
+            quantize(QuantizeOptions(model=str(path), calib=calib, out=str(beside), bench=False,
+                                     **PRECISION_QUANTIZE[precision]))
             files[precision] = beside
     return files
 
