@@ -384,10 +384,12 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
     thr = lat
     if len(batches) > 1:
         # the two best (runtime, precision) at batch 1, at their best thread count, at each batch
-        best_by = {}
-        for r in sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["latency_ms"]["p50"]):
-            best_by.setdefault((r["runtime"], r["precision"]), r)
-        tops = [lat] + [r for r in best_by.values() if r["key"] != lat["key"]][:1]
+        groups: dict[tuple, list[dict]] = {}
+        for r in rows:
+            if (r["runtime"], r["precision"]) != (lat["runtime"], lat["precision"]):
+                groups.setdefault((r["runtime"], r["precision"]), []).append(r)
+        others = [w for w in (pick(g, "latency") for g in groups.values()) if w is not None]
+        tops = [lat] + sorted(others, key=lambda r: r["latency_ms"]["p50"])[:1]
         stage3 = [replace(_cand(r), batch=b) for r in tops for b in batches]
         tell(f"stage 3/3: batch {', '.join(map(str, batches))} on {len(tops)} configurations")
         stage3_rows = measure(stage3, "3", shape, layout, **timing)

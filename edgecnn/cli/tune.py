@@ -68,7 +68,8 @@ def print_result(result) -> None:
         typer.echo(f"vs base: images/s over {ref['key']} (stage 1), what infer runs untuned")
     for objective, c in result.choices.items():
         opts = ", ".join(f"{k}={v}" for k, v in c["options"].items() if k != "optimized_model") or "defaults"
-        typer.echo(f"{objective}: {c['runtime']} {c['precision']}, {c['threads']} threads, batch {c['batch']} "
+        threads = f"{c['threads']} thread" + ("s" if c["threads"] != 1 else "")
+        typer.echo(f"{objective}: {c['runtime']} {c['precision']}, {threads}, batch {c['batch']} "
                    f"({opts}): p50 {ms(c['p50_ms'])} ms, {c['throughput_ips']:.1f} images/s")
     s = result.saved_model
     if s:
