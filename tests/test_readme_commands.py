@@ -102,6 +102,10 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/cli/test_eval.py::test_detection_map_equals_pycocotools_on_the_same_detections"],
          ['"eval"', '"--data"', "fake_detector"]),
     "edgecnn bench export/mobilenetv2.onnx": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn tune export/mobilenetv2.onnx --quick":  # on a tiny file, --quick's budget made short
+        (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
+    "edgecnn tune export/mobilenetv2.onnx --calib images/":
+        (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
     "edgecnn bench mobilenetv2 resnet18 --precision fp32,int8 --threads 1,2 --peak":
         ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench export/ssdlite.onnx --image photos/": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
