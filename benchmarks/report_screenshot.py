@@ -50,7 +50,7 @@ def sample_photo() -> Path:
     return photo
 
 
-def screenshot(page: Path, out: Path, width: int = 1400, height: int = 4000) -> Path:
+def screenshot(page: Path, out: Path, width: int = 1600, height: int = 4000) -> Path:
     """A full-width screenshot of ``page`` (a tall window), cropped below the last non-white row."""
     from PIL import Image, ImageChops
 

@@ -41,6 +41,7 @@ def field_value(row: dict, name: str) -> str:
 
 
 def shown(name: str, value: str) -> str:
+    """A field's value as a label shows it: "b1", "t2", "@host"; others as they are."""
     return {"batch": f"b{value}", "threads": f"t{value}", "host": f"@{value}"}.get(name, value)
 
 
@@ -120,3 +121,15 @@ def apply(rows: list[dict], baseline: Baseline) -> None:
                                        sum(field_value(b, f) == field_value(r, f) for f in others), -ok.index(b)))
         r["vs_baseline"] = r["throughput_ips"] / ref["throughput_ips"]
         r["baseline_id"] = ref["id"]
+
+
+def fastest(rows: list[dict]) -> dict[str, dict]:
+    """model -> its measured row with the highest throughput (images/s), per host."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        if r["status"] != "ok" or not r.get("throughput_ips"):
+            continue
+        key = r["model"] + (f" @{r['host']}" if r.get("host") and r["host"] != "local" else "")
+        if key not in out or r["throughput_ips"] > out[key]["throughput_ips"]:
+            out[key] = r
+    return out

@@ -73,7 +73,12 @@ def _speedup(ax, doc: dict, rows: list[dict], names: dict[str, str]) -> None:
 def _distribution(ax, doc: dict, rows: list[dict], names: dict[str, str]) -> None:
     rows = [r for r in rows if r.get("samples_ms")]
     data = [r["samples_ms"] for r in rows][::-1]
-    ax.boxplot(data, vert=False, whis=(1, 99), widths=0.6, showfliers=True,
+    import matplotlib
+
+    # matplotlib 3.10 replaced vert=False by orientation="horizontal" (the [plot] extra allows >= 3.5)
+    new = tuple(int(p) for p in matplotlib.__version__.split(".")[:2] if p.isdigit()) >= (3, 10)
+    ax.boxplot(data, **({"orientation": "horizontal"} if new else {"vert": False}), whis=(1, 99), widths=0.6,
+               showfliers=True,
                flierprops={"markersize": 2, "alpha": 0.5}, medianprops={"color": "#d62728"})
     ax.set_yticks(range(1, len(data) + 1), [names[r["id"]] for r in rows][::-1], fontsize=8)
     every = [x for d in data for x in d]
@@ -100,7 +105,7 @@ def _stages(ax, doc: dict, rows: list[dict], names: dict[str, str]) -> None:
     ax.set_xlim(0, max(left) * 1.2 if left and max(left) > 0 else 1)
     ax.set_xlabel("ms per call (p50 of each stage)")
     ax.set_title("Where the time goes, end to end", fontsize=10)
-    ax.legend(fontsize=8, ncol=4, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(True, axis="x", alpha=0.3)
 
 
@@ -115,8 +120,11 @@ def _scatter(xkey: str) -> Callable:
             pts = [(_x(r, xkey), r["latency_ms"]["p50"], r["model"]) for r in rs]
             pts = [p for p in pts if p[0]]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=legend, s=30)
-            for x, y, name in pts:
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for model in dict.fromkeys(r["model"] for r in rows):  # each model named once, by its fastest point
+            pts = [(_x(r, xkey), r["latency_ms"]["p50"]) for r in rows if r["model"] == model and _x(r, xkey)]
+            if pts:
+                ax.annotate(model, min(pts, key=lambda p: p[1]), fontsize=8, xytext=(6, -3),
+                            textcoords="offset points")
         xs = [x for r in rows if (x := _x(r, xkey))]
         ys = [r["latency_ms"]["p50"] for r in rows]
         if xkey == "params" and _spread(xs):
@@ -210,7 +218,7 @@ def png(doc: dict) -> bytes:
         axes[0, 0].text(0.5, 0.5, "no configuration was measured", ha="center", va="center")
         axes[0, 0].set_axis_off()
     fig.suptitle(_title(doc, rows), fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))  # room for the two-line title
     data = _save(fig)
     plt.close(fig)
     return data

@@ -170,6 +170,10 @@ def footnotes(doc: dict) -> list[str]:
         names = compare.labels([r for r in doc["rows"] if r["status"] == "ok"])
         bases = list(dict.fromkeys(r["baseline_id"] for r in doc["rows"] if r.get("baseline_id")))
         lines.append("baseline rows: " + ", ".join(names.get(b, b) for b in bases))
+        lines.append("fastest: " + "; ".join(
+            f"{names.get(r['id'], r['id'])}, {r['throughput_ips']:.1f} img/s"
+            + (f" ({r['vs_baseline']:.2f}x)" if r.get("vs_baseline") else "")
+            for r in compare.fastest(doc["rows"]).values()))
     elif doc.get("baseline") and sum(1 for r in doc["rows"] if r["status"] == "ok") > 1:
         lines.append(f"vs base: no row matches the baseline {doc['baseline']}")
     notes: dict[str, dict] = {}  # note -> the models it is about
@@ -252,12 +256,14 @@ def to_png(doc: dict) -> bytes:
 _CHART_TITLES = {"speedup": "Speed-up over the baseline", "distribution": "Latency distribution",
                  "stages": "Stage split (end to end)", "params": "Latency vs size", "accuracy": "Latency vs accuracy"}
 _CSS = ("body{font-family:sans-serif;margin:1.5em 2em;color:#222}h1{font-size:1.5em;margin-bottom:.2em}"
-        "h2{font-size:1.15em;margin:1.4em 0 .4em}table{border-collapse:collapse;font-size:12px}"
+        "h2{font-size:1.15em;margin:1.4em 0 .4em}table{border-collapse:collapse;font-size:11px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
         "td:first-child,th:first-child{text-align:left}th{background:#f0f0f0;position:sticky;top:0}"
-        "tr:nth-child(even) td{background:#fafafa}.cmd{background:#f6f6f6;padding:6px 9px;font-family:monospace;"
-        "overflow-x:auto;white-space:pre}.scroll{overflow-x:auto}ul{font-size:13px}"
-        "img{max-width:100%;height:auto;display:block}.good{color:#17803d;font-weight:bold}.bad{color:#c0272d}")
+        "td:last-child,th:last-child{white-space:normal;text-align:left;min-width:12em}"
+        "tr:nth-child(even) td{background:#fafafa}.scroll{overflow-x:auto}ul{font-size:13px}"
+        ".cmd{background:#f6f6f6;padding:6px 9px;font-family:monospace;white-space:pre-wrap;word-break:break-all}"
+        "img{max-width:100%;height:auto;display:block;margin:1em 0}.glance{font-size:15px}"
+        ".good{color:#17803d;font-weight:bold}.bad{color:#c0272d}")
 
 
 def to_html(doc: dict, charts: dict[str, bytes] | None) -> str:
@@ -277,15 +283,17 @@ def to_html(doc: dict, charts: dict[str, bytes] | None) -> str:
 
     body = "".join("<tr>" + "".join(td(h, c) for h, c in zip(heads, _cells(doc, r), strict=True)) + "</tr>"
                    for r in doc["rows"])
-    imgs = "".join(f"<h2>{esc(_CHART_TITLES.get(name, name))}</h2><img alt=\"{esc(name)}\" "
+    imgs = "".join(f"<img alt=\"{esc(_CHART_TITLES.get(name, name))}\" "
                    f"src=\"data:image/png;base64,{base64.b64encode(data).decode()}\">"
                    for name, data in (charts or {}).items())
     notes = "".join(f"<li>{esc(line)}</li>" for line in footnotes(doc) if not line.startswith("command: "))
     cmd = f"<div class=\"cmd\">{esc(doc['command'])}</div>" if doc.get("command") else ""
+    glance = "".join(f"<p class=\"glance\"><b>Fastest</b>: {esc(line[len('fastest: '):])}</p>"
+                     for line in footnotes(doc) if line.startswith("fastest: "))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>edgecnn bench</title>"
             f"<style>{_CSS}</style></head><body>"
             f"<h1>edgecnn bench</h1><p>{esc(doc['created'])}, device tag <code>{esc(doc['device_tag'])}</code></p>"
-            f"{cmd}{imgs}<h2>All figures</h2><div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
+            f"{cmd}{glance}{imgs}<h2>All figures</h2><div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div><ul>{notes}</ul></body></html>\n")
 
 
