@@ -124,8 +124,9 @@ def bench_cmd(
     size, memory and the environment in every row. Each file runs at the precision it is stored at;
     a file and its INT8 file given together are measured interleaved, with the speed-up between
     them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
-    reported and the sweep goes on (exit 1 at the end). Results: JSON (every sample), CSV and
-    markdown under --out. With --remote the same sweep also runs on devices over SSH; their rows
+    reported and the sweep goes on (exit 1 at the end). Every row has its speed-up over a baseline
+    row (--baseline). Results: JSON (every sample), CSV and markdown under --out; --plot/--html add
+    charts: speed-up, latency distributions, the --image stage split, latency vs params. With --remote the same sweep also runs on devices over SSH; their rows
     join the table under a host column. The preprocessing and task options (as in infer) edit the
     contract of .onnx targets for this run (a temporary copy): what --image and INT8 calibration
     use. --size is the file's one input size, --input-size a list of sizes to sweep.
