@@ -124,12 +124,15 @@ def apply(rows: list[dict], baseline: Baseline) -> None:
 
 
 def fastest(rows: list[dict]) -> dict[str, dict]:
-    """model -> its measured row with the highest throughput (images/s), per host."""
-    out: dict[str, dict] = {}
+    """model family (a file with its INT8 file is one) -> its measured row with the highest throughput
+    (images/s), per host; keyed by the family's first model name (and ``@host`` for a remote device)."""
+    out: dict[tuple, dict] = {}
+    names: dict[tuple, str] = {}
     for r in rows:
         if r["status"] != "ok" or not r.get("throughput_ips"):
             continue
-        key = r["model"] + (f" @{r['host']}" if r.get("host") and r["host"] != "local" else "")
+        key = (r.get("family", r["model"]), r.get("host") or "local")
+        names.setdefault(key, r["model"] + ("" if key[1] == "local" else f" @{key[1]}"))
         if key not in out or r["throughput_ips"] > out[key]["throughput_ips"]:
             out[key] = r
-    return out
+    return {names[k]: r for k, r in out.items()}

@@ -126,8 +126,9 @@ def bench_cmd(
     them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
     reported and the sweep goes on (exit 1 at the end). Every row has its speed-up over a baseline
     row (--baseline). Results: JSON (every sample), CSV and markdown under --out; --plot/--html add
-    charts: speed-up, latency distributions, the --image stage split, latency vs params. With --remote the same sweep also runs on devices over SSH; their rows
-    join the table under a host column. The preprocessing and task options (as in infer) edit the
+    charts: speed-up, latency distributions, the --image stage split, latency vs params. With
+    --remote the same sweep also runs on devices over SSH; their rows join the table under a host
+    column. The preprocessing and task options (as in infer) edit the
     contract of .onnx targets for this run (a temporary copy): what --image and INT8 calibration
     use. --size is the file's one input size, --input-size a list of sizes to sweep.
 

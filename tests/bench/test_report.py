@@ -125,6 +125,10 @@ def test_speedup_is_against_the_chosen_baseline():
     assert set(_ratios(_sweep(), "precision=fp16").values()) == {(None, None)}
     torch_only = [_row(0, "net", "fp32", 1, 10.0, backend="torch"), _row(1, "net", "fp32", 2, 5.0, backend="torch")]
     assert _ratios(torch_only, None)["net t2"] == (2.0, "net t1")
+    # the fastest configuration of each model family (a file and its INT8 file are one family)
+    rows = _sweep()
+    rows[1]["model"] = "net.int8"
+    assert {k: r["id"] for k, r in compare.fastest(rows).items()} == {"net": rows[1]["id"], "big": rows[5]["id"]}
     doc = report.prepare(_doc(_sweep()), baseline="threads=1")
     assert "vs base" in report.text_table(doc) and doc["baseline"] == "threads=1"
     assert any(line.startswith("vs base: ") and "threads=1" in line for line in report.footnotes(doc))
