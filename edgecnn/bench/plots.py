@@ -218,7 +218,7 @@ def png(doc: dict) -> bytes:
         axes[0, 0].text(0.5, 0.5, "no configuration was measured", ha="center", va="center")
         axes[0, 0].set_axis_off()
     fig.suptitle(_title(doc, rows), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))  # room for the two-line title
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # room for the two-line title
     data = _save(fig)
     plt.close(fig)
     return data
