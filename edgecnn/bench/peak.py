@@ -5,12 +5,15 @@ A floor is the time a model could not beat on this CPU: 2 x MACs x batch / peak.
 floor / measured p50 (1.0: at the hardware limit). Depthwise convolutions and small tensors are memory-
 bound, so mobile networks sit well below 1. Peaks are measured per thread count and cached per
 machine (device tag + onnxruntime version) in ``$EDGECNN_HOME/peak/<tag>.json`` (default
-``~/.cache/edgecnn``), so ``edgecnn bench --peak`` is paid once per machine.
+``~/.cache/edgecnn``), so ``edgecnn bench --peak`` is paid once per machine. Each figure keeps when it was
+measured and the load average then (``measured``, ``load_average``; ``<kind>_measured``/``<kind>_load``
+where the cache kept an earlier, higher figure), and the report prints them beside the floors.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -60,7 +63,9 @@ def measure(threads: int | None = None, calls: int = 30) -> dict:
 
     from edgecnn.runtime.session import session_options
 
-    out: dict = {"threads": threads, "shape": [M, K, N], "calls": calls}
+    # when and under what load: a peak measured on a busy machine is low, and the report says so
+    out: dict = {"threads": threads, "shape": [M, K, N], "calls": calls,
+                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     rng = np.random.default_rng(1)
     for name, int8 in (("fp32_gflops", False), ("int8_gops", True)):
         sess = ort.InferenceSession(_matmul_model(int8), session_options(threads, spinning=True),
@@ -108,6 +113,7 @@ def measure_and_cache(threads: int | None, path: Path | None = None) -> dict:
             if isinstance(old.get(k), (int, float)) and old[k] > peak[k]:
                 peak[k] = old[k]
                 peak[f"{k}_measured"] = old.get(f"{k}_measured", old.get("measured"))
+                peak[f"{k}_load"] = old.get(f"{k}_load", old.get("load_average"))
     data[_key(threads)] = peak
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,6 +1,11 @@
-"""Bench reports: the terminal table, JSON (every sample kept), CSV, markdown, a PNG plot (latency vs
-params, and vs accuracy where the contract knows it; needs the ``[plot]`` extra) and one self-contained
-HTML page (the tables and the plot inline as base64; no network). Torch-free.
+"""Bench reports: the terminal table, JSON (every sample kept), CSV, markdown, a PNG of the charts
+(``plots``: speed-up over a baseline row, latency distributions, stage split, latency vs params and vs
+accuracy; needs the ``[plot]`` extra) and one self-contained HTML page (the charts and the table inline,
+base64; no network). Torch-free.
+
+Every table format carries the same figures: min/p50/p90/p99/max/std of the latency, throughput, the
+speed-up over the baseline row (``compare``), peak RSS, the MLPerf result where a scenario ran, and, in
+the notes (a column in CSV), the command line that made them.
 
 Everything is rendered in memory first and then written file by file with atomic renames, so a
 failure leaves no half-written file under ``--out``.
@@ -15,20 +20,22 @@ import io
 import json
 from pathlib import Path
 
-from edgecnn.errors import require
+from edgecnn.bench import compare
 from edgecnn.fileio import atomic_path
 from edgecnn.tables import human, markdown_table, ms, percent, table
 
 FORMATS = ("json", "csv", "md")
-CSV_COLUMNS = ("id", "model", "target", "backend", "provider", "device", "mode", "precision", "speed_only", "batch",
-               "threads", "threads_used", "height", "width", "measure", "paced_fps", "status", "error", "params",
-               "pytorch_params", "macs", "cost_source", "file_bytes", "speedup", "session_s", "first_run_ms", "min_ms",
-               "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "std_ms", "cv", "n", "throughput_ips", "noisy",
-               "floor_ms", "efficiency",
+CSV_COLUMNS = ("id", "label", "model", "target", "backend", "provider", "device", "mode", "precision", "speed_only",
+               "batch", "threads", "threads_used", "height", "width", "measure", "paced_fps", "status", "error",
+               "params", "pytorch_params", "macs", "cost_source", "file_bytes", "speedup", "vs_baseline",
+               "baseline_id", "session_s", "first_run_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+               "mean_ms", "std_ms", "cv", "n", "throughput_ips", "noisy", "floor_ms", "efficiency",
                "decode_p50_ms", "preprocess_p50_ms", "inference_p50_ms", "postprocess_p50_ms", "rss_growth_bytes",
-               "peak_rss_bytes", "device_tag", "cpu", "isa", "onnxruntime", "edgecnn", "git_commit")
-_RIGHT = ("batch", "threads", "p50 ms", "p90 ms", "p99 ms", "CV", "img/s", "vs fp32", "floor ms", "eff", "params",
-          "MACs", "size", "first ms", "load s")
+               "peak_rss_bytes", "mlperf_scenario", "mlperf_metric", "mlperf_result", "mlperf_verdict",
+               "device_tag", "cpu", "isa", "onnxruntime", "edgecnn", "git_commit", "command")
+_RIGHT = ("batch", "threads", "min ms", "p50 ms", "p90 ms", "p99 ms", "max ms", "std ms", "CV", "img/s", "vs base",
+          "floor ms", "eff", "params", "MACs", "size", "peak RSS", "first ms", "load s")
+_MLPERF = {"singlestream": "SingleStream", "multistream": "MultiStream", "offline": "Offline"}
 
 
 _SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt"}
@@ -43,7 +50,7 @@ def _where(r: dict) -> str:
     return where if r["mode"] == "default" else f"{where}/{r['mode']}"
 
 
-def _row_cells(r: dict, speedups: bool = False) -> list:
+def _row_cells(r: dict, speedups: bool = False, mlperf: bool = False) -> list:
     lat = r.get("latency_ms") or {}
     size = r.get("input_size")
     prec = r["precision"] + ("*" if r.get("speed_only") else "")
@@ -57,19 +64,36 @@ def _row_cells(r: dict, speedups: bool = False) -> list:
         status = ("noisy; " if r.get("noisy") else "") + split
     return [r["model"], r["backend"], _where(r), prec, r["batch"],
             r["threads"] if r["threads"] is not None else "def",
-            "x".join(map(str, size)) if size else "-", ms(lat.get("p50")), ms(lat.get("p90")), ms(lat.get("p99")),
+            "x".join(map(str, size)) if size else "-", ms(lat.get("min")), ms(lat.get("p50")), ms(lat.get("p90")),
+            ms(lat.get("p99")), ms(lat.get("max")), ms(lat.get("std")),
             percent(lat.get("cv"), 1) if lat else "-",
             f"{r['throughput_ips']:.1f}" if r.get("throughput_ips") else "-",
-            *([f"{r['speedup']:.2f}x" if r.get("speedup") else "-"] if speedups else []),
+            *([f"{r['vs_baseline']:.2f}x" if r.get("vs_baseline") else "-"] if speedups else []),
             ms(r.get("floor_ms")), percent(r.get("efficiency")),
             human(r["params"]) if r.get("params") is not None else "-",
             human(r["macs"]) if r.get("macs") is not None else "-",
             f"{human(r['file_bytes'])}B" if r.get("file_bytes") else "-",
-            ms(r.get("first_run_ms")), f"{r['session_s']:.2f}" if r.get("session_s") is not None else "-", status]
+            f"{human(r['peak_rss_bytes'])}B" if r.get("peak_rss_bytes") else "-",
+            ms(r.get("first_run_ms")), f"{r['session_s']:.2f}" if r.get("session_s") is not None else "-",
+            *([mlperf_cell(r)] if mlperf else []), status]
 
 
-HEADERS = ["model", "backend", "where", "prec", "batch", "threads", "input", "p50 ms", "p90 ms", "p99 ms", "CV",
-           "img/s", "vs fp32", "floor ms", "eff", "params", "MACs", "size", "first ms", "load s", "status"]
+HEADERS = ["model", "backend", "where", "prec", "batch", "threads", "input", "min ms", "p50 ms", "p90 ms", "p99 ms",
+           "max ms", "std ms", "CV", "img/s", "vs base", "floor ms", "eff", "params", "MACs", "size", "peak RSS",
+           "first ms", "load s", "MLPerf", "status"]
+
+
+def mlperf_cell(r: dict) -> str:
+    """LoadGen's result of the row's scenario: "SingleStream p90 2.31 ms VALID", or why it did not run."""
+    m = r.get("mlperf")
+    if not m:
+        return "-"
+    name = _MLPERF.get(m.get("scenario"), m.get("scenario"))
+    if "error" in m:
+        return f"{name} failed"
+    figure = f"{m['value']:.1f} samples/s" if m["scenario"] == "offline" else f"{m['metric'].split()[0]} " \
+                                                                               f"{ms(m['value'])} ms"
+    return f"{name} {figure} {m['verdict']}"
 
 
 def _hosts(doc: dict) -> bool:
@@ -78,21 +102,39 @@ def _hosts(doc: dict) -> bool:
 
 
 def _speedups(doc: dict) -> bool:
-    """True when some row has a speed-up over FP32 (a file and its INT8 file, or --precision fp32,int8):
-    tables get a "vs fp32" column."""
-    return any(r.get("speedup") and r["precision"] != "fp32" for r in doc["rows"])
+    """True when two or more rows have a speed-up over a baseline row: tables get a "vs base" column."""
+    return sum(1 for r in doc["rows"] if r.get("vs_baseline")) > 1
+
+
+def _mlperf(doc: dict) -> bool:
+    return any(r.get("mlperf") for r in doc["rows"])
 
 
 def _headers(doc: dict) -> list[str]:
-    heads = HEADERS if _speedups(doc) else [h for h in HEADERS if h != "vs fp32"]
-    return (["host"] if _hosts(doc) else []) + heads
+    drop = {"vs base"} if not _speedups(doc) else set()
+    drop |= {"MLPerf"} if not _mlperf(doc) else set()
+    return (["host"] if _hosts(doc) else []) + [h for h in HEADERS if h not in drop]
 
 
 def _cells(doc: dict, r: dict) -> list:
-    return ([r.get("host", "local")] if _hosts(doc) else []) + _row_cells(r, _speedups(doc))
+    return ([r.get("host", "local")] if _hosts(doc) else []) + _row_cells(r, _speedups(doc), _mlperf(doc))
+
+
+def prepare(doc: dict, baseline: str | None = None, command: str | None = None) -> dict:
+    """Give the document its comparison: each row's ``vs_baseline`` over the baseline (``compare``; the
+    default when ``baseline`` is None), ``doc["baseline"]``, and ``doc["command"]`` where given. Called by
+    every renderer, so a document from the API or an older JSON file reads the same; returns ``doc``."""
+    if command is not None:
+        doc["command"] = command
+    if baseline is not None or "baseline" not in doc:
+        spec = compare.parse(baseline)
+        compare.apply(doc["rows"], spec)
+        doc["baseline"] = spec.spec
+    return doc
 
 
 def text_table(doc: dict) -> str:
+    prepare(doc)
     return table(_headers(doc), [_cells(doc, r) for r in doc["rows"]], right=_RIGHT)
 
 
@@ -109,54 +151,90 @@ def _short_commit(commit: str) -> str:
 
 
 def footnotes(doc: dict) -> list[str]:
+    prepare(doc)
     p = doc["protocol"]
     how = f"{p['runs']} timed runs" if p.get("runs") else f"at least {p['min_time_s']:g} s of timed runs"
     hosts = doc.get("hosts") if _hosts(doc) else {"": doc}
-    lines = [f"host{' ' + name if name else ''}: {_env_line(h['environment'])} [tag {h['device_tag']}]"
-             for name, h in hosts.items()] + [
-             f"protocol: {p['warmup']} warm-up calls, {how} per configuration, interleaved in blocks of "
-             f"{p['block']}; times of the {'whole pipeline' if doc['mode'] == 'end_to_end' else 'model call'} only"
-             + (f"; paced at {p['paced_fps']:g} FPS" if p.get("paced_fps") else "")]
+    lines = [f"command: {doc['command']}"] if doc.get("command") else []
+    lines += [f"host{' ' + name if name else ''}: {_env_line(h['environment'])} [tag {h['device_tag']}]"
+              for name, h in hosts.items()] + [
+              f"protocol: {p['warmup']} warm-up calls, {how} per configuration, interleaved in blocks of "
+              f"{p['block']}; times of the {'whole pipeline' if doc['mode'] == 'end_to_end' else 'model call'} only"
+              + (f"; paced at {p['paced_fps']:g} FPS" if p.get("paced_fps") else "")]
     if any(r.get("speed_only") for r in doc["rows"]):
         lines.append("int8*: INT8 made here with random calibration: speed only, its accuracy means nothing")
     if _speedups(doc):
-        lines.append("vs fp32: p50 of the FP32 row of the same model and configuration / p50 of this row, measured "
-                     "in the same interleaved run")
+        lines.append(f"vs base: images/s of the row / images/s of its baseline ({doc['baseline']}: the row of the "
+                     "same model matching it and closest in the other settings), measured in the same interleaved "
+                     "run; above 1.00x is faster")
+        names = compare.labels([r for r in doc["rows"] if r["status"] == "ok"])
+        bases = list(dict.fromkeys(r["baseline_id"] for r in doc["rows"] if r.get("baseline_id")))
+        lines.append("baseline rows: " + ", ".join(names.get(b, b) for b in bases))
+        lines.append("fastest: " + "; ".join(
+            f"{names.get(r['id'], r['id'])}, {r['throughput_ips']:.1f} img/s"
+            + (f" ({r['vs_baseline']:.2f}x)" if r.get("vs_baseline") else "")
+            for r in compare.fastest(doc["rows"]).values()))
+    elif doc.get("baseline") and sum(1 for r in doc["rows"] if r["status"] == "ok") > 1:
+        lines.append(f"vs base: no row matches the baseline {doc['baseline']}")
     notes: dict[str, dict] = {}  # note -> the models it is about
     for r in doc["rows"]:
         if r.get("params_note"):
             notes.setdefault(r["params_note"], {})[r["model"]] = None
     lines += [f"params of {', '.join(models)}: {note}" for note, models in notes.items()]
+    if any(r.get("peak_rss_bytes") for r in doc["rows"]):
+        lines.append("peak RSS: the bench process's peak resident memory when the row was measured (it includes "
+                     "the rows measured before it)")
     if doc.get("peak"):
-        peaks = ", ".join(f"threads {k}: FP32 {v['fp32_gflops']:.0f} GFLOP/s, INT8 {v['int8_gops']:.0f} GOP/s"
-                          for k, v in doc["peak"].items())
-        lines.append(f"floor = 2 x MACs x batch / peak ({peaks}); eff = floor / p50")
+        lines.append("floor = 2 x MACs x batch / peak; eff = floor / p50; peak " + "; ".join(
+            f"threads {k}: {_peak_text(v)}" for k, v in doc["peak"].items()))
+    if _mlperf(doc):
+        lines.append("MLPerf: MLCommons LoadGen's result of the scenario (SingleStream: early-stopping p90 latency, "
+                     "MultiStream: p99 per query, Offline: samples/s) and its verdict")
     return lines
 
 
+def _peak_text(v: dict) -> str:
+    """One thread count's peak with when and under what load each figure was measured."""
+    def when(kind: str) -> str:
+        at = v.get(f"{kind}_measured") or v.get("measured")
+        load = v.get(f"{kind}_load") if f"{kind}_measured" in v else v.get("load_average")
+        return (f"measured {at or 'at an unrecorded time'}, "
+                + (f"load average {load[0]:.1f}" if load else "load not recorded"))
+
+    return (f"FP32 {v['fp32_gflops']:.0f} GFLOP/s ({when('fp32_gflops')}), "
+            f"INT8 {v['int8_gops']:.0f} GOP/s ({when('int8_gops')})")
+
+
 def to_json(doc: dict) -> str:
+    prepare(doc)
     return json.dumps(doc, indent=1) + "\n"
 
 
-def _csv_record(r: dict) -> dict:
+def _csv_record(doc: dict, r: dict, names: dict[str, str]) -> dict:
     lat, env, st = r.get("latency_ms") or {}, r.get("environment") or {}, r.get("stages_ms") or {}
     size = r.get("input_size") or [None, None]
+    m = r.get("mlperf") or {}
     rec = {k: r.get(k) for k in CSV_COLUMNS if k in r}
     rec.update({f"{k}_ms": lat.get(k) for k in ("min", "p50", "p90", "p99", "max", "mean", "std")})
     rec.update({"cv": lat.get("cv"), "n": lat.get("n"), "height": size[0], "width": size[1],
                 "cpu": env.get("cpu"), "isa": " ".join(env.get("isa", [])), "onnxruntime": env.get("onnxruntime"),
-                "edgecnn": env.get("edgecnn"), "git_commit": env.get("git_commit")})
+                "edgecnn": env.get("edgecnn"), "git_commit": env.get("git_commit"), "label": names.get(r["id"]),
+                "mlperf_scenario": m.get("scenario"), "mlperf_metric": m.get("metric"), "mlperf_result": m.get("value"),
+                "mlperf_verdict": m.get("verdict") or ("failed" if "error" in m else None),
+                "command": doc.get("command")})
     rec.update({f"{s}_p50_ms": (st.get(s) or {}).get("p50") for s in ("decode", "preprocess", "inference",
                                                                         "postprocess")})
     return rec
 
 
 def to_csv(doc: dict) -> str:
+    prepare(doc)
+    names = compare.labels([r for r in doc["rows"] if r["status"] == "ok"])
     buf = io.StringIO()
     w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in doc["rows"]:
-        w.writerow({k: "" if v is None else v for k, v in _csv_record(r).items()})
+        w.writerow({k: "" if v is None else v for k, v in _csv_record(doc, r, names).items()})
     return buf.getvalue()
 
 
@@ -166,90 +244,70 @@ def to_markdown(doc: dict) -> str:
     return f"# edgecnn bench, {doc['created']}\n\n{body}\n\n{notes}\n"
 
 
-def _accuracy(r: dict) -> float | None:
-    """Top-1 from the target's contract (``row["accuracy"]``), where it records one."""
-    return (r.get("accuracy") or {}).get("top1")
-
-
 def to_png(doc: dict) -> bytes:
-    """Latency (p50) vs params, one point per measured row (log-log); a second panel vs accuracy
-    where any row's contract knows it."""
-    require("matplotlib", "plot", "--plot/--html")
-    import matplotlib
+    """Every chart in one PNG (``plots.png``): speed-up over the baseline, latency distributions, stage
+    split (``--image``), latency vs params and vs accuracy."""
+    from edgecnn.bench import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in doc["rows"] if r["status"] == "ok" and r.get("latency_ms")]
-    acc = {r["id"]: _accuracy(r) for r in rows}
-    panels = 2 if any(v is not None for v in acc.values()) else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), squeeze=False)
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        host = f"{r.get('host', 'local')} " if _hosts(doc) else ""
-        groups.setdefault(f"{host}{r['backend']} {_where(r)} {r['precision']} b{r['batch']}", []).append(r)
-    for label, rs in groups.items():
-        for ax, xkey in zip(axes[0], ("params", "accuracy"), strict=False):
-            pts = [((r.get("params") if xkey == "params" else acc[r["id"]]), r["latency_ms"]["p50"], r["model"])
-                   for r in rs]
-            pts = [p for p in pts if p[0]]
-            if not pts:
-                continue
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=label, s=28)
-            for x, y, name in pts:
-                ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    axes[0][0].set_xscale("log")
-    axes[0][0].set_xlabel("parameters")
-    for ax in axes[0]:
-        ax.set_yscale("log")
-        ax.set_ylabel("p50 latency (ms)")
-        ax.grid(True, which="both", alpha=0.3)
-    if panels == 2:
-        axes[0][1].set_xlabel("top-1 accuracy (from the contract)")
-    if groups:
-        axes[0][0].legend(fontsize=7)
-    env = doc["environment"]
-    where = (", ".join(f"{k} ({v['device_tag']})" for k, v in doc["hosts"].items()) if _hosts(doc)
-             else f"{env['cpu']} ({env['physical_cores']} cores, {isa_short(env)})")
-    fig.suptitle(f"edgecnn bench on {where}", fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    prepare(doc)
+    return plots.png(doc)
 
 
-def isa_short(env: dict) -> str:
-    from edgecnn.bench.environment import isa_level
+_CHART_TITLES = {"speedup": "Speed-up over the baseline", "distribution": "Latency distribution",
+                 "stages": "Stage split (end to end)", "params": "Latency vs size", "accuracy": "Latency vs accuracy"}
+_CSS = ("body{font-family:sans-serif;margin:1.5em 2em;color:#222}h1{font-size:1.5em;margin-bottom:.2em}"
+        "h2{font-size:1.15em;margin:1.4em 0 .4em}table{border-collapse:collapse;font-size:11px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
+        "td:first-child,th:first-child{text-align:left}th{background:#f0f0f0;position:sticky;top:0}"
+        "td:last-child,th:last-child{white-space:normal;text-align:left;min-width:12em}"
+        "tr:nth-child(even) td{background:#fafafa}.scroll{overflow-x:auto}ul{font-size:13px}"
+        ".cmd{background:#f6f6f6;padding:6px 9px;font-family:monospace;white-space:pre-wrap;word-break:break-all}"
+        "img{max-width:100%;height:auto;display:block;margin:1em 0}.glance{font-size:15px}"
+        ".good{color:#17803d;font-weight:bold}.bad{color:#c0272d}")
 
-    return isa_level(env.get("isa") or [])
 
-
-def to_html(doc: dict, png: bytes | None) -> str:
+def to_html(doc: dict, charts: dict[str, bytes] | None) -> str:
+    """One self-contained page: the command line, each chart under its heading, the table and its notes.
+    ``charts``: name -> PNG (``plots.charts``), or None for a page without charts."""
+    prepare(doc)
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in _headers(doc))
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in _cells(doc, r)) + "</tr>" for r in doc["rows"])
-    img = (f'<p><img alt="latency vs params" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
-           if png else "")
-    notes = "".join(f"<li>{esc(line)}</li>" for line in footnotes(doc))
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>edgecnn bench</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-            "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td:first-child{text-align:left}"
-            "th{background:#f0f0f0}</style></head><body>"
+    heads = _headers(doc)
+    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
+
+    def td(h: str, c: object) -> str:
+        cls = ""
+        if h == "vs base" and str(c).endswith("x"):
+            cls = ' class="good"' if float(str(c)[:-1]) > 1.005 else (' class="bad"' if float(str(c)[:-1]) < 0.995
+                                                                       else "")
+        return f"<td{cls}>{esc(str(c))}</td>"
+
+    body = "".join("<tr>" + "".join(td(h, c) for h, c in zip(heads, _cells(doc, r), strict=True)) + "</tr>"
+                   for r in doc["rows"])
+    imgs = "".join(f"<img alt=\"{esc(_CHART_TITLES.get(name, name))}\" "
+                   f"src=\"data:image/png;base64,{base64.b64encode(data).decode()}\">"
+                   for name, data in (charts or {}).items())
+    notes = "".join(f"<li>{esc(line)}</li>" for line in footnotes(doc) if not line.startswith("command: "))
+    cmd = f"<div class=\"cmd\">{esc(doc['command'])}</div>" if doc.get("command") else ""
+    glance = "".join(f"<p class=\"glance\"><b>Fastest</b>: {esc(line[len('fastest: '):])}</p>"
+                     for line in footnotes(doc) if line.startswith("fastest: "))
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>edgecnn bench</title>"
+            f"<style>{_CSS}</style></head><body>"
             f"<h1>edgecnn bench</h1><p>{esc(doc['created'])}, device tag <code>{esc(doc['device_tag'])}</code></p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul>{img}"
-            "</body></html>\n")
+            f"{cmd}{glance}{imgs}<h2>All figures</h2><div class=\"scroll\"><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div><ul>{notes}</ul></body></html>\n")
 
 
 def write(doc: dict, out_dir: str | Path, stem: str, *, plot: bool = False, page: bool = False) -> list[Path]:
     """Write ``<stem>.json|.csv|.md`` (and ``.png``, ``.html``) under ``out_dir``; returns the paths.
     Everything is rendered before the first file is written."""
-    png = to_png(doc) if plot or page else None
+    prepare(doc)
     contents: dict[str, str | bytes] = {"json": to_json(doc), "csv": to_csv(doc), "md": to_markdown(doc)}
     if plot:
-        contents["png"] = png
+        contents["png"] = to_png(doc)
     if page:
-        contents["html"] = to_html(doc, png)
+        from edgecnn.bench import plots
+
+        contents["html"] = to_html(doc, plots.charts(doc))
     out = Path(out_dir)
     written = []
     for ext, data in contents.items():

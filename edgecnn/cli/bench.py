@@ -95,6 +95,9 @@ def bench_cmd(
     image: list[str] = typer.Option(None, "--image", help="End to end on this image file or folder "
                                                           "(decode / preprocess / inference / postprocess)."),
     paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
+    baseline: str = typer.Option(None, "--baseline", help="Speed-up column against the row matching FIELD=VALUE "
+                                                          "pairs, e.g. precision=fp32 (INT8/FP32), backend=ort, "
+                                                          "threads=1 [default: precision=fp32,backend=ort]."),
     fmt: str = typer.Option("table", "--format", "-f", help="What stdout gets: table, json, csv or md."),
     out: str = typer.Option(None, "--out", "-o", help="Results folder [default: ./bench-results/<device-tag>/]."),
     plot: bool = typer.Option(False, "--plot", help="Also write a PNG: latency vs params (needs [plot])."),
@@ -121,9 +124,11 @@ def bench_cmd(
     size, memory and the environment in every row. Each file runs at the precision it is stored at;
     a file and its INT8 file given together are measured interleaved, with the speed-up between
     them. Comma lists sweep every combination, interleaved in blocks; a configuration that fails is
-    reported and the sweep goes on (exit 1 at the end). Results: JSON (every sample), CSV and
-    markdown under --out. With --remote the same sweep also runs on devices over SSH; their rows
-    join the table under a host column. The preprocessing and task options (as in infer) edit the
+    reported and the sweep goes on (exit 1 at the end). Every row has its speed-up over a baseline
+    row (--baseline). Results: JSON (every sample), CSV and markdown under --out; --plot/--html add
+    charts: speed-up, latency distributions, the --image stage split, latency vs params. With
+    --remote the same sweep also runs on devices over SSH; their rows join the table under a host
+    column. The preprocessing and task options (as in infer) edit the
     contract of .onnx targets for this run (a temporary copy): what --image and INT8 calibration
     use. --size is the file's one input size, --input-size a list of sizes to sweep.
 
@@ -141,6 +146,10 @@ def bench_cmd(
             where[be] = parse_list(device, "--device")
     sizes = [parse_size(s) for s in parse_list(input_size, "--input-size")] if input_size else [None]
     protocol = Protocol(warmup=warmup, runs=runs, min_time_s=min_time, paced_fps=paced)
+    if baseline is not None:
+        from edgecnn.bench.compare import parse
+
+        parse(baseline)  # a bad --baseline fails before anything is measured
     if plot or page:
         require("matplotlib", "plot", "--plot/--html")
     if suite:
@@ -191,6 +200,7 @@ def bench_cmd(
         raise EdgeCNNError(failed[0]["error"] + ("" if len(rows) == 1 else f" (and all {len(rows)} configurations "
                                                                              "failed)"))
     doc = bench.document() if fleet is None else fleet.annotate(bench.document())
+    report.prepare(doc, baseline, _command_line(ctx))
     import time
 
     stem = "bench-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -214,6 +224,14 @@ def bench_cmd(
     if failed:
         raise EdgeCNNError(f"{len(failed)} of {len(rows)} configurations failed (first: {failed[0]['id']}: "
                            f"{failed[0]['error']})")
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The command line as typed (``edgecnn bench ...``), for the reports."""
+    import shlex
+
+    argv = ctx.meta.get("edgecnn.argv")
+    return "edgecnn " + (shlex.join(argv) if argv is not None else ctx.command_path.split(" ", 1)[-1])
 
 
 def _peak_only(threads: list[int | None]) -> None:

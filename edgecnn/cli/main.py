@@ -39,6 +39,7 @@ class _Group(TyperGroup):
     def parse_args(self, ctx, args):
         # ``edgecnn export x --debug`` means the same as ``edgecnn --debug export x``
         args = list(args)
+        ctx.meta["edgecnn.argv"] = list(args)  # the command line as typed, for reports that record it
         end = args.index("--") if "--" in args else len(args)
         if "--debug" in args[1:end]:
             args.remove("--debug")

@@ -27,7 +27,7 @@ from edgecnn.remote.ssh import Connection, RemoteError, check_target
 
 LOCAL_HOST = "local"
 # options of `edgecnn bench` that concern this workstation, never forwarded to a device
-LOCAL_ONLY = ("remote", "install", "remote_python", "wheels", "fmt", "out", "plot", "page", "image")
+LOCAL_ONLY = ("remote", "install", "remote_python", "wheels", "fmt", "out", "plot", "page", "image", "baseline")
 
 
 @dataclass

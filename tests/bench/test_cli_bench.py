@@ -99,11 +99,11 @@ def test_a_file_and_its_int8_file_side_by_side(cli, pair, tmp_path):
     table = cli("bench", str(fp32), str(int8), "--out", str(tmp_path / "o"), *FAST)
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
-    assert "vs fp32" in lines[0] and "FAILED" not in table.stdout
+    assert "vs base" in lines[0] and "FAILED" not in table.stdout
     body = {line.split()[0]: line for line in lines[2:4]}
     assert set(body) == {"m", "m.int8"} and " int8 " in body["m.int8"] and "int8*" not in body["m.int8"]
     assert " 1.00x " in body["m"] and re.search(r" \d+\.\d\dx ", body["m.int8"])
-    assert any(line.startswith("vs fp32: ") for line in lines)
+    assert any(line.startswith("vs base: ") for line in lines)
 
 
 def test_default_output_folder_is_bench_results_in_the_current_folder(model, tmp_path):
