@@ -35,10 +35,9 @@ from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_lin
 OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
 PRECISIONS = ("fp32", "int8")
-# the file each precision other than the input's own lives in, beside the input (``quantize``'s default name),
-# and the ``QuantizeOptions`` that make it from ``--calib``. Hook: "int8 with float islands" (``edgecnn quantize
-# --islands auto``) is one more entry here once quantize has it.
-PRECISION_SUFFIX = {"int8": ".int8.onnx"}
+# the ``QuantizeOptions`` that make each precision's file (``runtime.profile.variant_path``) from ``--calib``.
+# Hook: "int8 with float islands" (``edgecnn quantize --islands auto``) is one more entry here and in
+# ``runtime.profile.PRECISION_SUFFIX``.
 PRECISION_QUANTIZE: dict[str, dict] = {"int8": {}}
 ORT_DEFAULTS = {"spinning": True, "affinity": False, "graph_opt": "all"}
 # stage 2: one option changed at a time from the best onnxruntime row
@@ -135,10 +134,12 @@ def precision_files(path: Path, precisions: list[str], calib: str | None, tell: 
     files = {own: path}
     if own != "fp32":
         return files  # nothing is made from an INT8/FP16 file
+    from edgecnn.runtime.profile import PRECISION_SUFFIX, variant_path
+
     for precision in precisions:
         if precision == "fp32" or precision not in PRECISION_SUFFIX:
             continue
-        beside = path.with_name(path.stem + PRECISION_SUFFIX[precision])
+        beside = variant_path(path, precision)
         if beside.is_file():
             files[precision] = beside
         elif calib is not None:
@@ -344,8 +345,8 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
     shape, layout = input_spec(path, None)
     files = precision_files(path, precisions or list(PRECISIONS), calib, tell)
     for p in precisions or list(PRECISIONS):
-        if p not in files and p in PRECISION_SUFFIX and p != "fp32":
-            notes.append(f"{p.upper()} not measured: no {path.stem}{PRECISION_SUFFIX[p]} beside the file; "
+        if p not in files and p in profile.PRECISION_SUFFIX:
+            notes.append(f"{p.upper()} not measured: no {profile.variant_path(path, p).name} beside the file; "
                          "give --calib DIR to make it")
     if precisions:
         files = {p: f for p, f in files.items() if p in precisions} or files

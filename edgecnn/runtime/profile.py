@@ -22,6 +22,9 @@ OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
 # the keys every chosen configuration carries (``options`` may be empty; extra keys are kept as they are)
 CHOICE_KEYS = ("runtime", "precision", "path", "threads", "batch", "options")
+# where a file's variant of another precision lives, beside it (``edgecnn quantize``'s default name): what
+# ``tune`` measures and ``--precision int8`` opens. Hook: "int8 with float islands" adds its entry here.
+PRECISION_SUFFIX = {"int8": ".int8.onnx"}
 
 
 class ProfileError(EdgeCNNError):
@@ -110,3 +113,12 @@ def engine_options(choice: dict) -> dict:
     if saved and os.path.exists(saved):
         out["optimized_model"] = saved
     return out
+
+
+def variant_path(model_path: str | Path, precision: str) -> Path:
+    """The file of ``model_path`` at ``precision`` beside it (``m.onnx`` -> ``m.int8.onnx``); may not exist."""
+    if precision not in PRECISION_SUFFIX:
+        raise ProfileError(f"no file naming rule for precision {precision!r}; use one of "
+                           f"{', '.join(PRECISION_SUFFIX)}")
+    p = Path(model_path)
+    return p.with_name(p.stem + PRECISION_SUFFIX[precision])
