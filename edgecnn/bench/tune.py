@@ -17,7 +17,8 @@ The winner of an objective ("latency": p50 at batch 1, "throughput": images/s) i
 that a row within ``TIE`` of it that is simpler (FP32, default options, fewer threads, onnxruntime) wins:
 differences that small are noise on a shared machine, and each option kept must move the needle.
 For an onnxruntime winner, session creation is also timed from onnxruntime's saved optimised graph
-(host-specific, cached beside the profile); the choice names that file when it pays (``SAVED_PAYS``).
+(host-specific, cached beside the profile); the choice names that file when it pays (``SAVED_PAYS``,
+``SAVED_MIN_S``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ORT_VARIANTS = ({"spinning": False}, {"affinity": True}, {"graph_opt": "extended
 BATCHES = (1, 4, 8)
 TIE = 0.03  # rows within 3% of the fastest are a tie: the simpler one wins
 SAVED_PAYS = 0.8  # the saved optimised graph is used when it creates the session in <= 80% of the time
+SAVED_MIN_S = 0.005  # ... and saves at least 5 ms (below that a cached file is not worth keeping)
 DEFAULT_BUDGET_S = 60.0
 QUICK_BUDGET_S = 20.0
 
@@ -297,7 +299,7 @@ def time_saved_model(path: Path, threads: int, graph_opt: str, repeats: int = 5)
             ort.InferenceSession(str(src), session_options(threads, level), providers=["CPUExecutionProvider"])
             times[key].append(time.perf_counter() - t0)
     out = {k: statistics.median(v) for k, v in times.items()}
-    out["pays"] = out["saved_s"] <= SAVED_PAYS * out["file_s"]
+    out["pays"] = out["saved_s"] <= SAVED_PAYS * out["file_s"] and out["file_s"] - out["saved_s"] >= SAVED_MIN_S
     out["path"] = str(saved)
     if not out["pays"]:
         saved.unlink(missing_ok=True)

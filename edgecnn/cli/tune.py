@@ -73,7 +73,7 @@ def print_result(result) -> None:
                    f"({opts}): p50 {ms(c['p50_ms'])} ms, {c['throughput_ips']:.1f} images/s")
     s = result.saved_model
     if s:
-        typer.echo(f"session creation: {s['file_s'] * 1e3:.0f} ms from the file, {s['saved_s'] * 1e3:.0f} ms from "
+        typer.echo(f"session creation: {s['file_s'] * 1e3:.1f} ms from the file, {s['saved_s'] * 1e3:.1f} ms from "
                    f"onnxruntime's saved optimised graph: {'used' if s['pays'] else 'not worth it, not used'}")
     for note in result.notes:
         typer.echo(f"note: {note}")

@@ -66,6 +66,7 @@ def test_saved_optimised_graph_is_cached_per_host_and_runs_the_same(tiny, home, 
     from edgecnn.runtime.session import Engine
 
     monkeypatch.setattr(tune_mod, "SAVED_PAYS", 1e9)  # kept whatever it saves: a tiny graph saves nothing
+    monkeypatch.setattr(tune_mod, "SAVED_MIN_S", -1e9)
     saved = tune_mod.time_saved_model(tiny, 1, "all", repeats=1)
     assert saved["pays"] and saved["file_s"] > 0 and saved["saved_s"] > 0
     assert saved["path"] == str(tune_mod.saved_model_path(tiny, "all"))
