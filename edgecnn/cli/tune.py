@@ -30,8 +30,8 @@ def tune_cmd(
     """Measure this host's configurations of an ONNX file (runtime x precision x threads, onnxruntime's
     session options, batch), interleaved as bench measures, and record the fastest per objective
     (latency: p50 at batch 1; throughput: images/s) in the file's device profile, keyed by the file's
-    SHA-256 and this host's tag. 'infer', 'eval' and 'bench' with --runtime auto --precision auto run
-    what it chose. A configuration within 3% of the fastest that is simpler (FP32, default options,
+    SHA-256 and this host's tag. 'infer' and 'eval' with --runtime auto --precision auto, and 'bench
+    --runtime auto', run what it chose. A configuration within 3% of the fastest that is simpler (FP32, default options,
     fewer threads) wins: smaller differences are noise.
 
     Example: edgecnn tune export/mobilenetv2.onnx --calib images/ --quick
