@@ -69,8 +69,9 @@ class Video:
     """An opened source. ``live`` sources (streams, cameras) are read newest-frame-first by the caller;
     ``rate`` is the stream's frame rate (None when it declares none), ``codec`` its codec's name."""
 
-    def __init__(self, source: str, *, timeout: float = TIMEOUT_S):
+    def __init__(self, source: str, *, timeout: float | None = None):
         av = require("av", "video", f"reading {source}")
+        self.timeout = TIMEOUT_S if timeout is None else timeout  # read at call time (tests shorten it)
         self.source, self.kind = str(source), kind_of(source) or "file"
         self.live = self.kind != "file"
         self.frames_read = 0
@@ -85,13 +86,16 @@ class Video:
             fmt = "v4l2"
         elif self.kind == "stream" and self.source.lower().startswith("rtsp"):
             options["rtsp_transport"] = "tcp"  # through NAT and firewalls; UDP loses frames silently
+        t0 = time.perf_counter()
         try:
             self.container = av.open(self.source, format=fmt, options=options,
-                                     timeout=None if self.kind == "file" else (timeout, timeout))
-        except av.error.TimeoutError as e:
-            raise VideoError(f"{self.source}: no answer within {timeout:g} s; check the address and that "
-                             "the stream is running") from e
+                                     timeout=None if self.kind == "file" else (self.timeout, self.timeout))
         except av.FFmpegError as e:
+            # FFmpeg reports its own timeout as "immediate exit requested" (or a protocol's parse error)
+            if self.live and (isinstance(e, (av.error.TimeoutError, av.error.ExitError))
+                              or time.perf_counter() - t0 >= self.timeout * 0.95):
+                raise VideoError(f"{self.source}: no answer within {self.timeout:g} s; check the address and "
+                                 "that the stream is running") from e
             raise VideoError(self._open_message(e)) from e
         streams = self.container.streams.video
         if not streams:
@@ -148,8 +152,8 @@ class Video:
                 frame = next(decoded)
             except StopIteration:
                 return
-            except av.error.TimeoutError as e:
-                raise VideoError(f"{self.source}: no frame for {TIMEOUT_S:g} s after {self.frames_read} frames; "
+            except (av.error.TimeoutError, av.error.ExitError) as e:
+                raise VideoError(f"{self.source}: no frame for {self.timeout:g} s after {self.frames_read} frames; "
                                  "the stream stopped answering") from e
             except av.FFmpegError as e:
                 what = "the stream broke off" if self.live else "the file is damaged"
@@ -166,6 +170,6 @@ class Video:
         self.container.close()
 
 
-def open_video(source: str, *, timeout: float = TIMEOUT_S) -> Video:
+def open_video(source: str, *, timeout: float | None = None) -> Video:
     """Open ``source`` (file, stream URL or camera node) for reading; see ``Video``."""
     return Video(source, timeout=timeout)
