@@ -79,6 +79,8 @@ def summary(runner, seconds: float, provider: str, annotate_s: float | None) -> 
         ms["annotate"] = round(annotate_s / max(st.frames, 1) * 1e3, 3)
     return {"frames": st.frames, "read": st.read, "skipped": st.skipped, "dropped": st.dropped,
             "seconds": round(seconds, 4), "fps": round(st.frames / seconds, 2) if seconds > 0 and st.frames else None,
+            # a file's frames are read ahead: the slower side sets the pace (a live source's pace is its own)
+            "fps_predicted": None if runner.video.live else st.predicted_fps(annotate_s or 0.0),
             "ms_per_frame": ms, "provider": provider}
 
 
@@ -87,7 +89,8 @@ def summary_line(s: dict, saved: Path | None, writer=None) -> str:
     stages = (f"decode {ms['decode']:.1f} ms, preprocess {ms['preprocess']:.1f} ms, inference {ms['inference']:.1f} "
               f"ms, postprocess {ms['postprocess']:.2f} ms" + (f", annotate+encode {ms['annotate']:.1f} ms"
                                                                if "annotate" in ms else ""))
-    line = (f"{_count(s['frames'], 'frame')} in {s['seconds']:.2f} s ({s['fps'] or 0:.1f} frames/s; per frame: "
+    pace = "" if s["fps_predicted"] is None else f", stage split predicts {s['fps_predicted']:.1f}"
+    line = (f"{_count(s['frames'], 'frame')} in {s['seconds']:.2f} s ({s['fps'] or 0:.1f} frames/s{pace}; per frame: "
             f"{stages}); {s['skipped']} skipped, {s['dropped']} dropped; {s['provider']}")
     if saved is not None and writer is not None:
         line += f"; annotated video in {saved} ({_count(writer.frames, 'frame')}, {writer.codec})"

@@ -50,6 +50,18 @@ class StreamStats:
     dropped: int = 0  # live source: newer frames arrived before the model was free
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
+    def predicted_fps(self, extra_s: float = 0.0, ahead: bool = True) -> float | None:
+        """Frames/s the stage split predicts for a file: with decode ahead, one frame costs the slower side's
+        work (reader thread: decode of every frame read + preprocess; model: inference + postprocess +
+        ``extra_s``, e.g. annotate and encode); inline, the sum of both. None before any frame."""
+        if not self.frames:
+            return None
+        sec = self.seconds
+        reader = sec["decode"] + sec["preprocess"]
+        model = sec["inference"] + sec["postprocess"] + extra_s
+        per = (max(reader, model) if ahead else reader + model) / self.frames
+        return round(1 / per, 2) if per > 0 else None
+
     def ms_per_frame(self) -> dict[str, float]:
         per = max(self.frames, 1)
         return {s: round(v / (max(self.read, 1) if s == "decode" else per) * 1e3, 3) for s, v in self.seconds.items()}
