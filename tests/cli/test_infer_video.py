@@ -152,12 +152,13 @@ def test_camera_opens_through_v4l2_and_runs_live(cli, models, clips, monkeypatch
 
     monkeypatch.setattr(av, "open", fake_open)
     monkeypatch.setattr(os.path, "exists", lambda p: p == "/dev/video5" or real_exists(p))
-    r = cli("infer", "--camera", "5", "-m", str(models["det"]), "-f", "jsonl")
+    r = cli("infer", "--camera", "5", "--model", str(models["det"]), "--every", "2", "--format", "jsonl")
     assert r.exit_code == 0, r.stderr
     assert calls == [("/dev/video5", "v4l2")]
     assert "(live: newest frame first)" in r.stderr
     recs = _lines(r.stdout)
-    assert recs and [x["frame"] for x in recs] == sorted({x["frame"] for x in recs}) and recs[-1]["frame"] == 11
+    frames = [x["frame"] for x in recs]
+    assert frames and frames == sorted(set(frames)) and frames[-1] == 10 and all(f % 2 == 0 for f in frames)
 
 
 def test_video_without_torch(tmp_path, models, clips):
@@ -166,3 +167,18 @@ def test_video_without_torch(tmp_path, models, clips):
                 block_torch=True)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 18 and len(videogen.read(out)[0]) == 18
+
+
+def test_bench_video_inline_and_ahead(cli, models, clips):
+    r = cli("bench", str(models["det"]), "--video", str(clips["h264"]), "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads(r.stdout)["rows"]
+    assert [(x["mode"], x["frames"], x["passes"]) for x in rows] == [("inline", 18, 2), ("ahead", 18, 2)]
+    for x in rows:
+        assert x["fps"] > 0 and x["fps_predicted"] > 0
+        assert all(x["ms_per_frame"][s] > 0 for s in ("decode", "preprocess", "inference", "postprocess"))
+    table = cli("bench", str(models["det"]), "--video", str(clips["h264"]))
+    assert table.exit_code == 0 and table.stdout.splitlines()[0].split()[:5] == [
+        "model", "mode", "frames", "frames/s", "predicted"]
+    bad = cli("bench", str(models["det"]), "--video", "missing.mp4")
+    assert bad.exit_code == 1 and bad.stderr.strip() == "Error: --video: missing.mp4: no such file"
