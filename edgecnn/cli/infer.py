@@ -247,7 +247,9 @@ def infer_cmd(
     classes: list[str] = typer.Option(None, "--classes",
                                       help="Keep only these classes: indices or labels, comma-separated."),
     save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder (task raw: "
-                                                   "each image's outputs, .npy for one output, .npz for several)."),
+                                                   "each image's outputs, .npy for one output, .npz for several); "
+                                                   "a video: the annotated video, to FILE.mp4 (or .mkv, .avi) or "
+                                                   "into this folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
     threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),

@@ -19,13 +19,10 @@ from pathlib import Path
 import typer
 
 from edgecnn.cli import output
+from edgecnn.cli.infer import _count
 from edgecnn.errors import EdgeCNNError, UsageError
 
 VIDEO_FORMATS = ("table", "json", "jsonl")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def save_target(save: Path, source: str) -> Path:
@@ -121,7 +118,7 @@ def run(source: str, predictor, *, fmt: str, save: Path | None, every: int, max_
     records = _Records(fmt, {**head, "source": source, "width": video.width, "height": video.height,
                              "rate": float(video.rate) if video.rate else None, "codec": video.codec})
     tty = sys.stderr.isatty()
-    bar = Progress(video.frame_count or 0 if tty and not video.live else 0, "infer", enabled=tty)
+    bar = Progress((video.frame_count or 0) if tty and not video.live else 0, "infer", enabled=tty)
     error: BaseException | None = None
     t0 = time.perf_counter()
     try:
