@@ -39,10 +39,12 @@ def _pass(predictor, path: str, ahead: bool, frames: int | None) -> dict:
     video = open_video(path)
     runner = StreamRunner(predictor, video, ahead=ahead)
     t0 = time.perf_counter()
-    for res in runner.run():
+    results = runner.run()
+    for res in results:
         if frames is not None and res.index + 1 >= frames:
             break
     seconds = time.perf_counter() - t0
+    results.close()  # the reader thread stops before the container closes
     video.close()
     st = runner.stats
     return {"frames": st.frames, "fps": st.frames / seconds, "predicted": st.predicted_fps(ahead=ahead),

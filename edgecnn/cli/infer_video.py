@@ -117,12 +117,13 @@ def run(source: str, predictor, *, fmt: str, save: Path | None, every: int, max_
         writer, annotate_s = VideoWriter(target, video.width, video.height, video.rate, video.codec), 0.0
     records = _Records(fmt, {**head, "source": source, "width": video.width, "height": video.height,
                              "rate": float(video.rate) if video.rate else None, "codec": video.codec})
-    tty = sys.stderr.isatty()
+    tty = sys.stderr.isatty() and not sys.stdout.isatty()  # records on the terminal: no bar between them
     bar = Progress((video.frame_count or 0) if tty and not video.live else 0, "infer", enabled=tty)
     error: BaseException | None = None
     t0 = time.perf_counter()
+    results = runner.run(keep_images=writer is not None)
     try:
-        for res in runner.run(keep_images=writer is not None):
+        for res in results:
             if writer is not None:
                 ta = time.perf_counter()
                 writer.write(draw.annotate(res.image, task, res.predictions), res.time)
@@ -138,6 +139,7 @@ def run(source: str, predictor, *, fmt: str, save: Path | None, every: int, max_
         error = e
     finally:
         bar.close()
+        results.close()  # stops the reader thread before its container is closed under it
         video.close()
     seconds = time.perf_counter() - t0
     saved = None
