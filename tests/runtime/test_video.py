@@ -188,3 +188,17 @@ def test_files_that_are_not_videos(tmp_path):
         open_video(str(tmp_path / "empty.mp4"))
     with pytest.raises(VideoError, match="missing.mp4: no such file"):
         open_video(str(tmp_path / "missing.mp4"))
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    import av
+
+    path = tmp_path / "sound.mkv"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*s.encode(frame), *s.encode(None)]:
+            out.mux(packet)
+    with pytest.raises(VideoError, match=r"sound\.mkv: holds no video stream \(audio only, or not a video\)"):
+        open_video(str(path))
