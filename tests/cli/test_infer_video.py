@@ -182,3 +182,14 @@ def test_bench_video_inline_and_ahead(cli, models, clips):
         "model", "mode", "frames", "frames/s", "predicted"]
     bad = cli("bench", str(models["det"]), "--video", "missing.mp4")
     assert bad.exit_code == 1 and bad.stderr.strip() == "Error: --video: missing.mp4: no such file"
+
+
+def test_without_pyav_names_the_extra(models, clips):
+    from tests.conftest import run_python
+
+    code = (f"import sys; sys.modules['av'] = None; sys.argv = ['edgecnn', 'infer', {str(clips['h264'])!r}, '-m', "
+            f"{str(models['det'])!r}]\nfrom edgecnn.cli.main import main; main()\n")
+    r = run_python(code, block_torch=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"Error: reading {clips['h264']} needs av, which is not installed; install it with: "
+                                'pip install "edgecnn[video]"')
