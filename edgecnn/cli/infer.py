@@ -275,6 +275,8 @@ def infer_cmd(
 
     Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
     """
+    if not paths and camera is None:  # optional only with --camera: the line click prints for a missing argument
+        raise UsageError("Missing argument 'PATHS...'; see 'edgecnn infer -h'")
     check_format(fmt, output.RECORD_FORMATS)
     check_range("--topk", topk, 1)
     over = prep.overrides(decode="exact" if exact_decode else None)
