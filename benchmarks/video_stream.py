@@ -138,7 +138,11 @@ def main() -> int:
     for m in ("inline", "ahead"):
         md.append(f"| `bench --video` {m} (no --save) | {modes[m]['fps']:.1f} | {modes[m]['fps_predicted']:.1f} | "
                   f"{modes[m]['fps'] / modes[m]['fps_predicted']:.2f} |")
+    reader, model = ms["decode"] + ms["preprocess"], ms["inference"] + ms["postprocess"] + ms.get("annotate", 0)
     md += ["", "`infer --save` per frame (median ms): " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()),
+           f"Reader thread (decode + preprocess) {reader:.1f} ms, model side (inference + postprocess + annotate + "
+           f"encode) {model:.1f} ms: the {'model side' if model >= reader else 'reader'} sets the pace, the other "
+           f"is hidden; inline the frame would cost {reader + model:.1f} ms ({1e3 / (reader + model):.1f} frames/s).",
            f"Boxes per frame: {statistics.median(x['boxes_per_frame'] for x in infer_runs):.2f}", "",
            f"Annotated video decoded back: {played['frames']} frames, {played['codec']}, {played['rate']:g} fps, "
            f"{played['size'][0]}x{played['size'][1]}.", "", "Last `infer` summary line:", "",

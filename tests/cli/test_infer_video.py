@@ -61,7 +61,7 @@ def test_json_document_and_every(cli, models, clips):
 
 def test_saved_video_has_every_frame_and_the_boxes(cli, models, clips, tmp_path):
     out = tmp_path / "out" / "annotated.avi"
-    r = cli("infer", str(clips["mjpeg"]), "-m", str(models["det"]), "-f", "jsonl", "--save", str(out))
+    r = cli("infer", str(clips["mjpeg"]), "--model", str(models["det"]), "--save", str(out), "--format", "jsonl")
     assert r.exit_code == 0, r.stderr
     assert f"annotated video in {out} (12 frames, mjpeg)" in r.stderr
     frames, times, codec, rate = videogen.read(out)
