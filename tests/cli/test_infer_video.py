@@ -49,7 +49,7 @@ def test_jsonl_per_frame_and_summary(cli, models, clips):
 
 
 def test_json_document_and_every(cli, models, clips):
-    r = cli("infer", str(clips["h264"]), "-m", str(models["cls"]), "-f", "json", "--every", "4", "-k", "1")
+    r = cli("infer", str(clips["h264"]), "--model", str(models["cls"]), "-f", "json", "--every", "4", "-k", "1")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert (doc["task"], doc["width"], doc["rate"], doc["codec"]) == ("classify", 96, 12.0, "h264")
