@@ -153,6 +153,16 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/cli/test_contract.py::test_external_data_is_kept_in_place_and_copied_beside_a_copy",
           "tests/cli/test_contract.py::test_a_grey_model_wants_one_mean"],
          ['"contract"', '"--out"', '"--show"', '"-f", "json"']),
+    # "Video, streams and cameras": tests/videogen.py's small clips and the fixed-box detector stand in for the
+    # 640x480 clip and the shapes detector; the camera is a fake V4L2 node whose av.open hands back a clip
+    "edgecnn infer clip.mp4 --model export/shapes-det.onnx --save annotated.mp4 --format jsonl > detections.jsonl":
+        (["tests/cli/test_infer_video.py::test_saved_video_has_every_frame_and_the_boxes"], None),
+    "edgecnn infer clip.mp4 --model export/shapes-det.onnx --every 50":
+        (["tests/cli/test_infer_video.py::test_json_document_and_every"], None),
+    "edgecnn infer --camera 0 --model export/shapes-det.onnx --every 2 --format jsonl":
+        (["tests/cli/test_infer_video.py::test_camera_opens_through_v4l2_and_runs_live"], None),
+    "edgecnn bench export/shapes-det.onnx --video clip.mp4":
+        (["tests/cli/test_infer_video.py::test_bench_video_inline_and_ahead"], None),
     # "Bring your own ONNX file", step by step, on a stand-in colornet.onnx (dynamic size, external data)
     **{c: ([f"{FLOWS}::test_bring_your_own_onnx_classifier_step_by_step"], None) for c in (
         "edgecnn inspect colornet.onnx",
@@ -169,6 +179,10 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/bench/test_cli_bench.py::test_a_file_and_its_int8_file_side_by_side"], None),
 }
 CANNOT_RUN = {
+    "edgecnn infer rtsp://192.168.1.20:8554/cam --model export/shapes-det.onnx --max-fps 5 --format jsonl > live.jsonl":
+        "needs an RTSP server; tests/cli/test_infer_video.py runs an rtsp:// URL that does not answer (the timeout "
+        "line), an HTTP stream that breaks off (records and video kept) and --max-fps on a file, and "
+        "tests/runtime/test_video.py a slow live source whose frames are dropped",
     "edgecnn bench model.onnx --batch 1,8 --provider cpu,cuda --format json":
         "needs onnxruntime-gpu and a CUDA device; tests/bench/test_cli_bench.py checks the one-line error without "
         "them and tests/bench/test_cli_bench.py::test_partial_failure_writes_the_report_and_exits_1 a provider list "

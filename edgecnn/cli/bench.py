@@ -94,6 +94,8 @@ def bench_cmd(
     min_time: float = typer.Option(None, "--min-time", help="Instead of --runs: seconds of timed calls each."),
     image: list[str] = typer.Option(None, "--image", help="End to end on this image file or folder "
                                                           "(decode / preprocess / inference / postprocess)."),
+    video: str = typer.Option(None, "--video", help="End to end on this video file: frames/s and the stage split, "
+                                                     "decode inline vs on a second thread (as infer runs it)."),
     paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
     baseline: str = typer.Option(None, "--baseline", help="Speed-up column against the row matching FIELD=VALUE "
                                                           "pairs, e.g. precision=fp32 (INT8/FP32), backend=ort, "
@@ -135,6 +137,9 @@ def bench_cmd(
     Example: edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx --threads 1,2
     """
     check_format(fmt, FORMATS)
+    if video:
+        _bench_video(targets or [], video, provider, threads, fmt)
+        return
     from edgecnn.bench import report
     from edgecnn.bench.config import Sweep, parse_list
     from edgecnn.bench.protocol import Bench, Protocol
@@ -232,6 +237,27 @@ def _command_line(ctx: typer.Context) -> str:
 
     argv = ctx.meta.get("edgecnn.argv")
     return "edgecnn " + (shlex.join(argv) if argv is not None else ctx.command_path.split(" ", 1)[-1])
+
+
+def _bench_video(targets: list[str], path: str, provider: str, threads: str | None, fmt: str) -> None:
+    """``--video``: each model through infer's frame loop (``edgecnn.bench.video``)."""
+    from edgecnn.bench import video as vb
+    from edgecnn.runtime.session import resolve_model
+
+    check_format(fmt, ("table", "json"))
+    if not targets:
+        raise UsageError("--video: give at least one model (an .onnx file or a zoo name with an export)")
+    vb.check_video(path)
+    rows = []
+    for t in targets:
+        for n in _ints(threads, "--threads") or [None]:
+            rows += vb.measure(resolve_model(t), path, provider=provider, threads=n)
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps({"video": path, "rows": rows}, indent=2))
+    else:
+        typer.echo(vb.table(rows))
 
 
 def _peak_only(threads: list[int | None]) -> None:

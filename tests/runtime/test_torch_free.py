@@ -16,6 +16,8 @@ RUNTIME_MODULES = [
     "edgecnn.cli.main", "edgecnn.cli.output",
     "edgecnn.coco", "edgecnn.eval.run", "edgecnn.eval.coco_map", "edgecnn.eval.classify", "edgecnn.train.coco",
     "edgecnn.train.detect_augment",
+    "edgecnn.runtime.video", "edgecnn.runtime.video_writer", "edgecnn.runtime.stream", "edgecnn.bench.video",
+    "edgecnn.cli.infer_video",
 ]
 
 
