@@ -237,3 +237,23 @@ def test_infer_runtime_openvino_without_torch(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [(p["label"], p["box"]) for p in json.loads(r.stdout)["predictions"]] == [
         ("cat", [16.0, 16.0, 80.0, 48.0]), ("dog", [16.0, 16.0, 72.0, 48.0])]
+
+
+def test_bench_runtime_auto_beside_the_plain_runtimes(tmp_path, home):
+    """``bench --runtime ort,openvino,auto``: the tuned configuration as its own row (``mode`` auto), per file;
+    onnxruntime for a file without a profile. A subprocess, as bench's other OpenVINO sweep test runs."""
+    _ov()
+    tuned = onnx_models.classifier(tmp_path / "tuned.onnx")
+    plain = onnx_models.classifier(tmp_path / "plain.onnx", size=40)
+    _tuned(tuned, threads=1)
+    r = run_cli("bench", str(tuned), str(plain), "--runtime", "ort,openvino,auto", "--runs", "3", "--warmup", "1",
+                "--out", str(tmp_path / "res"), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[:2] == [
+        f"runtime: OpenVINO (tuned profile: precision fp32, threads 1, batch 1) for {tuned}",
+        f"runtime: onnxruntime (no profile for this file on this host; 'edgecnn tune {plain}' makes one) for {plain}"]
+    rows = json.loads(r.stdout)["rows"]
+    got = sorted((row["model"], row["backend"], row["mode"], row["threads"], row["status"]) for row in rows)
+    assert got == [("plain", "openvino", "default", None, "ok"), ("plain", "ort", "auto", None, "ok"),
+                   ("plain", "ort", "default", None, "ok"), ("tuned", "openvino", "auto", 1, "ok"),
+                   ("tuned", "openvino", "default", None, "ok"), ("tuned", "ort", "default", None, "ok")]
