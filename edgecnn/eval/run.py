@@ -83,6 +83,8 @@ def open_engine(model: str, provider: str = "auto", threads: int | None = None, 
     ``TorchEngine`` for a checkpoint; the contract of either edited by ``overrides``."""
     p = Path(model)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if runtime != "ort":
+            raise UsageError(f"--runtime {runtime} runs ONNX files; {p} is a checkpoint, run in PyTorch")
         from edgecnn.errors import require
 
         require("torch", "torch", f"evaluating the PyTorch checkpoint {p}")
@@ -92,8 +94,6 @@ def open_engine(model: str, provider: str = "auto", threads: int | None = None, 
             apply_torch(threads)  # the checkpoint runs in PyTorch: --threads sizes torch's pool
         from edgecnn.eval.torch_engine import TorchEngine
 
-        if runtime != "ort":
-            raise UsageError(f"--runtime {runtime} runs ONNX files; {p} is a checkpoint, run in PyTorch")
         return TorchEngine(p, overrides=overrides)
     from edgecnn.runtime import choice
     from edgecnn.runtime.session import resolve_model

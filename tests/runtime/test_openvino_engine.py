@@ -129,6 +129,10 @@ def test_bad_files_and_options_are_one_line_errors(tmp_path):
         Engine(path, runtime="openvino", provider="cuda")
     with pytest.raises(UsageError, match="unknown --runtime 'tvm'"):
         Engine(path, runtime="tvm")
+    from edgecnn.eval.run import open_engine
+
+    with pytest.raises(UsageError, match=r"--runtime openvino runs ONNX files; run/best.pt is a checkpoint"):
+        open_engine("run/best.pt", runtime="openvino")
 
 
 def test_missing_openvino_names_the_extra(tmp_path):
