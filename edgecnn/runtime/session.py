@@ -128,6 +128,9 @@ class Engine:
             if provider not in ("auto", "cpu"):
                 raise UsageError(f"--provider {provider} is onnxruntime's; --runtime openvino runs on the CPU "
                                  "(--provider auto or cpu)")
+            if graph_opt != "all":
+                raise UsageError(f"--graph-opt {graph_opt} is onnxruntime's; OpenVINO optimises the graph itself "
+                                 "(leave --graph-opt out with --runtime openvino)")
             from edgecnn.runtime.openvino import OpenVINOSession
 
             providers = []

@@ -127,6 +127,8 @@ def test_bad_files_and_options_are_one_line_errors(tmp_path):
     path = onnx_models.classifier(tmp_path / "colors.onnx")
     with pytest.raises(UsageError, match="--provider cuda is onnxruntime's; --runtime openvino runs on the CPU"):
         Engine(path, runtime="openvino", provider="cuda")
+    with pytest.raises(UsageError, match="--graph-opt basic is onnxruntime's"):
+        Engine(path, runtime="openvino", graph_opt="basic")
     with pytest.raises(UsageError, match="unknown --runtime 'tvm'"):
         Engine(path, runtime="tvm")
     from edgecnn.eval.run import open_engine
