@@ -85,6 +85,12 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     "edgecnn infer photos/ --model colors.onnx --topk 2":
         (["tests/cli/test_infer.py::test_classification_table", "tests/cli/test_infer.py::test_jsonl_and_csv"],
          ['"infer"', '"--model"', '"--topk"', "str(folder)"]),
+    "edgecnn infer photos/ --model colors.onnx --topk 2 --runtime openvino":
+        (["tests/runtime/test_openvino_engine.py::test_infer_runtime_openvino_without_torch"],
+         ['"infer"', '"--model"', '"--topk"', '"--runtime", "openvino"', "str(imgs)"]),
+    "edgecnn infer photos/red.jpg --model colors.onnx --topk 1 --runtime auto":
+        (["tests/runtime/test_openvino_engine.py::test_infer_auto_says_which_runtime_ran_and_why"],
+         ['"infer"', '"--runtime", "auto"', "_tuned("]),
     "edgecnn infer street.png --model boxes.onnx --save annotated/":
         (["tests/cli/test_infer.py::test_annotated_detection_boxes_are_at_the_right_pixels"],
          ['"infer"', '"--save"', 'models["det"]']),
@@ -106,7 +112,7 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench export/ssdlite.onnx --image photos/": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench model.onnx --paced 30 --min-time 10": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
-    "edgecnn bench mobilenetv2 --backend ort,torch,openvino --threads 2":
+    "edgecnn bench mobilenetv2 --runtime ort,torch,openvino --threads 2":
         ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench export/mobilenetv2.onnx --scenario singlestream --min-duration 30":
         (["tests/bench/test_mlperf.py::test_cli_scenario_reports_loadgen_beside_ours"], None),

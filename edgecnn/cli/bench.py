@@ -81,7 +81,9 @@ def _declared(ctx: typer.Context, targets: list[str], prep: Prep) -> list[str]:
 def bench_cmd(
     ctx: typer.Context,
     targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
-    backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
+    backend: str = typer.Option("ort", "--runtime", "--backend",
+                                help="ort, openvino, torch or auto (comma list; auto: the configuration 'edgecnn "
+                                     "tune' chose for each file on this host, without a profile ort)."),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
     device: str = typer.Option("cpu", "--device", help="torch / openvino: cpu or cuda (comma list)."),
     precision: str = typer.Option(None, "--precision", help="fp32, fp16, int8 (comma list; made on the fly from "
@@ -141,10 +143,16 @@ def bench_cmd(
         _bench_video(targets or [], video, provider, threads, fmt)
         return
     from edgecnn.bench import report
+    from edgecnn.bench.backends import BACKENDS
     from edgecnn.bench.config import Sweep, parse_list
     from edgecnn.bench.protocol import Bench, Protocol
 
-    backends = parse_list(backend, "--backend")
+    backends = parse_list(backend, "--runtime")
+    for be in backends:
+        if be not in BACKENDS and be != "auto":
+            raise UsageError(f"unknown --runtime '{be}'; choose from: {', '.join(BACKENDS)}, auto")
+    auto = "auto" in backends
+    backends = [be for be in backends if be != "auto"]
     where = {"ort": parse_list(provider, "--provider")}
     for be in backends:
         if be != "ort":
@@ -176,8 +184,17 @@ def bench_cmd(
             _peak_only(_ints(threads, "--threads") or [None])
             return
         raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
-    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, _ints(batch, "--batch"),
-                  _ints(threads, "--threads") or [None], sizes)
+    batches, thread_list = _ints(batch, "--batch"), _ints(threads, "--threads") or [None]
+    tuned = []
+    if auto:
+        from edgecnn.bench.config import auto_configs
+        from edgecnn.runtime.choice import describe_line
+
+        tuned, said = auto_configs(list(targets), batches, thread_list, sizes)
+        for d in said:
+            typer.echo(describe_line(d), err=True)
+    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, batches,
+                  thread_list, sizes, tuned=tuned)
     images = None
     if image:
         from edgecnn.bench.e2e import find_images

@@ -183,7 +183,7 @@ def _save(res, task: str, save: Path, saved: set[Path]) -> None:
         raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
 
 
-def _summary(stats, seconds: float, provider: str) -> dict:
+def _summary(stats, seconds: float, provider: str, runtime: dict | None = None) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
             # no speed when nothing was inferred: a rate of failures is not a throughput
@@ -191,7 +191,7 @@ def _summary(stats, seconds: float, provider: str) -> dict:
             "ms_per_image": {"decode": round(stats.decode_s / max(stats.images, 1) * 1e3, 3),
                              "inference": round(stats.infer_s / per * 1e3, 3),
                              "postprocess": round(stats.post_s / per * 1e3, 3)},
-            "provider": provider}
+            "provider": provider, "runtime": runtime}
 
 
 def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "classify") -> str:
@@ -251,10 +251,15 @@ def infer_cmd(
                                                    "a video: the annotated video, to FILE.mp4 (or .mkv, .avi) or "
                                                    "into this folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
-    threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
+    runtime: str = typer.Option("ort", "--runtime", help="ort (onnxruntime), openvino (needs [openvino]) or auto "
+                                                         "(what 'edgecnn tune' chose for this file on this host; "
+                                                         "without a profile: ort)."),
+    provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt."),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: physical cores; auto: the "
+                                                        "profile's]."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
-    graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
+    graph_opt: str = typer.Option(None, "--graph-opt", help="ort graph optimisation: disable, basic, extended, all "
+                                                            "[default: all; auto: the profile's].", show_default=False),
     exact_decode: bool = typer.Option(False, "--exact-decode",
                                       help="Decode every image whole, even where the contract says decode: fast "
                                            "(large photos then decode slower; see README, Inference)."),
@@ -278,6 +283,9 @@ def infer_cmd(
     if not paths and camera is None:  # optional only with --camera: the line click prints for a missing argument
         raise UsageError("Missing argument 'PATHS...'; see 'edgecnn infer -h'")
     check_format(fmt, output.RECORD_FORMATS)
+    from edgecnn.runtime.choice import check_runtime
+
+    check_runtime(runtime)
     check_range("--topk", topk, 1)
     over = prep.overrides(decode="exact" if exact_decode else None)
     check_range("--batch", batch, 1)
@@ -285,8 +293,9 @@ def infer_cmd(
 
     from edgecnn.progress import Progress
     from edgecnn.runtime import sources
+    from edgecnn.runtime.choice import open_engine
     from edgecnn.runtime.predict import Predictor, resolve_classes
-    from edgecnn.runtime.session import Engine, resolve_model
+    from edgecnn.runtime.session import resolve_model
 
     stream = _video_source(paths or [], camera, every, max_fps, batch, fmt)
     video = None
@@ -296,7 +305,10 @@ def infer_cmd(
         video = open_video(stream)  # a missing file, a stream that does not answer: before the model loads
     else:
         roots = sources.expand(paths or [])  # bad paths fail before the model loads
-    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
+    engine = open_engine(resolve_model(model), runtime, objective="latency" if batch == 1 else "throughput",
+                         provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
+    if runtime == "auto":
+        typer.echo(engine.resolved.line(), err=True)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
     predictor = Predictor(engine, topk=topk, conf=over.conf, iou=over.iou, max_det=over.max_det,
@@ -346,7 +358,7 @@ def infer_cmd(
         raise
     bar.close()
     seconds = time.perf_counter() - t0
-    summary = _summary(predictor.stats, seconds, engine.providers[0])
+    summary = _summary(predictor.stats, seconds, engine.providers[0], engine.resolved.describe())
     writer.close({"summary": summary})
     typer.echo(_summary_line(summary, batch, save, task), err=True)
     if predictor.stats.failed:
