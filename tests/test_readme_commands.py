@@ -85,6 +85,12 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     "edgecnn infer photos/ --model colors.onnx --topk 2":
         (["tests/cli/test_infer.py::test_classification_table", "tests/cli/test_infer.py::test_jsonl_and_csv"],
          ['"infer"', '"--model"', '"--topk"', "str(folder)"]),
+    "edgecnn infer photos/ --model colors.onnx --topk 2 --runtime openvino":
+        (["tests/runtime/test_openvino_engine.py::test_infer_runtime_openvino_without_torch"],
+         ['"infer"', '"--model"', '"--topk"', '"--runtime", "openvino"', "str(imgs)"]),
+    "edgecnn infer photos/red.jpg --model colors.onnx --topk 1 --runtime auto":
+        (["tests/runtime/test_openvino_engine.py::test_infer_auto_says_which_runtime_ran_and_why"],
+         ['"infer"', '"--runtime", "auto"', "_tuned("]),
     "edgecnn infer street.png --model boxes.onnx --save annotated/":
         (["tests/cli/test_infer.py::test_annotated_detection_boxes_are_at_the_right_pixels"],
          ['"infer"', '"--save"', 'models["det"]']),
@@ -110,7 +116,7 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench export/ssdlite.onnx --image photos/": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench model.onnx --paced 30 --min-time 10": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
-    "edgecnn bench mobilenetv2 --backend ort,torch,openvino --threads 2":
+    "edgecnn bench mobilenetv2 --runtime ort,torch,openvino --threads 2":
         ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
     "edgecnn bench export/mobilenetv2.onnx --scenario singlestream --min-duration 30":
         (["tests/bench/test_mlperf.py::test_cli_scenario_reports_loadgen_beside_ours"], None),
@@ -157,6 +163,16 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/cli/test_contract.py::test_external_data_is_kept_in_place_and_copied_beside_a_copy",
           "tests/cli/test_contract.py::test_a_grey_model_wants_one_mean"],
          ['"contract"', '"--out"', '"--show"', '"-f", "json"']),
+    # "Video, streams and cameras": tests/videogen.py's small clips and the fixed-box detector stand in for the
+    # 640x480 clip and the shapes detector; the camera is a fake V4L2 node whose av.open hands back a clip
+    "edgecnn infer clip.mp4 --model export/shapes-det.onnx --save annotated.mp4 --format jsonl > detections.jsonl":
+        (["tests/cli/test_infer_video.py::test_saved_video_has_every_frame_and_the_boxes"], None),
+    "edgecnn infer clip.mp4 --model export/shapes-det.onnx --every 50":
+        (["tests/cli/test_infer_video.py::test_json_document_and_every"], None),
+    "edgecnn infer --camera 0 --model export/shapes-det.onnx --every 2 --format jsonl":
+        (["tests/cli/test_infer_video.py::test_camera_opens_through_v4l2_and_runs_live"], None),
+    "edgecnn bench export/shapes-det.onnx --video clip.mp4":
+        (["tests/cli/test_infer_video.py::test_bench_video_inline_and_ahead"], None),
     # "Bring your own ONNX file", step by step, on a stand-in colornet.onnx (dynamic size, external data)
     **{c: ([f"{FLOWS}::test_bring_your_own_onnx_classifier_step_by_step"], None) for c in (
         "edgecnn inspect colornet.onnx",
@@ -173,6 +189,10 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/bench/test_cli_bench.py::test_a_file_and_its_int8_file_side_by_side"], None),
 }
 CANNOT_RUN = {
+    "edgecnn infer rtsp://192.168.1.20:8554/cam --model export/shapes-det.onnx --max-fps 5 --format jsonl > live.jsonl":
+        "needs an RTSP server; tests/cli/test_infer_video.py runs an rtsp:// URL that does not answer (the timeout "
+        "line), an HTTP stream that breaks off (records and video kept) and --max-fps on a file, and "
+        "tests/runtime/test_video.py a slow live source whose frames are dropped",
     "edgecnn bench model.onnx --batch 1,8 --provider cpu,cuda --format json":
         "needs onnxruntime-gpu and a CUDA device; tests/bench/test_cli_bench.py checks the one-line error without "
         "them and tests/bench/test_cli_bench.py::test_partial_failure_writes_the_report_and_exits_1 a provider list "

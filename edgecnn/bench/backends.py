@@ -101,7 +101,7 @@ class Backend:
 def get_backend(name: str) -> Backend:
     """The backend registered as ``name`` (an instance)."""
     if name not in BACKENDS:
-        raise UsageError(f"unknown --backend '{name}'; choose from: {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown --runtime '{name}'; choose from: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     try:
         mod = importlib.import_module(module)

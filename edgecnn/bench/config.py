@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from edgecnn.errors import UsageError
 
@@ -21,7 +21,8 @@ class Config:
     """One configuration. ``provider``: where it runs, in the backend's words (ort: auto|cpu|cuda|tensorrt,
     torch: cpu|cuda, openvino: CPU|GPU|AUTO); ``threads`` None: the backend's default; ``input_size``
     (height, width) None: the model's own; ``mode``: a backend's variant of the run (torch: eager,
-    channels_last, cuda_graph, compile); "default" for backends without variants."""
+    channels_last, cuda_graph, compile; "auto": the tuned configuration of ``--runtime auto``); "default"
+    for backends without variants."""
 
     target: str
     backend: str = "ort"
@@ -59,6 +60,8 @@ class Sweep:
     batches: list[int] = field(default_factory=lambda: [1])
     threads: list[int | None] = field(default_factory=lambda: [None])
     input_sizes: list[tuple[int, int] | None] = field(default_factory=lambda: [None])
+    # ``--runtime auto``: each target's tuned configuration (``auto_configs``), measured beside the others
+    tuned: list[Config] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -85,7 +88,34 @@ class Sweep:
             out += [Config(t, be, pr, prec, b, th, size) for pr, prec, b, th, size in itertools.product(
                 _unique(self.providers.get(be) or ["default"]), _unique(precisions), _unique(self.batches),
                 _unique(self.threads), _unique(self.input_sizes))]
-        return out
+        out += [replace(c, precision=own_precision(c.target)) for c in self.tuned]
+        return _unique(out)
+
+
+def auto_configs(targets: list[str], batches: list[int], threads: list[int | None],
+                 input_sizes: list[tuple[int, int] | None]) -> tuple[list[Config], list[dict]]:
+    """``--runtime auto``: per target, the configuration ``edgecnn tune`` chose on this host (its runtime, the
+    file of its precision, threads, batch; ``mode`` "auto"), or without a profile onnxruntime at the sweep's
+    batches and threads. Returns the configurations and, per target, ``runtime.choice.Resolved.describe()``
+    (what each became and why). Only .onnx files have profiles; the precision is filled in by ``configs``."""
+    from pathlib import Path
+
+    from edgecnn.runtime.choice import Resolved, resolve
+
+    out, said = [], []
+    for t in _unique(targets):
+        path = Path(t)
+        if path.suffix.lower() == ".onnx" and path.is_file():
+            res = resolve(path, "auto", precision="auto", objective="latency")
+        else:
+            res = Resolved("ort", path, "no profile: onnxruntime")
+        said.append(res.describe())
+        target = str(res.path) if res.tuned else t
+        bs = [res.batch] if res.batch else batches
+        ths = [res.threads] if res.tuned else threads
+        out += [Config(target, res.runtime, "default", "fp32", b, th, size, mode="auto")
+                for b, th, size in itertools.product(_unique(bs), _unique(ths), _unique(input_sizes))]
+    return out, said
 
 
 def _unique(values: list) -> list:

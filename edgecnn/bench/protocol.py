@@ -135,11 +135,12 @@ class Bench:
         self.sweep, self.protocol = sweep, protocol or Protocol()
         self.images, self.peak_mode, self.on_progress = images, peak, on_progress
         self.backends: dict[str, Backend] = {}
-        for name in dict.fromkeys(sweep.backends):
+        for name in dict.fromkeys([*sweep.backends, *(c.backend for c in sweep.tuned)]):
             be = get_backend(name)
             be.check()
             self.backends[name] = be
-        self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(sweep.targets)}
+        self.targets: dict[str, Target] = {t: resolve(t) for t in dict.fromkeys(
+            [*sweep.targets, *(c.target for c in sweep.tuned)])}
         self.configs = [c if c.provider != "default" or not self.backends[c.backend].providers
                         else replace(c, provider=self.backends[c.backend].providers[0])
                         for c in sweep.configs(own_precision=lambda t: self.targets[t].precision)]
@@ -147,7 +148,7 @@ class Bench:
             be = self.backends[c.backend]
             if be.providers and c.provider not in be.providers:
                 what = "--provider" if c.backend == "ort" else "--device"
-                raise UsageError(f"{what} '{c.provider}' is not one of --backend {c.backend}'s: "
+                raise UsageError(f"{what} '{c.provider}' is not one of --runtime {c.backend}'s: "
                                  f"{', '.join(be.providers)}")
         self.environment = environment or capture()
         self.tag = device_tag(self.environment)

@@ -81,7 +81,9 @@ def _declared(ctx: typer.Context, targets: list[str], prep: Prep) -> list[str]:
 def bench_cmd(
     ctx: typer.Context,
     targets: list[str] = typer.Argument(None, help="ONNX files, zoo names or checkpoints."),
-    backend: str = typer.Option("ort", "--backend", help="ort, torch or openvino (comma list)."),
+    backend: str = typer.Option("ort", "--runtime", "--backend",
+                                help="ort, openvino, torch or auto (comma list; auto: the configuration 'edgecnn "
+                                     "tune' chose for each file on this host, without a profile ort)."),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt (comma list)."),
     device: str = typer.Option("cpu", "--device", help="torch / openvino: cpu or cuda (comma list)."),
     precision: str = typer.Option(None, "--precision", help="fp32, fp16, int8 (comma list; made on the fly from "
@@ -94,6 +96,8 @@ def bench_cmd(
     min_time: float = typer.Option(None, "--min-time", help="Instead of --runs: seconds of timed calls each."),
     image: list[str] = typer.Option(None, "--image", help="End to end on this image file or folder "
                                                           "(decode / preprocess / inference / postprocess)."),
+    video: str = typer.Option(None, "--video", help="End to end on this video file: frames/s and the stage split, "
+                                                     "decode inline vs on a second thread (as infer runs it)."),
     paced: float = typer.Option(None, "--paced", help="One call every 1/FPS s, as a camera sends frames."),
     baseline: str = typer.Option(None, "--baseline", help="Speed-up column against the row matching FIELD=VALUE "
                                                           "pairs, e.g. precision=fp32 (INT8/FP32), backend=ort, "
@@ -135,11 +139,20 @@ def bench_cmd(
     Example: edgecnn bench export/mobilenetv2.onnx export/mobilenetv2.int8.onnx --threads 1,2
     """
     check_format(fmt, FORMATS)
+    if video:
+        _bench_video(targets or [], video, provider, threads, fmt)
+        return
     from edgecnn.bench import report
+    from edgecnn.bench.backends import BACKENDS
     from edgecnn.bench.config import Sweep, parse_list
     from edgecnn.bench.protocol import Bench, Protocol
 
-    backends = parse_list(backend, "--backend")
+    backends = parse_list(backend, "--runtime")
+    for be in backends:
+        if be not in BACKENDS and be != "auto":
+            raise UsageError(f"unknown --runtime '{be}'; choose from: {', '.join(BACKENDS)}, auto")
+    auto = "auto" in backends
+    backends = [be for be in backends if be != "auto"]
     where = {"ort": parse_list(provider, "--provider")}
     for be in backends:
         if be != "ort":
@@ -171,8 +184,17 @@ def bench_cmd(
             _peak_only(_ints(threads, "--threads") or [None])
             return
         raise UsageError("give at least one model: an .onnx file, a zoo name or a checkpoint")
-    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, _ints(batch, "--batch"),
-                  _ints(threads, "--threads") or [None], sizes)
+    batches, thread_list = _ints(batch, "--batch"), _ints(threads, "--threads") or [None]
+    tuned = []
+    if auto:
+        from edgecnn.bench.config import auto_configs
+        from edgecnn.runtime.choice import describe_line
+
+        tuned, said = auto_configs(list(targets), batches, thread_list, sizes)
+        for d in said:
+            typer.echo(describe_line(d), err=True)
+    sweep = Sweep(list(targets), backends, where, parse_list(precision, "--precision") or None, batches,
+                  thread_list, sizes, tuned=tuned)
     images = None
     if image:
         from edgecnn.bench.e2e import find_images
@@ -232,6 +254,27 @@ def _command_line(ctx: typer.Context) -> str:
 
     argv = ctx.meta.get("edgecnn.argv")
     return "edgecnn " + (shlex.join(argv) if argv is not None else ctx.command_path.split(" ", 1)[-1])
+
+
+def _bench_video(targets: list[str], path: str, provider: str, threads: str | None, fmt: str) -> None:
+    """``--video``: each model through infer's frame loop (``edgecnn.bench.video``)."""
+    from edgecnn.bench import video as vb
+    from edgecnn.runtime.session import resolve_model
+
+    check_format(fmt, ("table", "json"))
+    if not targets:
+        raise UsageError("--video: give at least one model (an .onnx file or a zoo name with an export)")
+    vb.check_video(path)
+    rows = []
+    for t in targets:
+        for n in _ints(threads, "--threads") or [None]:
+            rows += vb.measure(resolve_model(t), path, provider=provider, threads=n)
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps({"video": path, "rows": rows}, indent=2))
+    else:
+        typer.echo(vb.table(rows))
 
 
 def _peak_only(threads: list[int | None]) -> None:

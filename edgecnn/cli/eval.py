@@ -51,7 +51,10 @@ def eval_cmd(
     data: str = typer.Option(..., "--data", "-d", help="Detection: a COCO root (its val split) or split folder. "
                                                        "Classification: an ImageFolder (its val/) or IDX folder."),
     batch: int = typer.Option(8, "--batch", "-b", help="Images per inference call."),
-    provider: str = typer.Option("auto", "--provider", help="ONNX: auto, cpu, cuda or tensorrt."),
+    runtime: str = typer.Option("ort", "--runtime", help="ONNX: ort (onnxruntime), openvino (needs [openvino]) or "
+                                                         "auto (what 'edgecnn tune' chose for this file on this "
+                                                         "host; without a profile: ort)."),
+    provider: str = typer.Option("auto", "--provider", help="ONNX, ort: auto, cpu, cuda or tensorrt."),
     threads: int = cli_threads.option("onnxruntime intra-op threads (a checkpoint: torch threads)"),
     save_predictions: str = typer.Option(None, "--save-predictions",
                                          help="Write the predictions as JSON (detection: COCO results format)."),
@@ -69,14 +72,22 @@ def eval_cmd(
     Example: edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det --format json
     """
     check_format(fmt)
-    threads = cli_threads.resolve(threads)
+    from edgecnn.runtime.choice import check_runtime
+
+    check_runtime(runtime)
+    if not (runtime == "auto" and threads is None):  # auto without --threads: the tuned profile's
+        threads = cli_threads.resolve(threads)
     from edgecnn.eval.run import EvalOptions, evaluate
 
     over = prep.overrides()
     result = evaluate(EvalOptions(model=model, data=data, conf=over.conf, iou=over.iou, max_det=over.max_det,
-                                  batch=batch, provider=provider, threads=threads, save_predictions=save_predictions,
-                                  overrides=over),
+                                  batch=batch, provider=provider, threads=threads, runtime=runtime,
+                                  save_predictions=save_predictions, overrides=over),
                       on_error=lambda m: typer.echo(f"Error: {m}", err=True)).to_dict()
+    if runtime == "auto":
+        from edgecnn.runtime.choice import describe_line
+
+        typer.echo(describe_line(result["runtime"]), err=True)
     for w in result["warnings"]:
         typer.echo(f"Warning: {w}", err=True)
     if fmt == "json":

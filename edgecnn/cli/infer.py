@@ -18,7 +18,7 @@ from edgecnn.cli import output
 from edgecnn.cli.main import app
 from edgecnn.cli.output import check_format
 from edgecnn.cli.prep_options import Prep, check_range, prep_options
-from edgecnn.errors import EdgeCNNError
+from edgecnn.errors import EdgeCNNError, UsageError
 from edgecnn.tables import table
 
 CSV_HEADER = ("image", "width", "height", "task", "rank", "class", "label", "score", "x1", "y1", "x2", "y2", "error")
@@ -183,7 +183,7 @@ def _save(res, task: str, save: Path, saved: set[Path]) -> None:
         raise EdgeCNNError(f"cannot write the annotated copy of {res.file.path} under {save}: {e}") from e
 
 
-def _summary(stats, seconds: float, provider: str) -> dict:
+def _summary(stats, seconds: float, provider: str, runtime: dict | None = None) -> dict:
     per = max(stats.ok, 1)
     return {"images": stats.images, "ok": stats.ok, "failed": stats.failed, "seconds": round(seconds, 4),
             # no speed when nothing was inferred: a rate of failures is not a throughput
@@ -191,7 +191,7 @@ def _summary(stats, seconds: float, provider: str) -> dict:
             "ms_per_image": {"decode": round(stats.decode_s / max(stats.images, 1) * 1e3, 3),
                              "inference": round(stats.infer_s / per * 1e3, 3),
                              "postprocess": round(stats.post_s / per * 1e3, 3)},
-            "provider": provider}
+            "provider": provider, "runtime": runtime}
 
 
 def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "classify") -> str:
@@ -208,38 +208,84 @@ def _summary_line(summary: dict, batch: int, save: Path | None, task: str = "cla
     return line + (f"; outputs as .npy/.npz in {save}/" if task == "raw" else f"; annotated copies in {save}/")
 
 
+def _video_source(paths: list[str], camera: int | None, every: int, max_fps: float | None, batch: int,
+                  fmt: str) -> str | None:
+    """The one video, stream or camera this run reads, or None for images (checks the video-only options)."""
+    from edgecnn.runtime.stream import check_rates
+    from edgecnn.runtime.video import camera_path, kind_of
+
+    if camera is not None:
+        check_range("--camera", camera, 0)
+        if paths:
+            raise UsageError("--camera N reads a camera instead of PATH; give one or the other")
+        paths = [camera_path(camera)]
+    videos = [p for p in paths if kind_of(p)]
+    if not videos:
+        if every != 1 or max_fps is not None:
+            raise UsageError("--every and --max-fps apply to a video, stream or camera")
+        return None
+    if len(paths) > 1:
+        raise UsageError(f"one video, stream or camera per run ({videos[0]}); images and folders in a run of their own")
+    check_rates(every, max_fps)
+    from edgecnn.cli.infer_video import VIDEO_FORMATS
+
+    check_format(fmt, VIDEO_FORMATS)
+    if batch != 1:
+        raise UsageError("--batch applies to images; a video is run frame by frame")
+    return videos[0]
+
+
 @app.command("infer")
 @prep_options
 def infer_cmd(
-    paths: list[str] = typer.Argument(..., help="Image files, folders (recursive) or globs.", show_default=False),
+    paths: list[str] = typer.Argument(None, help="Image files, folders (recursive) or globs; or one video file, "
+                                                 "stream URL (rtsp://, http://...) or camera (/dev/video0).",
+                                      show_default=False),
     model: str = typer.Option("mobilenetv2", "--model", "-m",
                               help="A zoo name (meaning export/NAME.onnx) or an ONNX file."),
     topk: int = typer.Option(5, "--topk", "-k", help="Classification: classes to report per image."),
     classes: list[str] = typer.Option(None, "--classes",
                                       help="Keep only these classes: indices or labels, comma-separated."),
     save: Path = typer.Option(None, "--save", help="Write annotated copies of the images to this folder (task raw: "
-                                                   "each image's outputs, .npy for one output, .npz for several)."),
+                                                   "each image's outputs, .npy for one output, .npz for several); "
+                                                   "a video: the annotated video, to FILE.mp4 (or .mkv, .avi) or "
+                                                   "into this folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
-    provider: str = typer.Option("auto", "--provider", help="auto, cpu, cuda or tensorrt."),
-    threads: int = typer.Option(None, "--threads", help="onnxruntime intra-op threads [default: physical cores]."),
+    runtime: str = typer.Option("ort", "--runtime", help="ort (onnxruntime), openvino (needs [openvino]) or auto "
+                                                         "(what 'edgecnn tune' chose for this file on this host; "
+                                                         "without a profile: ort)."),
+    provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt."),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: physical cores; auto: the "
+                                                        "profile's]."),
     batch: int = typer.Option(1, "--batch", "-b", help="Images per inference call."),
-    graph_opt: str = typer.Option("all", "--graph-opt", help="Graph optimisation: disable, basic, extended, all."),
+    graph_opt: str = typer.Option(None, "--graph-opt", help="ort graph optimisation: disable, basic, extended, all "
+                                                            "[default: all; auto: the profile's].", show_default=False),
     exact_decode: bool = typer.Option(False, "--exact-decode",
                                       help="Decode every image whole, even where the contract says decode: fast "
                                            "(large photos then decode slower; see README, Inference)."),
+    camera: int = typer.Option(None, "--camera", help="Read camera N (/dev/videoN, V4L2) instead of PATH."),
+    every: int = typer.Option(1, "--every", help="Video: process every Nth frame."),
+    max_fps: float = typer.Option(None, "--max-fps", help="Video: process at most this many frames per second "
+                                                          "(of the source's time)."),
     prep: Prep = None,
 ) -> None:
-    """Classify or detect objects in images with an ONNX model, without torch.
+    """Classify or detect objects in images, videos, streams or a camera with an ONNX model, without torch.
 
     Preprocessing, labels, the task and detection thresholds come from the model's contract (the
     options below override it; a file without one: the task is read from its output shapes, and
     outputs that are neither class vectors nor a known detector head are reported raw: shape, dtype
     and statistics). Files that cannot be read are reported and skipped; the exit code is 1 if any
-    failed.
+    failed. A video, stream URL or camera is read frame by frame (table, json or jsonl records per frame;
+    --save FILE.mp4 writes the annotated video); a live source keeps only the newest frame.
 
     Example: edgecnn infer photos/ --model export/mobilenetv2.onnx --topk 3 --format json
     """
+    if not paths and camera is None:  # optional only with --camera: the line click prints for a missing argument
+        raise UsageError("Missing argument 'PATHS...'; see 'edgecnn infer -h'")
     check_format(fmt, output.RECORD_FORMATS)
+    from edgecnn.runtime.choice import check_runtime
+
+    check_runtime(runtime)
     check_range("--topk", topk, 1)
     over = prep.overrides(decode="exact" if exact_decode else None)
     check_range("--batch", batch, 1)
@@ -247,11 +293,22 @@ def infer_cmd(
 
     from edgecnn.progress import Progress
     from edgecnn.runtime import sources
+    from edgecnn.runtime.choice import open_engine
     from edgecnn.runtime.predict import Predictor, resolve_classes
-    from edgecnn.runtime.session import Engine, resolve_model
+    from edgecnn.runtime.session import resolve_model
 
-    roots = sources.expand(paths)  # bad paths fail before the model loads
-    engine = Engine(resolve_model(model), provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
+    stream = _video_source(paths or [], camera, every, max_fps, batch, fmt)
+    video = None
+    if stream is not None:
+        from edgecnn.runtime.video import open_video
+
+        video = open_video(stream)  # a missing file, a stream that does not answer: before the model loads
+    else:
+        roots = sources.expand(paths or [])  # bad paths fail before the model loads
+    engine = open_engine(resolve_model(model), runtime, objective="latency" if batch == 1 else "throughput",
+                         provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
+    if runtime == "auto":
+        typer.echo(engine.resolved.line(), err=True)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None
     predictor = Predictor(engine, topk=topk, conf=over.conf, iou=over.iou, max_det=over.max_det,
@@ -264,6 +321,15 @@ def infer_cmd(
                    "its predictions are meaningless", err=True)
 
     head = {"model": str(engine.path), "task": task, "contract": "graph" if engine.from_graph else "file"}
+    if video is not None:
+        from edgecnn.cli import infer_video
+
+        def relabel(preds: list[dict]) -> list[dict]:
+            return [{**p, "label": RANDOM_LABEL} for p in preds] if random_init and task == "classify" else preds
+
+        infer_video.run(stream, predictor, fmt=fmt, save=save, every=every, max_fps=max_fps, relabel=relabel,
+                        head=head, video=video)
+        return
     writer = _Output(fmt, head)
     tty, out_tty = sys.stderr.isatty(), sys.stdout.isatty()
     bar = Progress(sources.count_images(roots, save) if tty else 0, "infer", enabled=tty)
@@ -292,7 +358,7 @@ def infer_cmd(
         raise
     bar.close()
     seconds = time.perf_counter() - t0
-    summary = _summary(predictor.stats, seconds, engine.providers[0])
+    summary = _summary(predictor.stats, seconds, engine.providers[0], engine.resolved.describe())
     writer.close({"summary": summary})
     typer.echo(_summary_line(summary, batch, save, task), err=True)
     if predictor.stats.failed:

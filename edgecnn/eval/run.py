@@ -47,6 +47,7 @@ class EvalOptions:
     batch: int = 8
     provider: str = "auto"
     threads: int | None = None
+    runtime: str = "ort"  # ONNX: ort | openvino | auto (runtime.choice)
     save_predictions: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
     overrides: Overrides | None = None  # the shared preprocessing/task options (edit the contract)
@@ -61,24 +62,29 @@ class EvalResult:
     task: str
     model: str
     data: str
-    backend: str  # onnxruntime provider, or "pytorch (cpu)"
+    backend: str  # onnxruntime provider, OpenVINO's, or "pytorch (cpu)"
     metrics: dict
     images: int
     failed: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    runtime: dict | None = None  # ONNX: what --runtime resolved to and why (runtime.choice.Resolved.describe)
 
     def to_dict(self) -> dict:
         return {"task": self.task, "model": self.model, "data": self.data, "backend": self.backend,
+                "runtime": self.runtime,
                 "images": self.images, "failed": self.failed, "seconds": round(self.seconds, 3),
                 "warnings": self.warnings, "metrics": self.metrics}
 
 
-def open_engine(model: str, provider: str = "auto", threads: int | None = None, overrides: Overrides | None = None):
-    """An onnxruntime ``Engine`` for an ONNX file or zoo name; a ``TorchEngine`` for a checkpoint; the
-    contract of either edited by ``overrides``."""
+def open_engine(model: str, provider: str = "auto", threads: int | None = None, overrides: Overrides | None = None,
+                runtime: str = "ort", objective: str = "throughput"):
+    """An ``Engine`` (``runtime``: ort, openvino or auto, ``runtime.choice``) for an ONNX file or zoo name; a
+    ``TorchEngine`` for a checkpoint; the contract of either edited by ``overrides``."""
     p = Path(model)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if runtime != "ort":
+            raise UsageError(f"--runtime {runtime} runs ONNX files; {p} is a checkpoint, run in PyTorch")
         from edgecnn.errors import require
 
         require("torch", "torch", f"evaluating the PyTorch checkpoint {p}")
@@ -89,9 +95,11 @@ def open_engine(model: str, provider: str = "auto", threads: int | None = None, 
         from edgecnn.eval.torch_engine import TorchEngine
 
         return TorchEngine(p, overrides=overrides)
-    from edgecnn.runtime.session import Engine, resolve_model
+    from edgecnn.runtime import choice
+    from edgecnn.runtime.session import resolve_model
 
-    return Engine(resolve_model(model), provider=provider, threads=threads, overrides=overrides)
+    return choice.open_engine(resolve_model(model), runtime, objective=objective, provider=provider,
+                              threads=threads, overrides=overrides)
 
 
 def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None) -> EvalResult:
@@ -105,7 +113,8 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
         raise UsageError(f"--max-det must be >= 1, got {opts.max_det}")
     if not Path(opts.data).is_dir():
         raise MissingFileError(f"--data {opts.data}: no such directory")
-    engine = open_engine(opts.model, opts.provider, opts.threads, opts.overrides)
+    engine = open_engine(opts.model, opts.provider, opts.threads, opts.overrides, opts.runtime,
+                         "latency" if opts.batch == 1 else "throughput")
     task = engine.contract.task
     if task not in ("classify", "detect"):
         raise EvalError(f"{opts.model}: eval scores classifiers and detectors; this model's task is {task} "
@@ -118,8 +127,10 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
     if opts.save_predictions:
         with atomic_path(opts.save_predictions) as tmp:
             tmp.write_text(json.dumps(saved) + "\n")
+    resolved = getattr(engine, "resolved", None)
     return EvalResult(task, str(getattr(engine, "path", opts.model)), opts.data, engine.providers[0], metrics,
-                      stats.images, stats.failed, time.perf_counter() - t0, list(engine.warnings) + warnings)
+                      stats.images, stats.failed, time.perf_counter() - t0, list(engine.warnings) + warnings,
+                      None if resolved is None else resolved.describe())
 
 
 def _run(predictor: Predictor, files: list[ImageFile], opts: EvalOptions, on_error: Callable[[str], None]):

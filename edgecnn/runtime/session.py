@@ -1,6 +1,10 @@
-"""The inference engine: an onnxruntime session with a chosen provider, thread count and graph
+"""The inference engine: a runtime session with a chosen provider, thread count and graph
 optimisation level, plus the file's deploy contract (or one derived from the graph for an ONNX
 file exported by another tool). onnxruntime + NumPy only; no torch.
+
+Two runtimes sit behind it: onnxruntime (``runtime="ort"``, the default) and OpenVINO (``"openvino"``,
+extra ``[openvino]``, ``runtime/openvino.py``), which offers the slice of onnxruntime's session used here;
+the contract, preprocessing and post-processing are the same whichever runs the model.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ GRAPH_OPT = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+RUNTIMES = {"ort": "onnxruntime", "openvino": "OpenVINO"}  # --runtime value -> the runtime's name
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
 
@@ -119,6 +124,9 @@ def thread_affinities(threads: int) -> str:
 class Engine:
     """One loaded model.
 
+    ``runtime``: "ort" (onnxruntime; ``provider``, ``graph_opt``, ``spinning`` are its settings) or "openvino"
+    (OpenVINO's CPU plugin, f32 precision hint; ``provider`` auto or cpu). ``edgecnn.runtime.choice`` turns
+    ``--runtime auto`` into one of them.
     ``contract``: the file's contract, or one derived from the graph (``from_graph`` True); when
     its preprocessing was assumed (no contract, or an INT8 file made from such a file) ``warnings``
     say what. ``overrides`` (the options every command shares, ``edgecnn.cli.prep_options``) and the
@@ -131,24 +139,41 @@ class Engine:
                  optimized_model: str | Path | None = None, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  labels: Sequence[str] | None = None, decode: str | None = None, task: str | None = None,
-                 layout: str | None = None, overrides: Overrides | None = None):
+                 layout: str | None = None, overrides: Overrides | None = None, runtime: str = "ort"):
         self.path = Path(path)
+        if runtime not in RUNTIMES:
+            raise UsageError(f"unknown --runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}, auto")
+        self.runtime = runtime
+        self.resolved = None  # what --runtime resolved to, and why (set by runtime.choice.open_engine)
         over = dataclasses.replace(overrides or Overrides(), **{k: v for k, v in (
             ("size", size), ("mean", None if mean is None else tuple(mean)),
             ("std", None if std is None else tuple(std)), ("labels", None if labels is None else list(labels)),
             ("decode", decode), ("task", task), ("layout", layout)) if v is not None})
         self.warnings: list[str] = []
-        providers = choose_providers(provider)
         t0 = time.perf_counter()
-        # onnxruntime's saved optimised graph of this file (``edgecnn tune`` caches it per host): already
-        # optimised, so it is opened without optimising again; it carries the file's metadata (the contract)
-        source, level = self.path, graph_opt
-        if optimized_model is not None and Path(optimized_model).is_file() and providers[0] == "CPUExecutionProvider":
-            source, level = Path(optimized_model), "disable"
-        self.session = _open(source, session_options(threads, level, spinning, affinity), providers)
+        if runtime == "openvino":
+            if provider not in ("auto", "cpu"):
+                raise UsageError(f"--provider {provider} is onnxruntime's; --runtime openvino runs on the CPU "
+                                 "(--provider auto or cpu)")
+            if graph_opt != "all":
+                raise UsageError(f"--graph-opt {graph_opt} is onnxruntime's; OpenVINO optimises the graph itself "
+                                 "(leave --graph-opt out with --runtime openvino)")
+            from edgecnn.runtime.openvino import OpenVINOSession
+
+            providers = []
+            self.session = OpenVINOSession(self.path, threads=threads)
+        else:
+            providers = choose_providers(provider)
+            # onnxruntime's saved optimised graph of this file (``edgecnn tune`` caches it per host): already
+            # optimised, so it is opened without optimising again; it carries the file's metadata (the contract)
+            source, level = self.path, graph_opt
+            if optimized_model is not None and Path(optimized_model).is_file() and \
+                    providers[0] == "CPUExecutionProvider":
+                source, level = Path(optimized_model), "disable"
+            self.session = _open(source, session_options(threads, level, spinning, affinity), providers)
         self.load_s = time.perf_counter() - t0
         self.providers: list[str] = self.session.get_providers()
-        if provider != "auto" and self.providers[0] != providers[0]:
+        if providers and provider != "auto" and self.providers[0] != providers[0]:
             raise EngineError(f"provider '{provider}' failed to start for {self.path} (onnxruntime fell back to "
                               f"{self.providers[0]}); check the CUDA/TensorRT libraries")
         self.threads, self.graph_opt = threads, graph_opt
@@ -189,6 +214,17 @@ class Engine:
         batch_dim = self.input_shape[0] if self.input_shape else None
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         check_input(self.contract, self.input_shape, self.path)
+        if runtime == "openvino":  # compile the shape the first batch will have now, so load_s counts it
+            t0 = time.perf_counter()
+            self.session.compile(self.batch_shape(self.fixed_batch or 1))
+            self.load_s += time.perf_counter() - t0
+
+    def batch_shape(self, n: int) -> list[int]:
+        """The graph input's shape for ``n`` images at the contract's size (NCHW or NHWC as the graph takes it)."""
+        pre = self.contract.preprocess
+        if self.contract.input_layout == "NHWC":
+            return [n, pre.height, pre.width, pre.channels]
+        return [n, pre.channels, pre.height, pre.width]
 
     @property
     def task(self) -> str:
@@ -227,8 +263,8 @@ class Engine:
         return dict(zip(self.output_names, values, strict=True))
 
     def describe(self) -> dict:
-        """Session facts for reports: file, provider chain, threads, graph optimisation, load time."""
-        return {"model": str(self.path), "task": self.task, "providers": self.providers,
+        """Session facts for reports: file, runtime, provider chain, threads, graph optimisation, load time."""
+        return {"model": str(self.path), "task": self.task, "runtime": self.runtime, "providers": self.providers,
                 "threads": self.threads, "graph_opt": self.graph_opt, "load_s": round(self.load_s, 4),
                 "contract": "graph" if self.from_graph else "file", "weights": self.contract.weights}
 

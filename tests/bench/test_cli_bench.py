@@ -44,8 +44,11 @@ def test_bad_input_one_line_errors(cli, model, tmp_path):
         ((str(model), "--batch", "1,x"), 2, "Error: --batch: 'x' is not valid (comma-separated list expected, "
                                             "got '1,x')\n"),
         ((str(model), "--format", "xml"), 2, "Error: unknown --format 'xml'; choose one of: table, json, csv, md\n"),
-        ((str(model), "--backend", "tvm"), 2, "Error: unknown --backend 'tvm'; choose from: ort, torch, openvino\n"),
-        ((str(model), "--provider", "npu"), 2, "Error: --provider 'npu' is not one of --backend ort's: auto, cpu, "
+        ((str(model), "--backend", "tvm"), 2, "Error: unknown --runtime 'tvm'; choose from: ort, torch, openvino, "
+                                              "auto\n"),
+        ((str(model), "--runtime", "tvm"), 2, "Error: unknown --runtime 'tvm'; choose from: ort, torch, openvino, "
+                                              "auto\n"),
+        ((str(model), "--provider", "npu"), 2, "Error: --provider 'npu' is not one of --runtime ort's: auto, cpu, "
                                                "cuda, tensorrt\n"),
         ((str(model), "--provider", "cuda"), 1, "Error: provider 'cuda' (CUDAExecutionProvider) is not available "
                                                 "in this onnxruntime; available: cpu\n"),

@@ -96,7 +96,8 @@ def test_folder_with_a_bad_file_goes_on_and_exits_1(cli, models, folder):
     assert by_name["bad.jpg"]["error"].endswith("bad.jpg: not an image, or a format Pillow cannot read")
     assert by_name["bad.jpg"]["predictions"] == [] and by_name["bad.jpg"]["width"] is None
     s = doc["summary"]
-    assert set(s) == {"images", "ok", "failed", "seconds", "images_per_s", "ms_per_image", "provider"}
+    assert set(s) == {"images", "ok", "failed", "seconds", "images_per_s", "ms_per_image", "provider", "runtime"}
+    assert s["runtime"] == {"runtime": "ort", "reason": "asked", "model": str(models["trained"])}
     assert (s["images"], s["ok"], s["failed"]) == (4, 3, 1)
     assert set(s["ms_per_image"]) == {"decode", "inference", "postprocess"}
 

@@ -111,7 +111,7 @@ def test_bench_commands_of_the_bench_section(cli, here):
                 "--format", "json"))
     rows = json.loads(r.stdout)["rows"]
     assert len(rows) == 8 and all(row["status"] == "ok" for row in rows)
-    r = _ok(cli("bench", "lenet5", "--backend", "ort,torch,openvino", "--threads", "2", *fast, "--format", "json"))
+    r = _ok(cli("bench", "lenet5", "--runtime", "ort,torch,openvino", "--threads", "2", *fast, "--format", "json"))
     assert sorted(row["backend"] for row in json.loads(r.stdout)["rows"]) == ["openvino", "ort", "torch"]
 
 

@@ -12,10 +12,13 @@ RUNTIME_MODULES = [
     "edgecnn.quantize", "edgecnn.onnx_info", "edgecnn.bench.timing", "edgecnn.runtime.image",
     "edgecnn.runtime.sources", "edgecnn.runtime.session", "edgecnn.runtime.classify", "edgecnn.runtime.detect",
     "edgecnn.runtime.draw", "edgecnn.runtime.predict", "edgecnn.runtime.yolo", "edgecnn.runtime.raw",
-    "edgecnn.runtime.outputs", "edgecnn.train.datasets", "edgecnn.train.shapes",
+    "edgecnn.runtime.outputs", "edgecnn.runtime.openvino", "edgecnn.runtime.choice", "edgecnn.runtime.profile",
+    "edgecnn.bench.backend_openvino", "edgecnn.train.datasets", "edgecnn.train.shapes",
     "edgecnn.cli.main", "edgecnn.cli.output",
     "edgecnn.coco", "edgecnn.eval.run", "edgecnn.eval.coco_map", "edgecnn.eval.classify", "edgecnn.train.coco",
     "edgecnn.train.detect_augment",
+    "edgecnn.runtime.video", "edgecnn.runtime.video_writer", "edgecnn.runtime.stream", "edgecnn.bench.video",
+    "edgecnn.cli.infer_video",
 ]
 
 

@@ -19,12 +19,16 @@ from .make_yolov8_fixture import JSON, ONNX, fixture_images
 FIXTURE = json.loads(pathlib.Path(JSON).read_text())
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
+@pytest.fixture(scope="module", params=["ort", "openvino"])
+def results(request, tmp_path_factory):
+    """Per runtime (``--runtime openvino`` reads the same file with the same derived contract: the same
+    detections within the same bounds), the predictions on each fixture image."""
+    if request.param == "openvino":
+        pytest.importorskip("openvino", reason="openvino not installed (extra [openvino])")
     d = tmp_path_factory.mktemp("yolo")
     for name, img in fixture_images().items():
         Image.fromarray(img).save(d / f"{name}.png")
-    engine = Engine(ONNX, provider="cpu")
+    engine = Engine(ONNX, provider="cpu", runtime=request.param)
     assert (engine.task, engine.contract.detection.layout, engine.from_graph) == ("detect", "yolov8", True)
     pre, det = engine.contract.preprocess, engine.contract.detection
     assert (pre.resize, pre.pad_value, pre.mean, pre.std, det.iou, det.max_det) == (

@@ -1,0 +1,126 @@
+"""``--runtime ort|openvino|auto`` (and ``--precision auto``) -> the engine to open: one function that
+``infer``, ``eval``, ``bench`` and the Python API all call. Torch-free.
+
+``auto`` reads the configuration ``edgecnn tune`` chose for this file on this host
+(``edgecnn.runtime.profile.lookup``): its runtime, and with ``precision="auto"`` the file of the chosen
+precision (e.g. the INT8 variant), its threads, batch and runtime options. Without a profile ``auto``
+means onnxruntime, the default, and ``reason`` says so: the output of every command names the runtime
+that ran and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecnn.errors import UsageError
+
+CHOICES = ("ort", "openvino", "auto")
+# runtime options a profile may carry that Engine takes as keyword arguments (others are kept in ``options``)
+ENGINE_OPTIONS = {"ort": ("graph_opt", "spinning"), "openvino": ()}
+
+
+@dataclass
+class Resolved:
+    """What to open. ``runtime``: "ort" or "openvino"; ``path``: the file (the profile's precision file
+    where ``precision="auto"`` found one); ``threads``/``batch``: the profile's (None when no profile
+    chose them); ``reason``: why this runtime, in words (``"asked"``, ``"tuned profile"``, ``"no
+    profile: onnxruntime"``); ``choice``: the profile's whole configuration, or None."""
+
+    runtime: str
+    path: Path
+    reason: str
+    threads: int | None = None
+    batch: int | None = None
+    options: dict = field(default_factory=dict)
+    choice: dict | None = None
+
+    @property
+    def tuned(self) -> bool:
+        return self.choice is not None
+
+    def engine_kwargs(self) -> dict:
+        """The profile's runtime options that ``Engine`` takes (e.g. ort's ``graph_opt``, ``spinning``)."""
+        return {k: v for k, v in self.options.items() if k in ENGINE_OPTIONS.get(self.runtime, ())}
+
+    def describe(self) -> dict:
+        """For a command's JSON summary: runtime, why, the file that runs, and the tuned settings."""
+        d = {"runtime": self.runtime, "reason": self.reason, "model": str(self.path)}
+        if self.choice is not None:
+            d.update(precision=self.choice.get("precision"), threads=self.threads, batch=self.batch)
+        return d
+
+    def line(self) -> str:
+        """One line for stderr: which runtime runs which file, and why."""
+        return describe_line(self.describe())
+
+
+def describe_line(d: dict) -> str:
+    """``Resolved.describe()``'s dict as one line: which runtime runs which file, and why."""
+    from edgecnn.runtime.session import RUNTIMES
+
+    why = d["reason"]
+    if "precision" in d:
+        why += f": precision {d['precision']}, threads {d['threads'] or 'default'}, batch {d['batch'] or 1}"
+    elif why.startswith("no profile"):
+        why = f"no profile for this file on this host; 'edgecnn tune {d['model']}' makes one"
+    return f"runtime: {RUNTIMES[d['runtime']]} ({why}) for {d['model']}"
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in CHOICES:
+        raise UsageError(f"unknown --runtime '{runtime}'; choose one of: {', '.join(CHOICES)}")
+    return runtime
+
+
+def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None = None,
+            objective: str = "latency", host: str | None = None) -> Resolved:
+    """The engine to open for ``model_path`` when the user asked for ``runtime`` (ort|openvino|auto) and
+    ``precision`` (None: the file as given; "auto": the tuned profile's precision file).
+
+    ``objective``: the profile entry to read, "latency" (batch 1) or "throughput". A profile is read only
+    when something is "auto"; an explicit runtime is never overridden."""
+    check_runtime(runtime)
+    if precision not in (None, "auto"):
+        raise UsageError(f"unknown precision '{precision}' here; use auto, or give the file of that precision")
+    path = Path(model_path)
+    choice = None
+    if "auto" in (runtime, precision):
+        from edgecnn.runtime import profile
+
+        choice = profile.lookup(path, objective, host=host)
+    if runtime != "auto":
+        if precision == "auto" and choice is not None:  # the tuned precision's file; its settings if same runtime
+            same = choice.get("runtime") == runtime
+            return Resolved(runtime, Path(choice["path"]), "asked; precision from the tuned profile",
+                            **(_settings(choice) if same else {}), choice=choice)
+        return Resolved(runtime, path, "asked")
+    if choice is None:
+        return Resolved("ort", path, "no profile: onnxruntime")
+    if choice["runtime"] == "openvino":
+        from edgecnn.runtime.openvino import available
+
+        if not available():
+            return Resolved("ort", path, "the tuned profile chose OpenVINO, which is not installed: onnxruntime")
+    return Resolved(choice["runtime"], Path(choice["path"]) if precision == "auto" else path, "tuned profile",
+                    **_settings(choice), choice=choice)
+
+
+def _settings(choice: dict) -> dict:
+    return {"threads": choice.get("threads"), "batch": choice.get("batch"),
+            "options": dict(choice.get("options") or {})}
+
+
+def open_engine(model_path: str | Path, runtime: str = "ort", precision: str | None = None,
+                objective: str = "latency", **engine_kwargs):
+    """``resolve`` then ``Engine``: the Python API of ``--runtime``. ``engine_kwargs`` are ``Engine``'s
+    (one given as None takes the profile's, else Engine's default). The engine's ``resolved`` says what ran
+    and why."""
+    from edgecnn.runtime.session import Engine
+
+    res = resolve(model_path, runtime, precision, objective)
+    kwargs = {"threads": res.threads, **res.engine_kwargs(),
+              **{k: v for k, v in engine_kwargs.items() if v is not None}}
+    engine = Engine(res.path, runtime=res.runtime, **kwargs)
+    engine.resolved = res
+    return engine
