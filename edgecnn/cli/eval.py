@@ -54,6 +54,10 @@ def eval_cmd(
     runtime: str = typer.Option("ort", "--runtime", help="ONNX: ort (onnxruntime), openvino (needs [openvino]) or "
                                                          "auto (what 'edgecnn tune' chose for this file on this "
                                                          "host; without a profile: ort)."),
+    precision: str = typer.Option(None, "--precision", help="ONNX: auto (the file of the precision 'edgecnn tune' "
+                                                            "chose), fp32 or int8 (the file of that precision "
+                                                            "beside MODEL) [default: MODEL as given].",
+                                  show_default=False),
     provider: str = typer.Option("auto", "--provider", help="ONNX, ort: auto, cpu, cuda or tensorrt."),
     threads: int = cli_threads.option("onnxruntime intra-op threads (a checkpoint: torch threads)"),
     save_predictions: str = typer.Option(None, "--save-predictions",
@@ -72,9 +76,10 @@ def eval_cmd(
     Example: edgecnn eval export/ssdlite_mobilenetv2.onnx --data data/shapes-det --format json
     """
     check_format(fmt)
-    from edgecnn.runtime.choice import check_runtime
+    from edgecnn.runtime.choice import check_precision, check_runtime
 
     check_runtime(runtime)
+    check_precision(precision)
     if not (runtime == "auto" and threads is None):  # auto without --threads: the tuned profile's
         threads = cli_threads.resolve(threads)
     from edgecnn.eval.run import EvalOptions, evaluate
@@ -82,9 +87,9 @@ def eval_cmd(
     over = prep.overrides()
     result = evaluate(EvalOptions(model=model, data=data, conf=over.conf, iou=over.iou, max_det=over.max_det,
                                   batch=batch, provider=provider, threads=threads, runtime=runtime,
-                                  save_predictions=save_predictions, overrides=over),
+                                  precision=precision, save_predictions=save_predictions, overrides=over),
                       on_error=lambda m: typer.echo(f"Error: {m}", err=True)).to_dict()
-    if runtime == "auto":
+    if "auto" in (runtime, precision) and result["runtime"]:
         from edgecnn.runtime.choice import describe_line
 
         typer.echo(describe_line(result["runtime"]), err=True)

@@ -254,6 +254,10 @@ def infer_cmd(
     runtime: str = typer.Option("ort", "--runtime", help="ort (onnxruntime), openvino (needs [openvino]) or auto "
                                                          "(what 'edgecnn tune' chose for this file on this host; "
                                                          "without a profile: ort)."),
+    precision: str = typer.Option(None, "--precision", help="auto (the file of the precision 'edgecnn tune' chose), "
+                                                            "fp32 or int8 (the file of that precision beside "
+                                                            "--model, e.g. m.int8.onnx) [default: --model as "
+                                                            "given].", show_default=False),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt."),
     threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: physical cores; auto: the "
                                                         "profile's]."),
@@ -283,9 +287,10 @@ def infer_cmd(
     if not paths and camera is None:  # optional only with --camera: the line click prints for a missing argument
         raise UsageError("Missing argument 'PATHS...'; see 'edgecnn infer -h'")
     check_format(fmt, output.RECORD_FORMATS)
-    from edgecnn.runtime.choice import check_runtime
+    from edgecnn.runtime.choice import check_precision, check_runtime
 
     check_runtime(runtime)
+    check_precision(precision)
     check_range("--topk", topk, 1)
     over = prep.overrides(decode="exact" if exact_decode else None)
     check_range("--batch", batch, 1)
@@ -305,9 +310,10 @@ def infer_cmd(
         video = open_video(stream)  # a missing file, a stream that does not answer: before the model loads
     else:
         roots = sources.expand(paths or [])  # bad paths fail before the model loads
-    engine = open_engine(resolve_model(model), runtime, objective="latency" if batch == 1 else "throughput",
+    engine = open_engine(resolve_model(model), runtime, precision,
+                         objective="latency" if batch == 1 else "throughput",
                          provider=provider, threads=threads, graph_opt=graph_opt, overrides=over)
-    if runtime == "auto":
+    if "auto" in (runtime, precision):
         typer.echo(engine.resolved.line(), err=True)
     task = engine.task
     allowed = resolve_classes(classes, engine.contract.labels) if classes else None

@@ -48,6 +48,7 @@ class EvalOptions:
     provider: str = "auto"
     threads: int | None = None
     runtime: str = "ort"  # ONNX: ort | openvino | auto (runtime.choice)
+    precision: str | None = None  # ONNX: auto | fp32 | int8 (runtime.choice); None: the file as given
     save_predictions: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
     overrides: Overrides | None = None  # the shared preprocessing/task options (edit the contract)
@@ -78,13 +79,15 @@ class EvalResult:
 
 
 def open_engine(model: str, provider: str = "auto", threads: int | None = None, overrides: Overrides | None = None,
-                runtime: str = "ort", objective: str = "throughput"):
+                runtime: str = "ort", objective: str = "throughput", precision: str | None = None):
     """An ``Engine`` (``runtime``: ort, openvino or auto, ``runtime.choice``) for an ONNX file or zoo name; a
     ``TorchEngine`` for a checkpoint; the contract of either edited by ``overrides``."""
     p = Path(model)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
         if runtime != "ort":
             raise UsageError(f"--runtime {runtime} runs ONNX files; {p} is a checkpoint, run in PyTorch")
+        if precision is not None:
+            raise UsageError(f"--precision {precision} picks an ONNX file; {p} is a checkpoint, run in PyTorch")
         from edgecnn.errors import require
 
         require("torch", "torch", f"evaluating the PyTorch checkpoint {p}")
@@ -98,7 +101,7 @@ def open_engine(model: str, provider: str = "auto", threads: int | None = None, 
     from edgecnn.runtime import choice
     from edgecnn.runtime.session import resolve_model
 
-    return choice.open_engine(resolve_model(model), runtime, objective=objective, provider=provider,
+    return choice.open_engine(resolve_model(model), runtime, precision, objective=objective, provider=provider,
                               threads=threads, overrides=overrides)
 
 
@@ -114,7 +117,7 @@ def evaluate(opts: EvalOptions, on_error: Callable[[str], None] = lambda m: None
     if not Path(opts.data).is_dir():
         raise MissingFileError(f"--data {opts.data}: no such directory")
     engine = open_engine(opts.model, opts.provider, opts.threads, opts.overrides, opts.runtime,
-                         "latency" if opts.batch == 1 else "throughput")
+                         "latency" if opts.batch == 1 else "throughput", opts.precision)
     task = engine.contract.task
     if task not in ("classify", "detect"):
         raise EvalError(f"{opts.model}: eval scores classifiers and detectors; this model's task is {task} "

@@ -17,7 +17,10 @@ from edgecnn.errors import UsageError
 
 CHOICES = ("ort", "openvino", "auto")
 # runtime options a profile may carry that Engine takes as keyword arguments (others are kept in ``options``)
-ENGINE_OPTIONS = {"ort": ("graph_opt", "spinning"), "openvino": ()}
+ENGINE_OPTIONS = {"ort": ("graph_opt", "spinning", "affinity", "optimized_model"), "openvino": ()}
+# --precision: auto (the tuned profile's file), or the file of that precision (the one given, or its variant
+# beside it: ``runtime.profile.variant_path``); None: the file as given
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 @dataclass
@@ -40,14 +43,24 @@ class Resolved:
         return self.choice is not None
 
     def engine_kwargs(self) -> dict:
-        """The profile's runtime options that ``Engine`` takes (e.g. ort's ``graph_opt``, ``spinning``)."""
-        return {k: v for k, v in self.options.items() if k in ENGINE_OPTIONS.get(self.runtime, ())}
+        """The profile's runtime options that ``Engine`` takes (e.g. ort's ``graph_opt``, ``spinning``); the
+        saved optimised graph only while it is of the file that runs and still there."""
+        out = {k: v for k, v in self.options.items() if k in ENGINE_OPTIONS.get(self.runtime, ())}
+        saved = out.pop("optimized_model", None)
+        if saved and self.choice is not None and Path(self.choice.get("path", "")).resolve() == self.path.resolve() \
+                and Path(saved).is_file():
+            out["optimized_model"] = saved
+        return out
 
     def describe(self) -> dict:
         """For a command's JSON summary: runtime, why, the file that runs, and the tuned settings."""
         d = {"runtime": self.runtime, "reason": self.reason, "model": str(self.path)}
         if self.choice is not None:
             d.update(precision=self.choice.get("precision"), threads=self.threads, batch=self.batch)
+            if Path(self.choice.get("path", "")).resolve() != self.path.resolve():  # not the tuned precision's file
+                from edgecnn.bench.targets import precision_of
+
+                d.update(precision=precision_of(self.path), tuned_precision=self.choice.get("precision"))
         return d
 
     def line(self) -> str:
@@ -62,9 +75,41 @@ def describe_line(d: dict) -> str:
     why = d["reason"]
     if "precision" in d:
         why += f": precision {d['precision']}, threads {d['threads'] or 'default'}, batch {d['batch'] or 1}"
+        if d.get("tuned_precision") and d["tuned_precision"] != d["precision"]:
+            why += f"; tuned precision {d['tuned_precision']}: --precision auto runs its file"
     elif why.startswith("no profile"):
         why = f"no profile for this file on this host; 'edgecnn tune {d['model']}' makes one"
     return f"runtime: {RUNTIMES[d['runtime']]} ({why}) for {d['model']}"
+
+
+def check_precision(precision: str | None) -> str | None:
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"unknown --precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
+    return precision
+
+
+def precision_file(model_path: str | Path, precision: str) -> Path:
+    """The file of ``model_path`` at ``precision`` (fp32 | int8): the file itself when it is stored so, an
+    INT8 file's FP32 source (its contract names it), or the variant beside it (``m.int8.onnx``)."""
+    from edgecnn.bench.targets import contract_of, precision_of
+    from edgecnn.runtime.profile import variant_path
+
+    path = Path(model_path)
+    own = precision_of(path)
+    if own == precision:
+        return path
+    if precision == "fp32":
+        c = contract_of(path)
+        source = ((c.quantization or {}).get("source") or {}).get("file") if c is not None else None
+        if source and (path.parent / source).is_file():  # quantize records the name; the files sit together
+            return path.parent / source
+        raise UsageError(f"--precision fp32: {path} is {own.upper()} and names no FP32 file that is there; "
+                         "give the FP32 file")
+    beside = variant_path(path, precision)
+    if own == "fp32" and beside.is_file():
+        return beside
+    raise UsageError(f"--precision {precision}: no {beside.name} beside {path}; make it with "
+                     f"'edgecnn quantize {path} --calib DIR' (or 'edgecnn tune {path} --calib DIR')")
 
 
 def check_runtime(runtime: str) -> str:
@@ -76,14 +121,20 @@ def check_runtime(runtime: str) -> str:
 def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None = None,
             objective: str = "latency", host: str | None = None) -> Resolved:
     """The engine to open for ``model_path`` when the user asked for ``runtime`` (ort|openvino|auto) and
-    ``precision`` (None: the file as given; "auto": the tuned profile's precision file).
+    ``precision`` (None: the file as given; "auto": the tuned profile's precision file; "fp32"/"int8": the
+    file of that precision, ``precision_file``).
 
     ``objective``: the profile entry to read, "latency" (batch 1) or "throughput". A profile is read only
     when something is "auto"; an explicit runtime is never overridden."""
     check_runtime(runtime)
-    if precision not in (None, "auto"):
-        raise UsageError(f"unknown precision '{precision}' here; use auto, or give the file of that precision")
+    check_precision(precision)
     path = Path(model_path)
+    if precision not in (None, "auto"):
+        # the tuned profile is the FP32 file's: its choice of runtime and settings holds for its variants too
+        precision_path = precision_file(path, precision)
+        res = resolve(path, runtime, None, objective, host)
+        res.path = precision_path
+        return res
     choice = None
     if "auto" in (runtime, precision):
         from edgecnn.runtime import profile
