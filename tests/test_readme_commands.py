@@ -108,6 +108,11 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/cli/test_eval.py::test_detection_map_equals_pycocotools_on_the_same_detections"],
          ['"eval"', '"--data"', "fake_detector"]),
     "edgecnn bench export/mobilenetv2.onnx": ([f"{FLOWS}::test_bench_commands_of_the_bench_section"], None),
+    "edgecnn infer red.jpg --model export/mobilenetv2.onnx --topk 1 --runtime auto --precision auto":
+        (["tests/runtime/test_precision_choice.py::test_tune_then_infer_auto_runs_the_tuned_choice"], None),
+    "edgecnn infer red.jpg --model export/mobilenetv2.onnx --topk 1 --runtime auto":
+        (["tests/runtime/test_precision_choice.py::test_tune_then_infer_auto_runs_the_tuned_choice",
+          "tests/runtime/test_precision_choice.py::test_auto_without_precision_auto_says_the_file_given_runs"], None),
     "edgecnn tune export/mobilenetv2.onnx --quick":  # on a tiny file, --quick's budget made short
         (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
     "edgecnn tune export/mobilenetv2.onnx --calib images/":

@@ -94,13 +94,16 @@ def test_tune_then_infer_auto_runs_the_tuned_choice(tiny, home, image, cli):
     res = cli("tune", str(tiny), "--runtime", "ort", "--threads", "1", "--batch", "1", "--budget", "1")
     assert res.exit_code == 0, res.output
     chosen = profile.lookup(tiny, "latency")
-    res = cli("infer", str(image), "--model", str(tiny), "--runtime", "auto", "--precision", "auto",
+    res = cli("infer", str(image), "--model", str(tiny), "--topk", "1", "--runtime", "auto", "--precision", "auto",
               "--format", "json")
     assert res.exit_code == 0, res.output
     ran = json.loads(res.stdout)["summary"]["runtime"]
     assert ran["model"] == chosen["path"] and ran["precision"] == chosen["precision"]
     assert ran["reason"] == "tuned profile"
     assert "runtime: onnxruntime (tuned profile" in res.stderr
+    res = cli("infer", str(image), "--model", str(tiny), "--topk", "1", "--runtime", "auto", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["summary"]["runtime"]["model"] == str(tiny)  # the file given, whatever won
 
 
 def test_auto_without_precision_auto_says_the_file_given_runs(tiny, home):
