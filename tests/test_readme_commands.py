@@ -113,6 +113,8 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     "edgecnn infer red.jpg --model export/mobilenetv2.onnx --topk 1 --runtime auto":
         (["tests/runtime/test_precision_choice.py::test_tune_then_infer_auto_runs_the_tuned_choice",
           "tests/runtime/test_precision_choice.py::test_auto_without_precision_auto_says_the_file_given_runs"], None),
+    "edgecnn bench export/mobilenetv2.onnx --runtime ort,openvino,auto --threads 2 --runs 30":
+        (["tests/bench/test_tune.py::test_bench_runtime_auto_measures_the_tuned_choice_beside_the_plain_ones"], None),
     "edgecnn tune export/mobilenetv2.onnx --quick":  # on a tiny file, --quick's budget made short
         (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
     "edgecnn tune export/mobilenetv2.onnx --calib images/":

@@ -146,3 +146,19 @@ def test_calib_makes_the_int8_file_beside_and_quick_measures_it(tiny, home, cli,
     assert {(r["precision"], r["path"]) for r in doc["rows"] if r["stage"] == "1"} == {
         ("fp32", str(tiny)), ("int8", str(int8))}
     assert "quantizing to tiny.int8.onnx" in res.stderr
+
+
+def test_bench_runtime_auto_measures_the_tuned_choice_beside_the_plain_ones(tiny, home, cli):
+    import json
+
+    res = cli("tune", str(tiny), "--threads", "1", "--batch", "1", "--budget", "1")
+    assert res.exit_code == 0, res.output
+    chosen = profile.lookup(tiny, "latency")
+    res = cli("bench", str(tiny), "--runtime", "ort,openvino,auto", "--threads", "2", "--runs", "5", "--format", "json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["rows"]
+    assert {(r["backend"], r["threads"]) for r in rows if r["mode"] != "auto"} == {("ort", 2), ("openvino", 2)}
+    auto = [r for r in rows if r["mode"] == "auto"]
+    assert len(auto) == 1 and auto[0]["status"] == "ok"
+    assert (auto[0]["backend"], auto[0]["threads"]) == (chosen["runtime"], chosen["threads"])
+    assert f"(tuned profile: precision {chosen['precision']}, threads 1, batch 1)" in res.stderr
