@@ -6,8 +6,9 @@ calls, the order reshuffled every round; session creation and the first run time
 each interleaving its rows and re-measuring the previous stage's winner beside the new candidates:
 
 1. **runtime x precision x threads** at batch 1, default options: onnxruntime (and OpenVINO where the
-   ``[openvino]`` extra is installed) x FP32 / INT8 (an INT8 file beside the input, or one made with
-   ``--calib DIR``) x 1..physical cores threads.
+   ``[openvino]`` extra is installed) x FP32 / INT8 / INT8 with float islands (files beside the input,
+   ``m.int8.onnx`` and ``m.int8-islands.onnx``, or made with ``--calib DIR``; the islands file by ``quantize
+   --islands auto``) x 1..physical cores threads.
 2. **onnxruntime session options** on the best onnxruntime row: intra-op spinning off, pool threads pinned
    to cores, graph optimisation level "extended" / "basic" instead of "all", one at a time.
 3. **batch** (throughput; only where the file's batch is dynamic): the two best configurations at larger
@@ -35,11 +36,11 @@ from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_lin
 
 OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
-PRECISIONS = ("fp32", "int8")
-# the ``QuantizeOptions`` that make each precision's file (``runtime.profile.variant_path``) from ``--calib``.
-# Hook: "int8 with float islands" (``edgecnn quantize --islands auto``) is one more entry here and in
-# ``runtime.profile.PRECISION_SUFFIX``.
-PRECISION_QUANTIZE: dict[str, dict] = {"int8": {}}
+PRECISIONS = ("fp32", "int8", "int8-islands")
+NAMES = {"fp32": "FP32", "int8": "INT8", "int8-islands": "INT8 with float islands"}
+# the ``QuantizeOptions`` that make each precision's file (``runtime.profile.variant_path``) from ``--calib``:
+# "int8-islands" keeps in float the blocks that are slower in INT8 on this host (``quantize --islands auto``)
+PRECISION_QUANTIZE: dict[str, dict] = {"int8": {}, "int8-islands": {"islands": "auto"}}
 ORT_DEFAULTS = {"spinning": True, "affinity": False, "graph_opt": "all"}
 # stage 2: one option changed at a time from the best onnxruntime row
 ORT_VARIANTS = ({"spinning": False}, {"affinity": True}, {"graph_opt": "extended"}, {"graph_opt": "basic"})
@@ -147,11 +148,21 @@ def precision_files(path: Path, precisions: list[str], calib: str | None, tell: 
         elif calib is not None:
             from edgecnn.quantize import QuantizeOptions, quantize
 
+            if not _quantize_takes(PRECISION_QUANTIZE[precision]):
+                continue  # this edgecnn's quantize cannot make it (the note says so)
             tell(f"quantizing to {beside.name} (calibration: {calib})")
             quantize(QuantizeOptions(model=str(path), calib=calib, out=str(beside), bench=False,
                                      **PRECISION_QUANTIZE[precision]))
             files[precision] = beside
     return files
+
+
+def _quantize_takes(options: dict) -> bool:
+    from dataclasses import fields
+
+    from edgecnn.quantize import QuantizeOptions
+
+    return set(options) <= {f.name for f in fields(QuantizeOptions)}
 
 
 def dynamic_batch(path: Path) -> bool:
@@ -347,8 +358,12 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
     shape, layout = input_spec(path, None)
     files = precision_files(path, precisions or list(PRECISIONS), calib, tell)
     for p in precisions or list(PRECISIONS):
-        if p not in files and p in profile.PRECISION_SUFFIX:
-            notes.append(f"{p.upper()} not measured: no {profile.variant_path(path, p).name} beside the file; "
+        if p in files or p not in profile.PRECISION_SUFFIX or "fp32" not in files:
+            continue
+        if calib is not None and not _quantize_takes(PRECISION_QUANTIZE[p]):
+            notes.append(f"{NAMES[p]} not measured: this edgecnn's quantize cannot make it")
+        else:
+            notes.append(f"{NAMES[p]} not measured: no {profile.variant_path(path, p).name} beside the file; "
                          "give --calib DIR to make it")
     if precisions:
         files = {p: f for p, f in files.items() if p in precisions} or files

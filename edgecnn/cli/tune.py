@@ -12,11 +12,13 @@ from edgecnn.cli.output import check_format, emit_json
 @app.command("tune")
 def tune_cmd(
     model: str = typer.Argument(..., help="An ONNX file."),
-    calib: str = typer.Option(None, "--calib", help="Calibration images to make the INT8 file beside it when "
-                                                    "there is none (<name>.int8.onnx)."),
+    calib: str = typer.Option(None, "--calib", help="Calibration images to make the INT8 files beside it when "
+                                                    "there are none (<name>.int8.onnx; <name>.int8-islands.onnx "
+                                                    "with quantize --islands auto)."),
     runtime: str = typer.Option(None, "--runtime", help="Runtimes to try: ort,openvino [default: those installed]."),
-    precision: str = typer.Option(None, "--precision", help="Precisions to try: fp32,int8 [default: both, INT8 "
-                                                            "where its file is there or --calib makes it]."),
+    precision: str = typer.Option(None, "--precision", help="Precisions to try: fp32,int8,int8-islands [default: "
+                                                            "all, INT8 ones where their file is there or --calib "
+                                                            "makes it]."),
     threads: str = typer.Option(None, "--threads", help="Thread counts to try, e.g. 1,2 [default: 1..physical "
                                                         "cores]."),
     batch: str = typer.Option(None, "--batch", help="Batches to try for throughput, e.g. 1,8 [default: 1,4,8 "

@@ -22,9 +22,9 @@ OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
 # the keys every chosen configuration carries (``options`` may be empty; extra keys are kept as they are)
 CHOICE_KEYS = ("runtime", "precision", "path", "threads", "batch", "options")
-# where a file's variant of another precision lives, beside it (``edgecnn quantize``'s default name): what
-# ``tune`` measures and ``--precision int8`` opens. Hook: "int8 with float islands" adds its entry here.
-PRECISION_SUFFIX = {"int8": ".int8.onnx"}
+# where a file's variant of another precision lives, beside it: what ``tune`` measures and ``--precision int8``
+# opens (``edgecnn quantize``'s default name), and INT8 with float islands (``quantize --islands auto``)
+PRECISION_SUFFIX = {"int8": ".int8.onnx", "int8-islands": ".int8-islands.onnx"}
 
 
 class ProfileError(EdgeCNNError):

@@ -136,7 +136,7 @@ def test_calib_makes_the_int8_file_beside_and_quick_measures_it(tiny, home, cli,
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(calib / f"{i}.png")
     monkeypatch.setattr(tune_mod, "QUICK_BUDGET_S", 1.0)  # --quick's 20 s, made short for a test
     res = cli("tune", str(tiny), "--calib", str(calib), "--quick", "--runtime", "ort", "--threads", "1",
-              "--batch", "1", "--format", "json")
+              "--batch", "1", "--precision", "fp32,int8", "--format", "json")
     assert res.exit_code == 0, res.output
     int8 = tiny.with_name("tiny.int8.onnx")
     assert int8.is_file()  # made by quantize, where infer and the next tune find it
@@ -162,3 +162,35 @@ def test_bench_runtime_auto_measures_the_tuned_choice_beside_the_plain_ones(tiny
     assert len(auto) == 1 and auto[0]["status"] == "ok"
     assert (auto[0]["backend"], auto[0]["threads"]) == (chosen["runtime"], chosen["threads"])
     assert f"(tuned profile: precision {chosen['precision']}, threads 1, batch 1)" in res.stderr
+
+
+def test_int8_with_float_islands_is_made_by_quantize_islands_auto(tiny, home, tmp_path):
+    from dataclasses import fields
+
+    from edgecnn.quantize import QuantizeOptions
+
+    if "islands" not in {f.name for f in fields(QuantizeOptions)}:
+        result = tune_mod.tune(tiny, runtimes=["ort"], threads=[1], batches=[1], runs=3, calib=str(tmp_path),
+                               precisions=["fp32", "int8-islands"], ort_options=False, saved_model=False)
+        assert "INT8 with float islands not measured: this edgecnn's quantize cannot make it" in result.notes
+        return
+    calls = []
+    import edgecnn.quantize as q
+
+    real = q.quantize
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(q, "quantize", lambda opts: calls.append(opts) or real(opts))
+    try:
+        calib = tmp_path / "calib"
+        calib.mkdir()
+        rng = np.random.default_rng(0)
+        from PIL import Image
+
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(calib / f"{i}.png")
+        result = tune_mod.tune(tiny, runtimes=["ort"], threads=[1], batches=[1], runs=3, calib=str(calib),
+                               precisions=["fp32", "int8-islands"], ort_options=False, saved_model=False)
+    finally:
+        monkey.undo()
+    assert [(c.islands, c.out) for c in calls] == [("auto", str(tiny.with_name("tiny.int8-islands.onnx")))]
+    assert {r["precision"] for r in result.rows} == {"fp32", "int8-islands"}
