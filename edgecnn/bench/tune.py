@@ -360,7 +360,7 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
     for p in precisions or list(PRECISIONS):
         if p in files or p not in profile.PRECISION_SUFFIX or "fp32" not in files:
             continue
-        if calib is not None and not _quantize_takes(PRECISION_QUANTIZE[p]):
+        if not _quantize_takes(PRECISION_QUANTIZE[p]):
             notes.append(f"{NAMES[p]} not measured: this edgecnn's quantize cannot make it")
         else:
             notes.append(f"{NAMES[p]} not measured: no {profile.variant_path(path, p).name} beside the file; "
