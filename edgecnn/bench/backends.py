@@ -128,9 +128,11 @@ class OrtRunner(Runner):
     def __init__(self, cfg: Config, art: Artifact):
         from edgecnn.runtime.session import Engine
 
-        # spinning pool threads: steady-state latency, as onnxruntime_perf_test measures it
-        self.engine = Engine(art.onnx_path, provider=cfg.provider, threads=cfg.threads, spinning=True,
-                             size=cfg.input_size)
+        # spinning pool threads: steady-state latency, as onnxruntime_perf_test measures it; a tuned row
+        # (--runtime auto) runs with the options the profile kept, as infer --runtime auto does
+        options = {"spinning": True, **dict(cfg.options)}
+        self.engine = Engine(art.onnx_path, provider=cfg.provider, threads=cfg.threads, size=cfg.input_size,
+                             **options)
         fixed = self.engine.fixed_batch
         if fixed is not None and fixed != cfg.batch:
             raise BenchError(f"{art.onnx_path.name} has a static batch of {fixed} and cannot take {cfg.batch}; "

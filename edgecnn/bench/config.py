@@ -32,6 +32,9 @@ class Config:
     threads: int | None = None
     input_size: tuple[int, int] | None = None
     mode: str = "default"
+    # ``--runtime auto``: the Engine options the tuned profile kept (spinning, affinity, graph_opt, the saved
+    # optimised graph) as sorted (name, value) pairs; not part of ``key`` (the mode "auto" row is one per target)
+    options: tuple = ()
 
     @property
     def key(self) -> str:
@@ -113,7 +116,8 @@ def auto_configs(targets: list[str], batches: list[int], threads: list[int | Non
         target = str(res.path) if res.tuned else t
         bs = [res.batch] if res.batch else batches
         ths = [res.threads] if res.tuned else threads
-        out += [Config(target, res.runtime, "default", "fp32", b, th, size, mode="auto")
+        opts = tuple(sorted(res.engine_kwargs().items()))
+        out += [Config(target, res.runtime, "default", "fp32", b, th, size, mode="auto", options=opts)
                 for b, th, size in itertools.product(_unique(bs), _unique(ths), _unique(input_sizes))]
     return out, said
 

@@ -194,3 +194,28 @@ def test_int8_with_float_islands_is_made_by_quantize_islands_auto(tiny, home, tm
         monkey.undo()
     assert [(c.islands, c.out) for c in calls] == [("auto", str(tiny.with_name("tiny.int8-islands.onnx")))]
     assert {r["precision"] for r in result.rows} == {"fp32", "int8-islands"}
+
+
+def test_bench_runtime_auto_runs_with_the_options_the_profile_kept(tiny, home, cli, monkeypatch):
+    import json
+
+    from edgecnn.runtime import session
+
+    options = {"spinning": False, "affinity": True, "graph_opt": "extended"}
+    profile.save(tiny, {"latency": {"runtime": "ort", "precision": "fp32", "path": str(tiny), "threads": 2,
+                                    "batch": 1, "options": options}}, [])
+    seen = []
+    real = session.Engine.__init__
+
+    def spy(self, path, **kwargs):
+        seen.append(kwargs)
+        real(self, path, **kwargs)
+
+    monkeypatch.setattr(session.Engine, "__init__", spy)
+    res = cli("bench", str(tiny), "--runtime", "ort,auto", "--runs", "3", "--format", "json")
+    assert res.exit_code == 0, res.output
+    assert [r["mode"] for r in json.loads(res.stdout)["rows"]].count("auto") == 1
+    tuned = [k for k in seen if k.get("threads") == 2]
+    assert tuned and all({k: t[k] for k in options} == options for t in tuned)
+    plain = [k for k in seen if k.get("threads") is None]
+    assert plain and all(k["spinning"] is True and not k.get("affinity") for k in plain)
