@@ -205,7 +205,7 @@ def test_infer_auto_says_which_runtime_ran_and_why(tmp_path, home, cli):
     assert doc["results"][0]["predictions"][0]["label"] == "red"
 
 
-def test_eval_runtime_openvino_scores_what_onnxruntime_scores(tmp_path, cli):
+def test_eval_runtime_openvino_scores_what_onnxruntime_scores(tmp_path, home, cli):
     _ov()
     path = onnx_models.classifier(tmp_path / "m.onnx", weights={"path": "c.pt", "sha256": "0" * 64})
     for label, colour in (("red", (230, 20, 10)), ("green", (10, 200, 30)), ("blue", (20, 10, 220))):
@@ -218,6 +218,14 @@ def test_eval_runtime_openvino_scores_what_onnxruntime_scores(tmp_path, cli):
         docs[rt] = json.loads(r.stdout)
     assert docs["openvino"]["metrics"] == docs["ort"]["metrics"] and docs["ort"]["metrics"]["top1"] == 1.0
     assert docs["openvino"]["backend"].startswith("OpenVINO ") and docs["openvino"]["runtime"]["runtime"] == "openvino"
+    _tuned(path, threads=1)  # auto: the tuned profile's runtime, said on stderr and in the report
+    r = cli("eval", str(path), "--data", str(tmp_path / "data"), "--runtime", "auto", "--batch", "1",
+            "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.splitlines()[0] == (f"runtime: OpenVINO (tuned profile: precision fp32, threads 1, batch 1) "
+                                        f"for {path}")
+    doc = json.loads(r.stdout)
+    assert doc["runtime"]["reason"] == "tuned profile" and doc["metrics"] == docs["ort"]["metrics"]
 
 
 # ---- torch-free, as on a device -------------------------------------------------------------------------------
