@@ -400,21 +400,7 @@ def _output(outputs: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarr
 def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, scale, pre_nms_topk,
                     per_class=None) -> Detections:
     """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background;
-    ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD).
-
-    With ``per_class`` NMS first reads only the head of the candidates in its own order
-    (``_head_candidates``): when that head already yields ``max_det`` kept boxes, the rest could not
-    change them (greedy NMS decides each box from the ones before it), so the per-class selection over
-    all anchor x class scores is skipped. Else the full selection runs."""
-    if per_class is not None:
-        head = _head_candidates(scores, first, conf, allowed, per_class, pre_nms_topk,
-                                max(_HEAD, _HEAD_PER_DET * max_det))
-        if head is not None:
-            *cand, complete = head
-            b, s, cls = _nms_input(boxes, scale, *cand)
-            keep = _greedy(b, s, cls, iou, max_det)
-            if complete or len(keep) >= max_det:
-                return _finish(b, s, cls, keep, geom, scores, first, allowed)
+    ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD)."""
     b, s, cls = _nms_input(boxes, scale, *_candidates(scores, first, conf, allowed, per_class, pre_nms_topk))
     return _finish(b, s, cls, _greedy(b, s, cls, iou, max_det), geom, scores, first, allowed)
 
@@ -437,58 +423,6 @@ def _finish(b, s, cls, keep, geom, scores, first, allowed) -> Detections:
     out = to_detections(b[keep], s[keep], cls[keep], geom)
     if not len(out):
         out.best = _best_score(scores, first, allowed)
-    return out
-
-
-_HEAD, _HEAD_PER_DET = 4096, 16  # candidates NMS reads in score order before it falls back to the full selection
-
-
-def _head_candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray | None, per_class: int,
-                     pre_nms_topk: int, head: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None:
-    """The first candidates of ``_candidates(..., per_class, ...)`` in NMS's order (score, ties by class
-    then anchor), exactly, without selecting each class's best over all anchors: the best ``head``
-    passing scores in that order, of which a score counts while fewer than ``per_class`` of its class
-    came before it (a class's scores in this order are its own ranking: its best ``per_class`` come
-    first). ``(anchor, class, score, complete)``; ``complete`` when they are all ``_candidates`` would give
-    (``pre_nms_topk`` reached). None when at most ``head`` scores pass (then the full selection is as
-    cheap), or for scores other than float16/32 or a negative ``conf``.
-
-    The order is one partition of 64-bit keys, a score's float32 bits (monotonic for scores >= 0) above
-    its reversed flat index: all keys differ, so equal scores sort by index and the partition stays
-    fast (a float partition of 300,000 equal scores, a random-init SSD's flat 1/91, is ten times slower)."""
-    if scores.dtype not in (np.float32, np.float16) or conf < 0:
-        return None
-    st = np.ascontiguousarray(scores.T, dtype=np.float32)  # class-major (C, A): flat order = class, anchor
-    passing = st > conf
-    passing[:first] = False
-    if allowed is not None:
-        off = np.ones(len(st), dtype=bool)
-        off[allowed[(allowed >= 0) & (allowed < len(off))]] = False
-        passing[off] = False
-    n = st.size
-    if np.count_nonzero(passing) <= head:
-        return None
-    key = st.view(np.uint32).astype(np.uint64)
-    key <<= 32
-    key |= _reversed_index(n).reshape(st.shape)
-    key *= passing  # what does not pass sorts last (key 0)
-    key = key.ravel()
-    top = np.argpartition(key, n - head)[n - head:]
-    idx = top[np.argsort(key[top])[::-1]]  # score descending, then class, then anchor
-    cls, a = np.divmod(idx, st.shape[1])
-    by_class = np.argsort(cls, kind="stable")  # each class's scores, in order
-    starts = np.flatnonzero(np.r_[True, np.diff(cls[by_class]) != 0])
-    rank = np.empty(len(idx), dtype=np.int64)
-    rank[by_class] = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
-    ok = np.flatnonzero(rank < per_class)[:pre_nms_topk]
-    return a[ok], cls[ok], scores[a[ok], cls[ok]], len(ok) == pre_nms_topk
-
-
-@functools.lru_cache(maxsize=8)
-def _reversed_index(n: int) -> np.ndarray:
-    """n, n - 1, ..., 1 (uint64, read-only): the low half of ``_head_candidates``' keys."""
-    out = np.arange(n, 0, -1, dtype=np.uint64)
-    out.flags.writeable = False
     return out
 
 
