@@ -165,6 +165,7 @@ def baseline_detect(rev: str):
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("detect_baseline", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there while the file executes
     spec.loader.exec_module(module)
     return module
 

@@ -1,6 +1,6 @@
 """Published weights: resolve ``--weights imagenet`` (a classifier) or ``--weights coco`` (a detector) to a
 model card's checkpoint, find it in a
-cache or download it, and check its hash. No torch (loading the file is ``edgecnn.export.weights``).
+cache or download it, and check its hash. No torch (loading the file is ``edgecnn.weights``).
 
 Where a file is looked for, in order:
   1. edgecnn's cache: ``$EDGECNN_HOME/checkpoints/`` (default ``~/.cache/edgecnn/checkpoints/``);

@@ -94,7 +94,7 @@ def load_model(target: str, input_size: tuple[int, int] | None = None, seed: int
                                 "no PyTorch model behind it")
     ckpt = None
     if Path(target).is_file():
-        from edgecnn.export.weights import read_weights
+        from edgecnn.weights import read_weights
 
         ckpt = read_weights(target)
         if ckpt.model is None:
@@ -106,15 +106,13 @@ def load_model(target: str, input_size: tuple[int, int] | None = None, seed: int
     channels = int(cfg.get("in_channels") or card.input_channels)
     side = int(cfg.get("input_size") or card.input_size)
     size = input_size or (side, side)
-    torch.manual_seed(seed)
-    model = registry.build(name, num_classes=cfg.get("num_classes") or card.num_classes, in_channels=channels,
-                           input_size=side)
-    weights = f"random-init (seed {seed})"
-    if ckpt is not None:
-        from edgecnn.export.weights import load_into
+    from edgecnn.weights import build_model, model_from_weights
 
-        load_into(model, ckpt.state_dict, str(ckpt.path))
-        weights = str(ckpt.path)
+    torch.manual_seed(seed)
+    if ckpt is not None:
+        model, weights = model_from_weights(ckpt, in_channels=channels, input_size=side), str(ckpt.path)
+    else:
+        model, weights = build_model(name, in_channels=channels, input_size=side), f"random-init (seed {seed})"
     return TorchModel(model.eval(), name, channels, tuple(size), weights)
 
 

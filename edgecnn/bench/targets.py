@@ -63,7 +63,7 @@ def resolve(spec: str) -> Target:
     if path.is_file():
         if path.suffix.lower() in CHECKPOINT_SUFFIXES:
             require("torch", "torch", f"benchmarking the checkpoint {spec}")
-            from edgecnn.export.weights import read_weights
+            from edgecnn.weights import read_weights
 
             ckpt = read_weights(spec)
             if ckpt.model is None:

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecnn import registry
 from edgecnn.contract import Contract, Overrides
 from edgecnn.eval.run import EvalError
 
 
 class TorchEngine:
     def __init__(self, path: str | Path, device: str = "cpu", overrides: Overrides | None = None):
-        from edgecnn.export.weights import load_into, read_weights
+        from edgecnn.weights import model_from_weights, read_weights
 
         self.path = Path(path)
         wf = read_weights(self.path)
@@ -25,11 +24,8 @@ class TorchEngine:
                             "or an exported ONNX file")
         self.contract = (overrides or Overrides()).apply(Contract.from_dict(wf.contract))
         pre = self.contract.preprocess
-        cfg = wf.config or {}
-        self.model = registry.build(wf.model, num_classes=cfg.get("num_classes"), in_channels=pre.channels,
-                                    input_size=cfg.get("input_size") or pre.height)
-        load_into(self.model, wf.state_dict, str(self.path))
-        self.model.eval().to(device)
+        size = (wf.config or {}).get("input_size") or pre.height
+        self.model = model_from_weights(wf, in_channels=pre.channels, input_size=size).eval().to(device)
         self.device = torch.device(device)
         self.output_names = [o["name"] for o in self.contract.outputs]
         self.output_shapes: dict[str, list] = {}

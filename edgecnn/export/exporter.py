@@ -21,8 +21,8 @@ from edgecnn import __version__, hub, registry
 from edgecnn.contract import Contract, Detection, Preprocess, attach, read_labels
 from edgecnn.errors import EdgeCNNError, UsageError, first_line
 from edgecnn.export import graph_nms, parity, parity_detect
-from edgecnn.export.weights import WeightsError, load_into, read_weights
 from edgecnn.fileio import atomic_path, sha256
+from edgecnn.weights import WeightsError, build_model, load_into, read_weights
 
 # The default opset: onnxruntime >= 1.14 runs it fully (this machine: 1.32, which reads up to 23),
 # and the TorchScript exporter emits it natively.
@@ -205,8 +205,7 @@ def export(opts: ExportOptions) -> ExportResult:
     base = Contract.from_dict(ckpt.contract) if ckpt is not None and ckpt.contract else None
 
     torch.manual_seed(opts.seed)
-    extra = {"width_mult": float(cfg["width_mult"])} if cfg.get("width_mult") not in (None, 1.0) else {}
-    model = registry.build(name, num_classes=num_classes, in_channels=in_channels, input_size=size, **extra)
+    model = build_model(name, cfg, num_classes=num_classes, in_channels=in_channels, input_size=size)
     if ckpt is not None:
         replaced = load_into(model, ckpt.state_dict, str(ckpt.path), opts.replace_head)
         if replaced:

@@ -11,11 +11,17 @@ onnxruntime's CPU provider runs a float16 file in float32 (it casts around every
 the CPU the comparison cannot see activations that overflow float16 on a device that computes in
 float16 (a GPU). For fp16 the gate therefore also records PyTorch's largest activation and fails
 above float16's largest finite value.
+
+The loop over the cases (fresh seeded inputs, PyTorch, onnxruntime, its failures, the fp16 activation
+range) is ``run_cases``, shared with the detector gate (``parity_detect``), which compares other outputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -78,51 +84,104 @@ def compare(ref: np.ndarray, got: np.ndarray, batch: int, tie_rel: float = 1e-4,
     return BatchParity(batch, size[0], size[1], max_abs, max_abs / scale, cosine, top1, int(tie.sum()))
 
 
-def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, int]], precision: str,
-          seed: int = 0) -> ParityReport:
-    """Run the gate on each ``(batch, height, width)`` case; returns the report (``passed`` False with a
-    ``failure`` line when out of tolerance)."""
-    import onnxruntime as ort
-    import torch
+@dataclass
+class Case:
+    """One case of a gate: the input, PyTorch's outputs (float32) and onnxruntime's by name, or ``error``,
+    the one line saying why onnxruntime could not run it."""
 
-    tol = TOLERANCES[precision]
+    batch: int
+    height: int
+    width: int
+    x: Any  # torch.Tensor (N, C, H, W)
+    ref: tuple[np.ndarray, ...]
+    got: dict[str, np.ndarray] | None
+    error: str = ""
+
+
+def session(onnx_bytes: bytes):
+    """onnxruntime's CPU provider with its default optimisations: what the device runs."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 4  # a failing case is reported in the gate's own line, not as an ORT log
-    sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def run_cases(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, int]],
+              seed: int = 0) -> Iterator[Case]:
+    """The loop both gates share: for each ``(batch, height, width)`` a fresh input from a generator seeded
+    with ``seed`` (same seed, same inputs), PyTorch's outputs and the file's (fed float16 where its input
+    is), onnxruntime's failure as one line."""
+    import torch
+
+    sess = session(onnx_bytes)
     inp = sess.get_inputs()[0]
+    names = [o.name for o in sess.get_outputs()]
     gen = torch.Generator().manual_seed(seed)
-    report = ParityReport(precision, dict(tol))
+    for n, h, w in cases:
+        x = torch.randn(n, channels, h, w, generator=gen)
+        with torch.no_grad():
+            out = model(x)
+        ref = tuple(t.float().numpy() for t in (out if isinstance(out, (tuple, list)) else (out,)))
+        feed = x.numpy().astype(np.float16) if inp.type == "tensor(float16)" else x.numpy()
+        try:
+            got = {k: v.astype(np.float32) for k, v in zip(names, sess.run(None, {inp.name: feed}), strict=True)}
+        except Exception as e:  # the graph refused this shape: a dynamic axis that is not really dynamic
+            yield Case(n, h, w, x, ref, None, f"batch {n} at {h}x{w}: onnxruntime failed ({first_line(e)})")
+            return
+        yield Case(n, h, w, x, ref, got)
+
+
+@contextmanager
+def activation_peak(model, precision: str) -> Iterator[dict]:
+    """For fp16: ``{"value", "module"}``, the largest finite activation magnitude of ``model``'s leaf
+    modules over the forward passes inside the block, and where; for fp32 nothing is recorded."""
+    import torch
+
     peak = {"value": 0.0, "module": ""}
 
     def record(mod, _inp, out):
-        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
-            v = float(out.detach().abs().nan_to_num(0.0, 0.0, 0.0).max())
-            if v > peak["value"]:
-                peak["value"], peak["module"] = v, names[mod]
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel():
+                v = float(t.detach().abs().nan_to_num(0.0, 0.0, 0.0).max())
+                if v > peak["value"]:
+                    peak["value"], peak["module"] = v, names[mod]
 
     names = {m: n or type(m).__name__ for n, m in model.named_modules()}
     hooks = [m.register_forward_hook(record) for m in names if precision == "fp16" and not list(m.children())]
     try:
-        for n, h, w in cases:
-            x = torch.randn(n, channels, h, w, generator=gen)
-            with torch.no_grad():
-                ref = model(x).float().numpy()
-            feed = x.numpy()
-            if inp.type == "tensor(float16)":
-                feed = feed.astype(np.float16)
-            try:
-                got = sess.run(None, {inp.name: feed})[0].astype(np.float32)
-            except Exception as e:  # the graph refused this shape: a dynamic axis that is not really dynamic
-                report.passed, report.failure = False, f"batch {n} at {h}x{w}: onnxruntime failed ({first_line(e)})"
+        yield peak
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def fp16_overflow(peak: dict) -> str:
+    """The failure line when the recorded activations exceed float16's range, else ""."""
+    if peak["value"] <= FP16_MAX:
+        return ""
+    return (f"fp16: activations reach {peak['value']:.3g} at '{peak['module']}', beyond float16's {FP16_MAX:g}; "
+            "the file would overflow where float16 is computed (onnxruntime's CPU runs it in float32)")
+
+
+def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, int]], precision: str,
+          seed: int = 0) -> ParityReport:
+    """Run the gate on each ``(batch, height, width)`` case; returns the report (``passed`` False with a
+    ``failure`` line when out of tolerance)."""
+    tol = TOLERANCES[precision]
+    report = ParityReport(precision, dict(tol))
+    with activation_peak(model, precision) as peak:
+        for case in run_cases(model, onnx_bytes, channels, cases, seed):
+            n, h, w = case.batch, case.height, case.width
+            if case.error:
+                report.passed, report.failure = False, case.error
                 return report
+            ref, got = case.ref[0], next(iter(case.got.values()))
             if got.shape != ref.shape:
                 report.passed, report.failure = False, \
                     f"batch {n}: output shape {list(got.shape)} != {list(ref.shape)}"
                 return report
             report.batches.append(compare(ref, got, n, tol["rel"], (h, w)))
-    finally:
-        for hook in hooks:
-            hook.remove()
     for b in report.batches:
         bad = []
         if not np.isfinite(b.max_abs) or b.rel > tol["rel"]:
@@ -135,8 +194,6 @@ def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, i
             report.passed, report.failure = False, f"{precision} batch {b.batch} at {b.height}x{b.width}: " + \
                 ", ".join(bad)
             break
-    if report.passed and peak["value"] > FP16_MAX:
-        report.passed, report.failure = False, (
-            f"fp16: activations reach {peak['value']:.3g} at '{peak['module']}', beyond float16's {FP16_MAX:g}; "
-            "the file would overflow where float16 is computed (onnxruntime's CPU runs it in float32)")
+    if report.passed and fp16_overflow(peak):
+        report.passed, report.failure = False, fp16_overflow(peak)
     return report

@@ -16,6 +16,10 @@ well-separated scores above the threshold per image, through the reference post-
 the file's own NMS: for a graph-NMS file the part of its graph after ``boxes``/``scores`` (extracted with
 ``onnx.utils.Extractor``), for a host-NMS file its boxes through the host's. A file whose NMS or final
 boxes are wrong fails there, whatever the weights.
+
+The cases run through the classifier gate's loop (``parity.run_cases``), and for fp16 the same check of
+PyTorch's activation range against float16's (``parity.activation_peak``): onnxruntime's CPU computes a
+float16 file in float32, so only that range shows an overflow a float16 device would meet.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from edgecnn.contract import Detection
-from edgecnn.errors import first_line
-from edgecnn.export.parity import TOLERANCES, compare
+from edgecnn.export.parity import TOLERANCES, activation_peak, compare, fp16_overflow, run_cases, session
 from edgecnn.runtime.detect import agreement, postprocess
 from edgecnn.runtime.image import Geometry
 
@@ -67,76 +70,71 @@ def check(model, onnx_bytes: bytes, channels: int, cases: list[tuple[int, int, i
           spec: Detection, seed: int = 0) -> DetectionParityReport:
     """Gate a detector file on each ``(batch, height, width)`` case. The file outputs ``boxes`` and
     ``scores`` (host NMS) or ``detections`` (graph NMS, ``spec.nms == "graph"``)."""
-    import onnxruntime as ort
-    import torch
-
     tol = {**TOLERANCES[precision], "f1": MIN_F1[precision], "match_iou": MATCH_IOU}
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    sess = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    names = [o.name for o in sess.get_outputs()]
     host = replace(spec, nms="host")
-    gen = torch.Generator().manual_seed(seed)
     report = DetectionParityReport(precision, tol, spec.nms)
     nms = None  # the session of a graph-NMS file's NMS part, made when the probe first needs it
-    for n, h, w in cases:
-        x = torch.randn(n, channels, h, w, generator=gen)
-        with torch.no_grad():
-            boxes, scores = (t.float().numpy() for t in model(x))
-        feed = x.numpy().astype(np.float16) if inp.type == "tensor(float16)" else x.numpy()
-        try:
-            got = dict(zip(names, sess.run(None, {inp.name: feed}), strict=True))
-        except Exception as e:
-            report.passed, report.failure = False, f"batch {n} at {h}x{w}: onnxruntime failed ({first_line(e)})"
-            return report
-        geoms = [Geometry((w, h), (1.0, 1.0), (0.0, 0.0))] * n
-        ref = postprocess({"boxes": boxes, "scores": scores}, geoms, host, (w, h))
-        row = DetectionParity(n, h, w, None, None, None, sum(len(d) for d in ref), 1.0, 1.0, 0)
-        if "boxes" in got:
-            if got["boxes"].shape != boxes.shape or got["scores"].shape != scores.shape:
-                report.passed, report.failure = False, (f"batch {n}: output shapes {list(got['boxes'].shape)}, "
-                                                        f"{list(got['scores'].shape)} != {list(boxes.shape)}, "
-                                                        f"{list(scores.shape)}")
+    with activation_peak(model, precision) as peak:
+        for case in run_cases(model, onnx_bytes, channels, cases, seed):
+            if case.error:
+                report.passed, report.failure = False, case.error
                 return report
-            b = compare(boxes, got["boxes"].astype(np.float32), n)
-            s = compare(scores, got["scores"].astype(np.float32), n)
-            row.boxes_rel, row.scores_rel, row.scores_cosine = b.rel, s.rel, s.cosine
-        final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
-        bad = []
-        if not row.detections:  # nothing passed the threshold: the probe (module docstring)
-            row.probe = True
-            probe_scores = _probe_scores(scores.shape, spec.conf, 1 if spec.background_class else 0, seed + n)
-            ref = postprocess({"boxes": boxes, "scores": probe_scores}, geoms, host, (w, h))
-            row.detections = sum(len(d) for d in ref)
-            if "detections" in got:
-                if nms is None:
-                    part = _nms_part(onnx_bytes, *scores.shape[1:])
-                    nms = ort.InferenceSession(part, opts, providers=["CPUExecutionProvider"])
-                got = {"detections": nms.run(None, {"boxes": boxes, "scores": probe_scores})[0]}
-            else:
-                got = {"boxes": got["boxes"], "scores": probe_scores}
-            final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
-        # the probe's scores are equal on both sides and far apart: nothing there is a tie (a negative
-        # tolerance), so a moved box cannot pass as a swap with its own score-equal twin
-        a = agreement(ref, final, MATCH_IOU, tie=-1.0 if row.probe else 2 * tol["rel"])
-        row.f1, row.mean_iou, row.ties = a["f1"], a["mean_iou"], a["ties"]
-        report.batches.append(row)
-        for label, rel in (("boxes", row.boxes_rel), ("scores", row.scores_rel)):
-            if rel is not None and (not np.isfinite(rel) or rel > tol["rel"]):
-                bad.append(f"{label} max-abs is {rel:.3g} of the output scale (limit {tol['rel']:g})")
-        if row.scores_cosine is not None and row.scores_cosine < tol["cosine"]:
-            bad.append(f"scores cosine {row.scores_cosine:.6f} < {tol['cosine']}")
-        if a["ties"] * 2 > a["ref"] + a["got"]:  # a moved box beside its score-equal twin also looks like a tie
-            bad.append(f"{a['ties']} of {a['ref'] + a['got']} final detections (PyTorch + onnxruntime) are unmatched "
-                       f"but within score ties: too many to tell NMS swaps from wrong boxes")
-        elif row.f1 < tol["f1"]:
-            bad.append(f"final detections agree at F1 {row.f1:.3f} < {tol['f1']} ({a['matched']} of {a['ref']} "
-                       f"PyTorch / {a['got']} onnxruntime boxes matched{' on the probe' if row.probe else ''})")
-        if bad:
-            report.passed, report.failure = False, f"{precision} batch {n} at {h}x{w}: " + ", ".join(bad)
-            return report
+            n, h, w = case.batch, case.height, case.width
+            (boxes, scores), got = case.ref, case.got
+            geoms = [Geometry((w, h), (1.0, 1.0), (0.0, 0.0))] * n
+            ref = postprocess({"boxes": boxes, "scores": scores}, geoms, host, (w, h))
+            row = DetectionParity(n, h, w, None, None, None, sum(len(d) for d in ref), 1.0, 1.0, 0)
+            if "boxes" in got:
+                if got["boxes"].shape != boxes.shape or got["scores"].shape != scores.shape:
+                    report.passed, report.failure = False, (f"batch {n}: output shapes {list(got['boxes'].shape)}, "
+                                                            f"{list(got['scores'].shape)} != {list(boxes.shape)}, "
+                                                            f"{list(scores.shape)}")
+                    return report
+                b = compare(boxes, got["boxes"], n)
+                s = compare(scores, got["scores"], n)
+                row.boxes_rel, row.scores_rel, row.scores_cosine = b.rel, s.rel, s.cosine
+            final = postprocess(got, geoms, spec, (w, h))
+            if not row.detections:  # nothing passed the threshold: the probe (module docstring)
+                row.probe = True
+                probe_scores = _probe_scores(scores.shape, spec.conf, 1 if spec.background_class else 0, seed + n)
+                ref = postprocess({"boxes": boxes, "scores": probe_scores}, geoms, host, (w, h))
+                row.detections = sum(len(d) for d in ref)
+                if "detections" in got:
+                    if nms is None:
+                        nms = session(_nms_part(onnx_bytes, *scores.shape[1:]))
+                    got = {"detections": nms.run(None, {"boxes": boxes, "scores": probe_scores})[0]}
+                else:
+                    got = {"boxes": got["boxes"], "scores": probe_scores}
+                final = postprocess({k: v.astype(np.float32) for k, v in got.items()}, geoms, spec, (w, h))
+            # the probe's scores are equal on both sides and far apart: nothing there is a tie (a negative
+            # tolerance), so a moved box cannot pass as a swap with its own score-equal twin
+            a = agreement(ref, final, MATCH_IOU, tie=-1.0 if row.probe else 2 * tol["rel"])
+            row.f1, row.mean_iou, row.ties = a["f1"], a["mean_iou"], a["ties"]
+            report.batches.append(row)
+            bad = _faults(row, a, tol)
+            if bad:
+                report.passed, report.failure = False, f"{precision} batch {n} at {h}x{w}: " + ", ".join(bad)
+                return report
+    if fp16_overflow(peak):
+        report.passed, report.failure = False, fp16_overflow(peak)
     return report
+
+
+def _faults(row: DetectionParity, a: dict, tol: dict) -> list[str]:
+    """What is out of tolerance in one case's row (``a``: its ``agreement``)."""
+    bad = []
+    for label, rel in (("boxes", row.boxes_rel), ("scores", row.scores_rel)):
+        if rel is not None and (not np.isfinite(rel) or rel > tol["rel"]):
+            bad.append(f"{label} max-abs is {rel:.3g} of the output scale (limit {tol['rel']:g})")
+    if row.scores_cosine is not None and row.scores_cosine < tol["cosine"]:
+        bad.append(f"scores cosine {row.scores_cosine:.6f} < {tol['cosine']}")
+    if a["ties"] * 2 > a["ref"] + a["got"]:  # a moved box beside its score-equal twin also looks like a tie
+        bad.append(f"{a['ties']} of {a['ref'] + a['got']} final detections (PyTorch + onnxruntime) are unmatched "
+                   f"but within score ties: too many to tell NMS swaps from wrong boxes")
+    elif row.f1 < tol["f1"]:
+        bad.append(f"final detections agree at F1 {row.f1:.3f} < {tol['f1']} ({a['matched']} of {a['ref']} "
+                   f"PyTorch / {a['got']} onnxruntime boxes matched{' on the probe' if row.probe else ''})")
+    return bad
 
 
 def _probe_scores(shape: tuple[int, ...], conf: float, first: int, seed: int) -> np.ndarray:

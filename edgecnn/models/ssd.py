@@ -91,8 +91,9 @@ class SSD(SingleShot):
         gray = in_channels == 1
         self.preprocess = Preprocess(input_size, input_size, in_channels, "L" if gray else "RGB", resize="stretch",
                                      mean=MEAN[:1] if gray else MEAN, std=STD[:1] if gray else STD)
-        # torchvision's post-processing: score > 0.01, 400 candidates per class, IoU 0.45, 200 detections
-        self.detection = Detection(nms="host", box_format="xyxy", conf=0.01, iou=0.45, max_det=200,
+        # torchvision's post-processing: 400 candidates per class, IoU 0.45, 200 detections; its score > 0.01
+        # is a mAP setting (eval uses 0.001): the contract's conf is infer's display threshold
+        self.detection = Detection(nms="host", box_format="xyxy", conf=0.25, iou=0.45, max_det=200,
                                    background_class=True, candidates_per_class=400)
         self._grids: dict[tuple[int, int], list[tuple[int, int]]] = {}
         grid = self._grid(input_size, input_size)

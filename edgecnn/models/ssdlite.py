@@ -242,7 +242,8 @@ def ssdlite320_mobilenetv3_large(num_classes: int = 91, in_channels: int = 3, in
                                  width_mult: float = 1.0, **_) -> SSDLite:
     """torchvision's ``ssdlite320_mobilenet_v3_large`` (same state-dict keys, loads with ``strict=True``):
     reduced-tail MobileNetV3-Large, BN eps 0.001, input stretched to 320x320 with mean/std 0.5,
-    torchvision's post-processing (score > 0.001, IoU 0.55, 300 candidates per class, 300 detections)."""
+    torchvision's post-processing (IoU 0.55, 300 candidates per class, 300 detections). Its score > 0.001
+    is a mAP setting (``eval``'s default): the contract's conf is what ``infer`` shows, 0.25."""
     net = MobileNetV3(LARGE_REDUCED_TAIL, 1280 // 2, in_channels=in_channels, width_mult=width_mult)
     bn = {"bn_eps": 1e-3, "bn_momentum": 0.03}
     for m in net.modules():  # torchvision's SSDLite trains its BN with momentum 0.03
@@ -250,6 +251,6 @@ def ssdlite320_mobilenetv3_large(num_classes: int = 91, in_channels: int = 3, in
             m.momentum = bn["bn_momentum"]
     _normal_init(net.features)  # torchvision's init of a backbone without pretrained weights
     pre = _preprocess(input_size, in_channels, "stretch", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    det = Detection(nms="host", box_format="xyxy", conf=0.001, iou=0.55, max_det=300, background_class=True,
+    det = Detection(nms="host", box_format="xyxy", conf=0.25, iou=0.55, max_det=300, background_class=True,
                     candidates_per_class=300)
     return SSDLite(net.features, _last_strided(net.features), num_classes, input_size, width_mult, bn, pre, det)

@@ -252,17 +252,21 @@ def _per_class(b: np.ndarray, s: np.ndarray, c: np.ndarray, thr: float, limit: i
 
 def _score_order(s: np.ndarray, first: int = 4 * _BLOCK):
     """Indices of ``s`` by decreasing score, ties by lower index (``argsort(-s, kind="stable")``),
-    yielded in chunks: the best ``first`` or so, then four times as many each step. NMS that stops at
+    yielded in chunks: the best ``first``, then four times as many each step. NMS that stops at
     ``max_output`` kept boxes then sorts only the head it reads, not all candidates (a 27,000-candidate
-    SSD at conf 0.001 keeps its 300 from the first few hundred). A chunk is every index scoring at
-    least the partition value, so ties never straddle a chunk boundary and the chunks concatenate to
-    the full stable sort."""
+    SSD at conf 0.001 keeps its 300 from the first few hundred). A chunk is every index scoring above
+    the partition value and, of those scoring exactly that, the lowest indices up to the chunk's size:
+    a stable sort puts equal scores in index order, so the chunks concatenate to the full stable sort
+    even when thousands of scores are equal (a random-init SSD's flat 1/91)."""
     neg = -s
     rest = np.arange(len(s))
     take = first
     while len(rest) > 2 * take:
-        v = np.partition(neg[rest], take - 1)[take - 1]
-        head = neg[rest] <= v
+        nr = neg[rest]
+        v = np.partition(nr, take - 1)[take - 1]
+        head = nr < v
+        ties = np.flatnonzero(nr == v)  # ascending positions in rest, so ascending indices
+        head[ties[: take - np.count_nonzero(head)]] = True
         chunk, rest = rest[head], rest[~head]
         yield chunk[np.argsort(neg[chunk], kind="stable")]
         take *= 4
@@ -397,21 +401,42 @@ def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, sca
                     per_class=None) -> Detections:
     """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background;
     ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD)."""
-    a, cls, s = _candidates(scores, first, conf, allowed, per_class, pre_nms_topk)
-    b = boxes[a].astype(np.float32, copy=False)  # NMS in the graph's precision: half the traffic of float64
-    if not (np.isfinite(b).all() and np.isfinite(s).all()):  # a wild regression must not kill the image
-        finite = np.isfinite(b).all(axis=1) & np.isfinite(s)
+    b, s, cls = _nms_input(boxes, scale, *_candidates(scores, first, conf, allowed, per_class, pre_nms_topk))
+    return _finish(b, s, cls, _greedy(b, s, cls, iou, max_det), geom, scores, first, allowed)
+
+
+def _nms_input(boxes, scale, a, cls, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidates (anchor, class, score) -> NMS's boxes (pixels, float32, corners in order), scores and
+    classes, without the candidates whose box or score is not finite."""
+    if len(a) > len(boxes):  # many classes per anchor (conf 0.001): clean each anchor's box once, then gather
+        clean, finite = _clean_boxes(boxes, scale)
+        b, finite = clean[a], finite[a]
+    else:
+        b, finite = _clean_boxes(boxes[a], scale)
+    finite &= np.isfinite(s)
+    if not finite.all():  # a wild regression must not kill the image
         b, s, cls = b[finite], s[finite], cls[finite]
+    return b, s, cls
+
+
+def _finish(b, s, cls, keep, geom, scores, first, allowed) -> Detections:
+    out = to_detections(b[keep], s[keep], cls[keep], geom)
+    if not len(out):
+        out.best = _best_score(scores, first, allowed)
+    return out
+
+
+def _clean_boxes(boxes: np.ndarray, scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 4) xyxy -> a float32 copy (NMS in the graph's precision: half the traffic of float64) with
+    swapped corners put in order and scaled to pixels, and which rows are finite."""
+    b = np.array(boxes, dtype=np.float32)
+    finite = np.isfinite(b).all(axis=1)
     for lo, hi in ((0, 2), (1, 3)):  # swapped corners fixed (only those not already in order are touched)
         bad = np.flatnonzero(~(b[:, lo] < b[:, hi]))
         b[bad, lo], b[bad, hi] = np.minimum(b[bad, lo], b[bad, hi]), np.maximum(b[bad, lo], b[bad, hi])
     if scale is not None:
         b *= scale
-    keep = _greedy(b, s, cls, iou, max_det)
-    out = to_detections(b[keep], s[keep], cls[keep], geom)
-    if not len(out):
-        out.best = _best_score(scores, first, allowed)
-    return out
+    return b, finite
 
 
 def _best_score(scores: np.ndarray, first: int, allowed: np.ndarray | None) -> tuple[int, float] | None:

@@ -58,6 +58,7 @@ from edgecnn.train.config import (
 )
 from edgecnn.train.datasets import Data
 from edgecnn.train.task import BACKBONES, init_backbone, make_task
+from edgecnn.weights import build_model, stored_config
 
 CACHE_BYTES = 1 << 30  # preprocessed samples kept in memory (no --augment, no --workers) up to this size
 # Testing hooks: the process SIGKILLs itself (a crash mid-epoch), or SIGINTs itself (Ctrl-C), after this
@@ -250,7 +251,9 @@ class Trainer:
         else:
             in_ch = cfg.in_channels or stored.get("in_channels") or card.input_channels
             size = cfg.input_size or stored.get("input_size") or card.input_size
-        model = registry.build(name, num_classes=self.task.num_classes(data), in_channels=in_ch, input_size=size)
+        # the checkpoint's width (and the rest of its model config) carries over; classes follow the data
+        model = build_model(name, base["config"] if base is not None else None,
+                            num_classes=self.task.num_classes(data), in_channels=in_ch, input_size=size)
         if base is not None and in_ch == stored["in_channels"]:
             spec = Preprocess(**base["contract"]["preprocess"]).resized(size, size)  # keep the trained transform
         else:  # the model's own (a detector's letterbox or stretch), else the ImageNet transform
@@ -452,7 +455,7 @@ class Trainer:
         ckpt = {
             "format": FORMAT, "model": self.name,
             "config": {"num_classes": self.task.num_classes(self.data), "in_channels": self.spec.channels,
-                       "input_size": self.spec.height, "train": asdict(self.cfg)},
+                       "input_size": self.spec.height, **stored_config(self.model), "train": asdict(self.cfg)},
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "contract": contract.to_dict(), "metrics": metrics, "epoch": self.epoch, "step": self.step,
             "optimizer": self.optimizer.state_dict(),

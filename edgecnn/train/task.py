@@ -299,8 +299,8 @@ def init_backbone(model: nn.Module, path: str, name: str) -> list[str] | None:
     backbone (``BACKBONES``): the classifier is built, loaded, and its ``features`` tensors go into the
     detector's backbone through ``SSDLite.load_backbone`` (the same blocks, re-split). None when ``path``
     is not a checkpoint of that classifier (then it is loaded as the detector's own)."""
-    from edgecnn.export.weights import read_weights
     from edgecnn.train import transfer
+    from edgecnn.weights import read_weights
 
     clf_name = BACKBONES.get(name)
     wf = read_weights(path)

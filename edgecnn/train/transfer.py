@@ -160,13 +160,13 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: 
 
 def load_init(model: nn.Module, path: str | Path, model_name: str, labels: list[str] | None = None) -> list[str]:
     """Load ``path`` (an edgecnn checkpoint of ``model_name`` or a torchvision-format state dict) into
-    ``model`` with strict key and shape checks (``edgecnn.export.weights``, shared with the exporter).
+    ``model`` with strict key and shape checks (``edgecnn.weights``, shared with the exporter).
     When the class count differs, the head keeps the file's rows of the classes named in ``labels`` (the
     new data's, in the model's order) if the file's labels hold them all, else it is replaced (left at its
     fresh init); a 3-channel first convolution is summed to 1 channel for a grayscale model; anything else
     that does not fit raises one line naming the first missing/unexpected keys and the first shape
     mismatch. Returns notes."""
-    from edgecnn.export.weights import head_keys, load_into, read_weights
+    from edgecnn.weights import head_keys, load_into, read_weights
 
     weights = read_weights(path)
     if weights.model is not None and weights.model != model_name:
@@ -225,7 +225,7 @@ def source_labels(model: nn.Module, weights, classes: int) -> list[str] | None:
 def _matching_rows(model: nn.Module, state: dict, weights, labels: list[str] | None) -> list[int] | None:
     """For each of ``labels`` (the model's classes), the index of the same name among the file's classes;
     None when the head already fits, when the file's names are unknown, or when one class is not there."""
-    from edgecnn.export.weights import head_keys
+    from edgecnn.weights import head_keys
 
     first = head_keys(model)[0]
     own, theirs = int(model.state_dict()[first].shape[0]), int(state[first].shape[0])

@@ -68,3 +68,28 @@ def test_detections_above_the_contract_threshold_are_compared_there(random_init)
     model, proto, spec = random_init
     report = parity_detect.check(model, proto.SerializeToString(), 3, CASES[:1], "fp32", replace(spec, conf=0.05))
     assert report.passed and not report.batches[0].probe and report.batches[0].detections > 0
+
+
+def test_fp16_activation_overflow_fails_the_detector_gate(random_init, tmp_path):
+    """As the classifier gate: onnxruntime's CPU computes a float16 file in float32, so boxes and scores
+    agree; the gate fails it from the activation range PyTorch saw. The stem's BN here reaches ~1e5 (its
+    ReLU6 clips it, so the outputs stay ordinary). The same model passes at fp32, the plain one at fp16."""
+    import copy
+
+    model, proto, spec = random_init
+    over = copy.deepcopy(model)
+    bn = over.get_submodule("backbone.features.0.0.1")  # the stem's BatchNorm
+    with torch.no_grad():
+        bn.running_var.fill_(1e-3)
+        bn.weight.fill_(3000.0)
+    path = tmp_path / "over.pth"
+    torch.save(over.state_dict(), path)
+    res = export(ExportOptions("ssdlite_mobilenetv2", weights=str(path), num_classes=CLASSES, input_size=SIZE,
+                               out=str(tmp_path / "over.onnx"), check=False))
+    data = res.path.read_bytes()
+    report = parity_detect.check(over, data, 3, CASES, "fp16", spec)
+    assert not report.passed and len(report.batches) == len(CASES)  # every case agreed; then the range check
+    assert re.fullmatch(r"fp16: activations reach [\d.e+]+ at 'backbone\.features\.0\.0\.1', beyond float16's 65504; "
+                        r"the file would overflow .*", report.failure), report.failure
+    assert parity_detect.check(over, data, 3, CASES, "fp32", spec).passed
+    assert parity_detect.check(model, proto.SerializeToString(), 3, CASES, "fp16", spec).passed

@@ -83,7 +83,8 @@ def test_contract_defaults():
     assert v2.preprocess.resize == "letterbox" and v3.preprocess.resize == "stretch"
     assert v3.preprocess.mean == (0.5, 0.5, 0.5) and v3.preprocess.std == (0.5, 0.5, 0.5)
     d = v3.detection
-    assert (d.conf, d.iou, d.max_det, d.candidates_per_class, d.background_class) == (0.001, 0.55, 300, 300, True)
+    assert (d.iou, d.max_det, d.candidates_per_class, d.background_class) == (0.55, 300, 300, True)  # torchvision's
+    assert d.conf == 0.25  # infer's display threshold, not torchvision's mAP-style 0.001 (eval's default)
 
 
 def test_a_few_training_steps_lower_the_loss():

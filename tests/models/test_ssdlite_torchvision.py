@@ -73,8 +73,8 @@ def test_exported_file_gives_torchvisions_final_detections(model, image, tmp_pat
     weights = tmp_path / "tv_ssdlite.pth"
     torch.save(model.state_dict(), weights)  # a torchvision-format state dict (the fixture's weights)
     res = export(ExportOptions(model=NAME, weights=str(weights), num_classes=FIXTURE["num_classes"],
-                               out=str(tmp_path / "ssdlite.onnx"), check=False, nms=nms))
-    d = res.contract.detection  # torchvision's thresholds, carried by the contract
+                               out=str(tmp_path / "ssdlite.onnx"), check=False, nms=nms, conf=0.001))
+    d = res.contract.detection  # torchvision's thresholds, carried by the contract (its score > 0.001 by --conf)
     assert (d.conf, d.iou, d.max_det, d.candidates_per_class) == (0.001, 0.55, 300, 300)
     assert res.contract.preprocess.resize == "stretch" and res.contract.task == "detect"
     engine = Engine(res.path)

@@ -96,3 +96,4 @@ def test_empty_result_names_the_best_allowed_score(seed):
     else:
         s, _, neg_c = max(finite)  # the first (lowest anchor, then class) of the highest score
         assert got.best == (-neg_c, s)
+
