@@ -6,7 +6,7 @@
 4. export the best checkpoint to ONNX with its deploy contract, through the parity gate;
 5. quantize it to INT8 (calibrated on the validation images) with the agreement report;
 6. run both files torch-free (the device runtime) on the validation folder: accuracy and speed;
-7. detection: a shapes COCO set, an SSDLite training sized to find its shapes in about two minutes,
+7. detection: a shapes COCO set, an SSDLite training sized to about two minutes on 2 cores,
    export, ``infer --save`` (annotated images) and ``eval`` (COCO mAP by pycocotools) of the exported file.
 """
 

@@ -26,7 +26,7 @@ def demo_cmd(
 ) -> None:
     """Run the main job on built-in data: zoo check, synthetic data, training, ONNX export through the
     parity gate, INT8 quantization, and torch-free inference of both files; then detection: a shapes
-    COCO set, an SSDLite training sized to find its shapes, export, annotated images (drawn at 256 px)
+    COCO set, an SSDLite training sized to the demo's budget, export, annotated images (drawn at 256 px)
     and COCO mAP of the exported file, each step timed.
 
     Example: edgecnn demo --epochs 3 --out /tmp/demo
