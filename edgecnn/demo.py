@@ -6,8 +6,8 @@
 4. export the best checkpoint to ONNX with its deploy contract, through the parity gate;
 5. quantize it to INT8 (calibrated on the validation images) with the agreement report;
 6. run both files torch-free (the device runtime) on the validation folder: accuracy and speed;
-7. detection: a shapes COCO set, a short SSDLite training at a small input, export, ``infer --save``
-   (annotated images) and ``eval`` (COCO mAP by pycocotools) of the exported file.
+7. detection: a shapes COCO set, an SSDLite training sized to about two minutes on 2 cores,
+   export, ``infer --save`` (annotated images) and ``eval`` (COCO mAP by pycocotools) of the exported file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,18 @@ from edgecnn.errors import EdgeCNNError
 ZOO_CHECK = ("simplecnn", "lenet5", "mobilenetv1", "mobilenetv2", "resnet18")
 SPEED_BATCH = 16  # stage 6 times batch 1 and a batch of this many images (fewer when the folder has fewer)
 
+# Stage 7, sized to the demo's budget (about two minutes on 2 cores). SSDLite's anchors are fixed fractions of
+# the input (0.2 .. 0.95 over six maps, the first at stride 16): at 64 px the first map is 4x4, so the demo's
+# shapes are large (radius 0.15-0.3 of the image: 19-38 px), one to three per image, on the two quieter
+# textures, and each class keeps its own hue (red circles, green triangles, blue squares, yellow stars): the
+# cue a detector trained from scratch for a few hundred steps picks up first. Many fresh images seen a few
+# times each, no augmentation.
+DET_EPOCHS, DET_IMAGES, DET_SIZE = 3, 1600, 64
+DET_STYLE = {"most": 3, "radius": (0.15, 0.3), "backgrounds": ("grain", "gradient"),  # train.shapes.DetectStyle
+             "class_hues": True}
+DET_TRAIN = {"batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "warmup_epochs": 0.3, "augment": False}
+DET_DRAW_SIDE = 256  # annotated copies drawn at least this large: boxes and tags legible
+
 
 @dataclass
 class DemoOptions:
@@ -36,9 +48,9 @@ class DemoOptions:
     seed: int = 0
     zoo: tuple[str, ...] = ZOO_CHECK
     runs: int = 5
-    det_epochs: int = 4  # detection stage; 0 skips it
-    det_images: int = 120
-    det_size: int = 64
+    det_epochs: int = DET_EPOCHS  # detection stage; 0 skips it
+    det_images: int = DET_IMAGES
+    det_size: int = DET_SIZE
     threads: int | None = None  # torch and onnxruntime threads; None: edgecnn.threads.resolve()
     speed_rounds: int = 3  # interleaved passes over the validation folder per file and batch size (stage 6)
 
@@ -229,7 +241,7 @@ def run(opts: DemoOptions, say: Callable[[str], None], warn: Callable[[str], Non
 
 
 def detection_stage(opts: DemoOptions, out: Path, say: Callable[[str], None]) -> dict:
-    """[7/7]: shapes COCO data -> ssdlite_mobilenetv2 trained briefly -> ONNX -> annotated images -> mAP."""
+    """[7/7]: shapes COCO data -> ssdlite_mobilenetv2 trained -> ONNX -> annotated images -> mAP, each step timed."""
     from edgecnn.eval.run import EvalOptions, evaluate
     from edgecnn.export.exporter import ExportOptions, export
     from edgecnn.runtime import draw
@@ -239,38 +251,53 @@ def detection_stage(opts: DemoOptions, out: Path, say: Callable[[str], None]) ->
     from edgecnn.threads import resolve as resolve_threads
     from edgecnn.train.config import TrainConfig
     from edgecnn.train.loop import train
-    from edgecnn.train.shapes import write_shapes
+    from edgecnn.train.shapes import DetectStyle, write_shapes
 
     threads = opts.threads if opts.threads is not None else resolve_threads(None).n
-    t0 = time.perf_counter()
-    data = out / f"shapes-det-{opts.det_images}-seed{opts.seed}"
-    say(f"\n[7/7] detection: {opts.det_images} 64x64 shapes images with COCO boxes -> {data}; ssdlite_mobilenetv2 at "
-        f"{opts.det_size}px for {opts.det_epochs} epochs")
+    size = opts.det_size
+    times: dict[str, float] = {}
+    t0 = tick = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal tick
+        times[name] = time.perf_counter() - tick
+        tick = time.perf_counter()
+
+    data = out / f"shapes-det-{opts.det_images}-{size}px-seed{opts.seed}"
+    say(f"\n[7/7] detection: {opts.det_images} {size}x{size} shapes images with COCO boxes -> {data}; "
+        f"ssdlite_mobilenetv2 at {size}px for {opts.det_epochs} epochs")
     if not (data / "annotations").is_dir():
-        write_shapes(data, opts.det_images, 64, seed=opts.seed, task="detect")
+        write_shapes(data, opts.det_images, size, seed=opts.seed, task="detect", style=DetectStyle(**DET_STYLE))
+    lap("data")
     run_dir = out / "run-detect"
-    result = train(TrainConfig(model="ssdlite_mobilenetv2", data=str(data), epochs=opts.det_epochs, batch_size=16,
-                               optimizer="adamw", lr=2e-3, input_size=opts.det_size, augment=True, out=str(run_dir),
-                               overwrite=True, seed=opts.seed, device="cpu", threads=threads), echo=say,
-                   note_busy=False)
-    t_train = time.perf_counter() - t0
+    result = train(TrainConfig(model="ssdlite_mobilenetv2", data=str(data), epochs=opts.det_epochs,
+                               input_size=size, out=str(run_dir), overwrite=True, seed=opts.seed, device="cpu",
+                               threads=threads, **DET_TRAIN), echo=say, note_busy=False)
+    lap("training")
     exp = export(ExportOptions(model=str(run_dir / "best.pt"), out=str(out / "ssdlite_mobilenetv2.onnx")))
     say(f"wrote {exp.path}: parity PASSED (boxes and scores before NMS, detections after) at batch 1/2/5")
+    lap("export")
     saved = out / "detections"
     engine = Engine(exp.path, provider="cpu", threads=threads)
     files = list(iter_images(expand([data / "val"])))[:8]
     n_boxes = 0
     for r in Predictor(engine).predict(files, keep_images=True):  # what `edgecnn infer --save` does
         if not r.error:
-            draw.save_image(draw.annotate(r.image, "detect", r.predictions), saved / r.file.rel)
+            draw.save_image(draw.annotate(r.image, "detect", r.predictions, min_side=DET_DRAW_SIDE),
+                            saved / r.file.rel)
             n_boxes += len(r.predictions)
     say(f"infer --save: {n_boxes} boxes (conf > {engine.contract.detection.conf:g}) drawn on {len(files)} images "
-        f"-> {saved}/")
+        f"-> {saved}/ (drawn at {DET_DRAW_SIDE}px)")
+    lap("infer")
     ev = evaluate(EvalOptions(model=str(exp.path), data=str(data), provider="cpu", threads=threads))
     m = ev.metrics
     say(f"eval {exp.path.name} on {ev.images} val images (pycocotools): mAP@[.50:.95] {m['map']:.3f}  "
-        f"mAP@.50 {m['map50']:.3f}  mAP@.75 {m['map75']:.3f}  (PyTorch best.pt mAP@.50 {result['best_map50']:.3f}; "
-        f"only {opts.det_epochs} epochs at {opts.det_size}px; benchmarks/detect_shapes.py trains longer)")
-    say(f"detection stage: {time.perf_counter() - t0:.0f}s (training {t_train:.0f}s)")
+        f"mAP@.50 {m['map50']:.3f}  mAP@.75 {m['map75']:.3f}  (PyTorch best.pt mAP@.50 {result['best_map50']:.3f})")
+    lap("eval")
+    total = time.perf_counter() - t0
+    per_epoch = times["training"] / max(opts.det_epochs, 1)
+    say(f"detection stage: {total:.0f}s = data {times['data']:.0f}s, training {times['training']:.0f}s "
+        f"({per_epoch:.0f}s an epoch), export {times['export']:.0f}s, infer {times['infer']:.0f}s, "
+        f"eval {times['eval']:.0f}s")
     return {"train": result, "export": exp.to_dict(), "eval": ev.to_dict(), "boxes_drawn": n_boxes,
-            "seconds": time.perf_counter() - t0}
+            "seconds": total, "times": times}

@@ -15,12 +15,14 @@ Shapes are drawn bright (luma >= 140) on darker textures so they survive convers
 
 from __future__ import annotations
 
+import colorsys
 import json
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,19 @@ from edgecnn.runtime.detect import box_iou
 
 CLASSES = ("circle", "triangle", "square", "star")
 TASKS = ("classify", "detect")
+BACKGROUNDS = ("grain", "stripes", "checks", "gradient")
+CLASS_HUES = (0.0, 0.33, 0.58, 0.14)  # red circles, green triangles, blue squares, yellow stars (HSV hue)
 _SS = 4  # supersampling of the shape mask: anti-aliased edges
+
+
+@dataclass(frozen=True)
+class DetectStyle:
+    """What a detection image holds. The default is ``edgecnn data shapes --task detect``'s set."""
+
+    most: int = 4  # shapes per image: 1 .. most
+    radius: tuple[float, float] = (0.08, 0.22)  # shape radius range, a fraction of the image side
+    backgrounds: tuple[str, ...] = BACKGROUNDS  # textures drawn from (the demo leaves out the busiest)
+    class_hues: bool = False  # each class in its own hue (CLASS_HUES) instead of any colour: a cue learnt fast
 
 
 def split_of(index: int, task: str = "classify") -> str:
@@ -41,17 +55,17 @@ def split_of(index: int, task: str = "classify") -> str:
     return "val" if k % 5 == 4 else "train"
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """(size, size, 3) float texture in about 15-110: grain, stripes, checks or a gradient."""
+def _background(rng: np.random.Generator, size: int, kinds: tuple[str, ...] = BACKGROUNDS) -> np.ndarray:
+    """(size, size, 3) float texture in about 15-110, one of ``kinds``: grain, stripes, checks, gradient."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     tint = rng.uniform(25, 80, 3).astype(np.float32)
-    kind = int(rng.integers(4))
-    if kind == 0:
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if kind == "grain":
         pattern = rng.normal(0, 1, (size, size)).astype(np.float32)
-    elif kind == 1:
+    elif kind == "stripes":
         theta, freq = rng.uniform(0, math.pi), rng.uniform(2, 6)
         pattern = np.sin(2 * math.pi * freq * (xx * math.cos(theta) + yy * math.sin(theta)))
-    elif kind == 2:
+    elif kind == "checks":
         cells = int(rng.integers(2, 7))
         pattern = ((np.floor(xx * cells) + np.floor(yy * cells)) % 2) * 2 - 1
     else:
@@ -62,11 +76,15 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(tint + pattern[..., None] * amp + grain, 0, 255)
 
 
-def _colour(rng: np.random.Generator) -> np.ndarray:
-    """A saturated colour bright enough in grayscale (ITU-R 601 luma >= 140)."""
+def _colour(rng: np.random.Generator, hue: float | None = None) -> np.ndarray:
+    """A saturated colour bright enough in grayscale (ITU-R 601 luma >= 140); near ``hue`` when given."""
     while True:
-        c = rng.uniform(0, 255, 3)
-        c[int(rng.integers(3))] = 255.0  # at least one full channel: vivid, not grey
+        if hue is None:
+            c = rng.uniform(0, 255, 3)
+            c[int(rng.integers(3))] = 255.0  # at least one full channel: vivid, not grey
+        else:
+            h = (hue + rng.uniform(-0.03, 0.03)) % 1.0
+            c = 255.0 * np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.45, 1.0), 1.0))
         if 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] >= 140:
             return c.astype(np.float32)
 
@@ -122,16 +140,17 @@ def classify_sample(seed: int, index: int, size: int = 64) -> tuple[Image.Image,
     return _to_image(canvas), cls
 
 
-def detect_sample(seed: int, index: int, size: int = 128) -> tuple[Image.Image, list[dict]]:
+def detect_sample(seed: int, index: int, size: int = 128,
+                  style: DetectStyle = DetectStyle()) -> tuple[Image.Image, list[dict]]:
     """Image ``index`` of the detection set and its objects: ``{"category": id from 0, "bbox": [x, y, w, h],
-    "area"}``. One to four shapes, placed so that their boxes overlap little (IoU < 0.15)."""
+    "area"}``. One to ``style.most`` shapes, placed so that their boxes overlap little (IoU < 0.15)."""
     rng = np.random.default_rng([seed, index])
-    canvas = _background(rng, size)
+    canvas = _background(rng, size, style.backgrounds)
     objects: list[dict] = []
     boxes: list[tuple[float, float, float, float]] = []
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, style.most + 1))):
         for _try in range(20):
-            r = rng.uniform(0.08, 0.22) * size
+            r = rng.uniform(*style.radius) * size
             cx, cy = rng.uniform(r, size - r, 2)
             box = (cx - r, cy - r, cx + r, cy + r)
             if not boxes or box_iou(np.array([box]), np.array(boxes)).max() < 0.15:
@@ -139,15 +158,17 @@ def detect_sample(seed: int, index: int, size: int = 128) -> tuple[Image.Image, 
         else:
             continue
         cls = int(rng.integers(len(CLASSES)))
-        obj = _draw(canvas, cls, cx, cy, r, rng.uniform(0, 2 * math.pi), _colour(rng))
+        hue = CLASS_HUES[cls] if style.class_hues else None
+        obj = _draw(canvas, cls, cx, cy, r, rng.uniform(0, 2 * math.pi), _colour(rng, hue))
         boxes.append(box)
         objects.append({"category": cls, **obj})
     return _to_image(canvas), objects
 
 
 def write_shapes(out: str | Path, n: int, size: int, seed: int = 0, task: str = "classify",
-                 on_image: Callable[[], None] | None = None) -> dict:
-    """Generate ``n`` images into the new folder ``out`` (see the module docstring for the layout).
+                 on_image: Callable[[], None] | None = None, style: DetectStyle = DetectStyle()) -> dict:
+    """Generate ``n`` images into the new folder ``out`` (see the module docstring for the layout);
+    ``style``: what a detection image holds.
 
     Written into a temporary folder beside ``out`` and renamed into place, so an interrupted run
     leaves no half-written data set. ``out`` must not exist or be empty. Returns a summary dict."""
@@ -172,7 +193,7 @@ def write_shapes(out: str | Path, n: int, size: int, seed: int = 0, task: str = 
                 im, cls = classify_sample(seed, i, size)
                 path = tmp / split / CLASSES[cls] / f"{i:06d}.png"
             else:
-                im, objects = detect_sample(seed, i, size)
+                im, objects = detect_sample(seed, i, size, style)
                 path = tmp / split / f"{i:06d}.png"
                 _coco_add(coco[split], i, path.name, size, objects)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,26 @@
-"""The main job end to end (small): zoo check, data, training, export, INT8, torch-free inference."""
+"""The main job end to end (small): zoo check, data, training, export, INT8, torch-free inference; the
+detection stage as the demo runs it (its default size: the detector must find the shapes)."""
 
 import math
 import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from tests.conftest import run_cli
+
+# The detection stage is seeded and runs on 1 thread here (EDGECNN_THREADS): on intel-xeon-2c-amx the exported
+# file scored 0.143 in this test and in `edgecnn demo` alike (the same losses epoch by epoch). The floor leaves
+# room for another CPU's float rounding to move some boxes and is 20x what the old 4-epoch stage scored
+# (0.004). It is NOT the issue's 0.8: three epochs at 64 px do not get there yet (README, Demo).
+MAP50_FLOOR = 0.08
 
 
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     r = run_cli("demo", "--out", str(out), "--epochs", "1", "--images", "40", "--zoo", "simplecnn",
-                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5", "--det-epochs", "1")
+                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5", timeout=1200)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     zoo = {line.split()[0]: line for line in lines if line.split()[:1] in (["simplecnn"], ["mobilenetv1"])}
@@ -25,9 +36,37 @@ def test_demo_end_to_end(tmp_path):
     _check_int8_speed_lines(lines, rows)
     # detection: trained, exported through the gate, drawn, evaluated by pycocotools
     assert any(line.startswith(f"wrote {out / 'ssdlite_mobilenetv2.onnx'}: parity PASSED") for line in lines)
-    assert any(line.startswith("eval ssdlite_mobilenetv2.onnx on 24 val images (pycocotools): mAP@[.50:.95] ")
-               for line in lines)
+    line = next(x for x in lines if x.startswith("eval ssdlite_mobilenetv2.onnx on "))
+    m = re.match(r"eval ssdlite_mobilenetv2.onnx on (\d+) val images \(pycocotools\): mAP@\[.50:.95\] [\d.]+  "
+                 r"mAP@.50 ([\d.]+) ", line)
+    assert m and int(m.group(1)) >= 100, line
     assert (out / "run-detect" / "best.pt").is_file() and len(list((out / "detections").iterdir())) == 8
+    assert re.fullmatch(r"detection stage: \d+s = data \d+s, training \d+s \(\d+s an epoch\), export \d+s, "
+                        r"infer \d+s, eval \d+s", lines[-3]), lines[-3]
+    _check_annotated(out)
+    assert float(m.group(2)) >= MAP50_FLOOR, line  # the detector finds the shapes
+
+
+def _check_annotated(out: Path) -> None:
+    """The annotated copies are enlarged to >= 256 px and show each detection (at the contract's conf) as its
+    box outline in its class colour. (The 3-epoch detector's scores stay under conf 0.25 on these images, so
+    today this checks the enlargement; tests/runtime/test_draw.py checks boxes and tags pixel by pixel.)"""
+    from edgecnn.runtime.draw import class_color
+    from edgecnn.runtime.predict import Predictor
+    from edgecnn.runtime.session import Engine
+    from edgecnn.runtime.sources import expand, iter_images
+
+    (data,) = out.glob("shapes-det-*")
+    files = list(iter_images(expand([data / "val"])))[:8]
+    for r in Predictor(Engine(out / "ssdlite_mobilenetv2.onnx", provider="cpu", threads=1)).predict(files):
+        im = np.asarray(Image.open(out / "detections" / r.file.rel).convert("RGB"))
+        k = im.shape[1] // Image.open(r.file.path).width
+        assert min(im.shape[:2]) >= 256 and k >= 2, im.shape
+        for p in r.predictions:
+            x1, y1, x2, y2 = (round(v * k) for v in p["box"])
+            outline = np.concatenate([im[y1:y2, x1], im[y1:y2, x2 - 1], im[y1, x1:x2], im[y2 - 1, x1:x2]])
+            share = (outline == class_color(p["class"])).all(-1).mean()
+            assert share > 0.3, (r.file.rel, p, share)  # its outline, in its colour (tags may cover some)
 
 
 def _check_int8_speed_lines(lines: list[str], rows: dict[str, list[str]]) -> None:

@@ -180,6 +180,34 @@ def test_data_shapes_detect_writes_coco(tmp_path, cli):
         assert 0 <= x and 0 <= y and x + w <= 64 and y + h <= 64 and 0 < ann["area"] <= w * h + 1e-6
 
 
+def test_detect_style_sets_count_size_background_and_hues():
+    import colorsys
+
+    from edgecnn.train.shapes import CLASS_HUES, DetectStyle, detect_sample
+
+    style = DetectStyle(most=2, radius=(0.2, 0.3), backgrounds=("gradient",), class_hues=True)
+    counts = set()
+    for i in range(30):
+        im, objects = detect_sample(5, i, 64, style)
+        counts.add(len(objects))
+        a = np.asarray(im, dtype=np.float32)
+        free = np.ones((64, 64), bool)
+        for o in objects:
+            x, y, w, h = (round(v) for v in o["bbox"])
+            free[max(y - 1, 0):y + h + 1, max(x - 1, 0):x + w + 1] = False
+        yy, xx = np.nonzero(free)
+        design = np.stack([xx, yy, np.ones_like(xx)], 1).astype(np.float32)
+        resid = a[free] - design @ np.linalg.lstsq(design, a[free], rcond=None)[0]
+        assert resid.std() < 7  # a plain gradient and its fine noise (sd 4): no stripes, checks or coarse grain
+        for o in objects:
+            x, y, w, h = o["bbox"]
+            assert 1.5 * 0.2 * 64 - 1 <= max(w, h) <= 2 * 0.3 * 64 + 1  # radius 0.2-0.3 (a triangle spans 1.5 r)
+            cy, cx = int(y + h / 2), int(x + w / 2)
+            hue = colorsys.rgb_to_hsv(*(a[cy, cx] / 255))[0]  # the centre pixel is the shape's (convex or star core)
+            assert min(abs(hue - CLASS_HUES[o["category"]]), 1 - abs(hue - CLASS_HUES[o["category"]])) < 0.05
+    assert counts == {1, 2}
+
+
 def test_data_shapes_refuses_a_non_empty_folder(tmp_path, cli):
     (tmp_path / "keep.txt").write_text("precious")
     r = cli("data", "shapes", "--out", str(tmp_path), "--n", "4")
