@@ -73,7 +73,8 @@ def test_saved_video_has_every_frame_and_the_boxes(cli, models, clips, tmp_path)
         diff = np.abs(got.astype(int) - src).mean(-1)
         x1, y1, x2, y2 = (round(v) for v in rec["predictions"][0]["box"])  # cat, the best box
         assert diff[y2 - 1, x1 + 2:x2 - 2].mean() > 40, i  # its bottom edge is drawn
-        assert diff[(y1 + y2) // 2, x1 + 3:x1 + 20].mean() < 15, i  # inside the box: the frame itself
+        # inside the box, below the tags (a tag that finds no room above its box goes inside its top): the frame itself
+        assert diff[y2 - 4, x1 + 3:x1 + 20].mean() < 15, i
         assert diff[-3:, :].mean() < 15, i  # below every box: untouched
 
 
