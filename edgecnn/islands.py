@@ -63,19 +63,22 @@ class Choice:
     """The result of ``search``: the exclusion list of the kept variant, its islands, and the timings."""
     exclude: list[str]
     islands: list[Island]
-    latency_ms: dict[str, float]  # fp32, int8 (plain) and islands-<k> (worst k units in float): medians, batch 1
+    latency_ms: dict[str, float]  # fp32, int8 (plain), islands-<k> (worst k units in float): wall medians, batch 1
     kept: str  # the fastest INT8 variant: "int8" (plain) or "islands-<k>"
-    profiled_ms: dict[str, Any] = field(default_factory=dict)  # sums of the per-node profiles
+    profiled_ms: dict[str, float] = field(default_factory=dict)  # the same variants: sums of per-node medians
+    metric: str = "profile"  # what chose: profile (profiled_ms) or wall (latency_ms)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         isl = [{"unit": i.unit, "kind": i.kind, "ops": i.ops, "fp32_ms": round(i.fp32_ms, 4),
-                "int8_ms": round(i.int8_ms, 4), "saved_ms": round(i.saved_ms, 4)}
-               for i in self.islands]
-        lat = {k: round(v, 4) for k, v in self.latency_ms.items()}
-        fp32, best = self.latency_ms["fp32"], self.latency_ms[self.kept]
-        return {"kept": self.kept, "islands": isl, "excluded_nodes": len(self.exclude), "latency_ms": lat,
+                "int8_ms": round(i.int8_ms, 4), "saved_ms": round(i.saved_ms, 4)} for i in self.islands]
+        by = self.profiled_ms if self.metric == "profile" else self.latency_ms
+        fp32, best = by["fp32"], by[self.kept]
+        return {"kept": self.kept, "islands": isl, "excluded_nodes": len(self.exclude), "metric": self.metric,
+                "latency_ms": {k: round(v, 4) for k, v in self.latency_ms.items()},
+                "profiled_ms": {k: round(v, 4) for k, v in self.profiled_ms.items()},
                 "speedup_vs_fp32": fp32 / best if best else None, "pays": best <= fp32,
-                "profiled_ms": self.profiled_ms}
+                "wall_speedup_vs_fp32": self.latency_ms["fp32"] / self.latency_ms[self.kept], **self.info}
 
 
 class Timing(Protocol):
@@ -225,7 +228,7 @@ def losers(fp32: dict[str, float], int8: dict[str, float], candidates: list[Unit
 
 
 def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], timing: Timing,
-           base_exclude: list[str] | None = None, max_variants: int = MAX_VARIANTS,
+           base_exclude: list[str] | None = None, max_variants: int = MAX_VARIANTS, metric: str = "profile",
            progress: Callable[[str], None] | None = None) -> tuple[Choice, bytes]:
     """Find the float islands of ``fp32_model`` (the graph quantization sees; ``fp32_bytes`` is it serialised)
     for this host. ``build(exclude)`` returns the INT8 graph with the node names ``exclude`` kept in float;
@@ -233,8 +236,11 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
 
     The FP32 graph and the plain INT8 graph are profiled once per node; the units that lose in INT8 are
     ranked by what they lose (ms per call). Keeping the worst 1, 2, 4, ... of them in float gives the
-    variants, which are timed whole, interleaved with FP32 and plain INT8 (an island's edges add
-    quantize/dequantize steps that only the whole graph shows); the fastest INT8 variant is kept.
+    variants, which are measured whole (an island's edges add quantize/dequantize steps that only the whole
+    graph shows): profiled per node again, and timed interleaved with FP32 and plain INT8. The fastest INT8
+    variant by ``metric`` is kept: ``profile`` (default), the sum of the per-node medians, which other jobs
+    on a small shared machine disturb far less than whole-graph wall time (a call preempted halfway moves
+    one node's sample, not the call's); ``wall``, the interleaved medians.
     Returns the choice and the kept INT8 graph."""
     base = list(base_exclude or [])
     unit_list = units(fp32_model)
@@ -247,21 +253,25 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
     todo = [u for u in unit_list if not set(u.nodes) & set(base)]
     lost = sorted(losers(fp32_u, q_u, todo), key=lambda u: fp32_u[u.name] - q_u[u.name])
     say(f"{len(lost)} unit(s) slower in INT8 than in FP32 per the profile")
-    profiled = {"fp32": round(sum(fp32_nodes.values()), 4), "int8": round(sum(q_nodes.values()), 4),
-                "unattributed_fp32": round(fp32_nodes.get("", 0.0), 4),
-                "unattributed_int8": round(q_nodes.get("", 0.0), 4), "losing_units": len(lost)}
+    info = {"losing_units": len(lost), "unattributed_ms": {"fp32": round(fp32_nodes.get("", 0.0), 4),
+                                                           "int8": round(q_nodes.get("", 0.0), 4)}}
     sizes = sorted({min(2 ** k, len(lost)) for k in range(max_variants)} - {0})
     if lost and len(lost) not in sizes:
         sizes[-1] = len(lost)
     variants: dict[str, bytes] = {"int8": plain}
     for k in sizes:
         variants[f"islands-{k}"] = build(base + [n for u in lost[:k] for n in u.nodes if n not in base])
+    summed = {"fp32": sum(fp32_nodes.values()), "int8": sum(q_nodes.values())}
+    for k, b in variants.items():
+        if k not in summed:
+            summed[k] = sum(timing.per_node(b, names).values())
     lat = timing.end_to_end({"fp32": fp32_bytes, **variants})
-    best = min(variants, key=lambda v: lat[v])
+    by = summed if metric == "profile" else lat
+    best = min(variants, key=lambda v: by[v])
     k = 0 if best == "int8" else int(best.split("-")[1])
     kept = [Island(u.name, u.kind, "+".join(dict.fromkeys(u.ops)), fp32_u[u.name], q_u[u.name]) for u in lost[:k]]
     exclude = base + [n for u in lost[:k] for n in u.nodes if n not in base]
-    return Choice(exclude, kept, lat, best, profiled), variants[best]
+    return Choice(exclude, kept, lat, best, summed, metric, info), variants[best]
 
 
 # --- onnxruntime's profiler as the timing source -----------------------------------------------------------

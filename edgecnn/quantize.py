@@ -203,13 +203,14 @@ def why_not_faster(facts: dict[str, int], float_ops: dict[str, int], types: dict
     return "; ".join(why)
 
 
-def _session(path_or_bytes):
+def _session(path_or_bytes, threads: int | None = None):
     """A CPU session with the runtime's options; pool threads spin, as for a latency measurement."""
     import onnxruntime as ort
 
     from edgecnn.runtime.session import session_options
 
-    return ort.InferenceSession(path_or_bytes, session_options(spinning=True), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path_or_bytes, session_options(threads=threads, spinning=True),
+                                providers=["CPUExecutionProvider"])
 
 
 def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:
@@ -394,7 +395,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
     except Exception as e:  # onnxruntime's own exception types, all plain Exception
         raise QuantizeError(f"onnxruntime cannot run the INT8 graph: {first_line(e, 300)}") from e
     float_ops = _float_ops(int8_graph)
-    fp32_sess, int8_sess = _session(str(src)), _session(qbytes)
+    fp32_sess, int8_sess = _session(str(src), opts.threads), _session(qbytes, opts.threads)
     if contract.task == "detect":
         agreement = _detect_agreement(fp32_sess, int8_sess, arrays, contract)
         judged_by, value = "matched-box F1 of the final detections with the FP32 file's (same class, IoU >= 0.5)", \
@@ -427,7 +428,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                   "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
                   "agreement": agreement, "source": {"file": src.name}}
     if islands is not None:
-        quant_info["islands"] = {k: islands[k] for k in ("kept", "islands", "latency_ms", "speedup_vs_fp32", "pays")}
+        quant_info["islands"] = {k: islands[k] for k in ("kept", "islands", "metric", "profiled_ms", "latency_ms",
+                                                         "speedup_vs_fp32", "pays")}
         quant_info["islands"]["threads"] = opts.threads
     contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
     contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
@@ -466,13 +468,17 @@ def _islands(prepped: Path, build, plain: Path, opts: QuantizeOptions, feed: dic
 
 def islands_verdict(isl: dict[str, Any]) -> str:
     """One line: what ``--islands auto`` kept and whether INT8 pays on this host."""
-    lat = isl["latency_ms"]
     n = len(isl["islands"])
     what = ("plain INT8 (no unit was slower in INT8, or keeping them in float did not help)" if isl["kept"] == "int8"
             else f"{n} float island(s)")
-    line = (f"islands: kept {what}; whole graph FP32 {lat['fp32']:.2f} ms, plain INT8 {lat['int8']:.2f} ms"
-            + "".join(f", {k} {v:.2f} ms" for k, v in lat.items() if k.startswith("islands"))
-            + f" -> {isl['speedup_vs_fp32']:.2f}x FP32")
+
+    def row(d: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
+
+    by = "summed per-node profile" if isl["metric"] == "profile" else "wall time"
+    line = (f"islands: kept {what}, chosen by the {by} -> {isl['speedup_vs_fp32']:.2f}x FP32 (ms per call, profile: "
+            f"{row(isl['profiled_ms'])}; wall medians, interleaved: {row(isl['latency_ms'])} -> "
+            f"{isl['wall_speedup_vs_fp32']:.2f}x)")
     if not isl["pays"]:
         line += ("; INT8 does NOT pay on this host even with float islands: deploy the FP32 file (the INT8 file "
                  "written is the fastest INT8 variant found)")

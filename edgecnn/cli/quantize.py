@@ -41,6 +41,9 @@ def quantize_cmd(
     Below --min-agreement top-1 agreement with FP32 the file is not written (not judged for
     random-init weights). The INT8 kernel path follows this CPU: u8s8 with VNNI/AMX, u8u8 on
     AVX2/AVX-512 without VNNI (u8s8 saturates there), s8s8 on ARM.
+    --islands auto profiles the FP32 and INT8 graphs per block on this host, keeps in float the
+    blocks INT8 makes slower (SE gates, hard-swish stems, depthwise convolutions...) and writes the
+    fastest INT8 variant timed whole; the report lists the islands and their cost per call.
 
     Example: edgecnn quantize export/mobilenetv2.onnx --calib images/ --samples 100
     """
