@@ -26,6 +26,7 @@ from host import describe, results_dir, write_report  # benchmarks/host.py
 
 from edgecnn.bench.timing import interleaved, summarize
 from edgecnn.export.exporter import ExportOptions, export
+from edgecnn.islands import profile
 from edgecnn.quantize import QuantizeOptions, quantize
 from edgecnn.runtime.session import session_options
 
@@ -64,15 +65,20 @@ def main() -> None:
         feed = {sessions["fp32"].get_inputs()[0].name: x}
         times = interleaved({k: (lambda s=s, f=feed: s.run(None, f)) for k, s in sessions.items()},
                             rounds=args.rounds, block=10)
-        s = {k: summarize(v) for k, v in times.items()}
+        s = {k: {**summarize(v), "p10": float(np.percentile(v, 10))} for k, v in times.items()}
+        prof = {k: sum(profile(Path(p).read_bytes(), feed, args.threads, runs=40)[0].values())
+                for k, p in files.items()}
         info = isl.islands or {}
         row = {"model": name, "fp32_p50": s["fp32"]["p50"], "int8_p50": s["int8"]["p50"],
                "islands_p50": s["islands"]["p50"], "fp32_p90": s["fp32"]["p90"], "int8_p90": s["int8"]["p90"],
                "islands_p90": s["islands"]["p90"],
+               "fp32_p10": s["fp32"]["p10"], "int8_p10": s["int8"]["p10"], "islands_p10": s["islands"]["p10"],
                "int8_speedup": s["fp32"]["p50"] / s["int8"]["p50"],
                "islands_speedup": s["fp32"]["p50"] / s["islands"]["p50"],
+               "profiled_ms": prof, "int8_speedup_profiled": prof["fp32"] / prof["int8"],
+               "islands_speedup_profiled": prof["fp32"] / prof["islands"],
                "kept": info.get("kept"), "islands": info.get("islands", []),
-               "tuning_latency_ms": info.get("latency_ms"),
+               "tuning_latency_ms": info.get("latency_ms"), "tuning_profiled_ms": info.get("profiled_ms"),
                "agree_int8": plain.agreement["top1_agreement"], "agree_islands": isl.agreement["top1_agreement"],
                "cos_int8": plain.agreement["cosine_mean"], "cos_islands": isl.agreement["cosine_mean"],
                "fp32_classes": plain.agreement["fp32_classes"],
@@ -82,20 +88,31 @@ def main() -> None:
         for p in files.values():
             if p != fp32:
                 p.unlink()
+        report(rows, host, args)
+
+
+def report(rows: list[dict], host: str, args) -> None:
     lines = [f"# FP32 vs INT8 vs INT8 with float islands, 224 px, batch 1, {args.threads} threads", "",
              f"Host: {host}", "",
              "Weights random-init (speed does not depend on them; the agreement columns are not an accuracy claim). "
-             f"Islands tuned on this host by `quantize --islands auto --threads {args.threads}`; then the three "
-             f"files timed in one interleaved run ({args.rounds} rounds x 10 calls, shuffled blocks), medians.", "",
-             "| model | FP32 ms | INT8 ms | islands ms | INT8/FP32 | islands/FP32 | kept | float units | "
+             f"Islands tuned on this host by `quantize --islands auto --threads {args.threads}`. Then the three "
+             f"files measured two ways: **profiled** = sum over nodes of the per-node median kernel time "
+             "(onnxruntime's profiler, 40 calls), which other jobs on the box disturb least; **wall** = one "
+             f"interleaved run ({args.rounds} rounds x 10 calls, shuffled blocks), p50 and p10.", "",
+             "| model | profiled FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | "
+             "wall p50 FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | wall p10 FP32 / INT8 / islands | kept | float units | "
              "top-1 agree INT8 / islands | cosine INT8 / islands | load avg before -> after |",
-             "|---|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
+             "|---|---|---:|---:|---|---:|---:|---|---|---:|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['fp32_p50']:.2f} | {r['int8_p50']:.2f} | {r['islands_p50']:.2f} | "
-                     f"{r['int8_speedup']:.2f}x | {r['islands_speedup']:.2f}x | {r['kept']} | {len(r['islands'])} | "
-                     f"{r['agree_int8']:.1%} / {r['agree_islands']:.1%} | {r['cos_int8']:.4f} / "
+        p = r["profiled_ms"]
+        lines.append(f"| {r['model']} | {p['fp32']:.2f} / {p['int8']:.2f} / {p['islands']:.2f} | "
+                     f"**{r['int8_speedup_profiled']:.2f}x** | **{r['islands_speedup_profiled']:.2f}x** | "
+                     f"{r['fp32_p50']:.2f} / {r['int8_p50']:.2f} / {r['islands_p50']:.2f} | "
+                     f"{r['int8_speedup']:.2f}x | {r['islands_speedup']:.2f}x | "
+                     f"{r['fp32_p10']:.2f} / {r['int8_p10']:.2f} / {r['islands_p10']:.2f} | {r['kept']} | "
+                     f"{len(r['islands'])} | {r['agree_int8']:.1%} / {r['agree_islands']:.1%} | {r['cos_int8']:.4f} / "
                      f"{r['cos_islands']:.4f} | {r['load_before']} -> {r['load_after']} |")
-    lines += ["", "Speed-up: FP32 p50 / variant p50 (above 1.0x the variant is faster). Units kept in float, "
+    lines += ["", "Speed-up: FP32 time / variant time (above 1.0x the variant is faster). Units kept in float, "
               "with their profiled cost per call in the plain INT8 graph:", ""]
     for r in rows:
         units = ", ".join(f"{i['unit']} ({i['ops']}: FP32 {i['fp32_ms']:.3f} / INT8 {i['int8_ms']:.3f} ms)"
