@@ -100,7 +100,8 @@ def report(rows: list[dict], host: str, args) -> None:
              "(onnxruntime's profiler, 40 calls), which other jobs on the box disturb least; **wall** = one "
              f"interleaved run ({args.rounds} rounds x 10 calls, shuffled blocks), p50 and p10.", "",
              "| model | profiled FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | "
-             "wall p50 FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | wall p10 FP32 / INT8 / islands | kept | float units | "
+             "wall p50 FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | wall p10 FP32 / INT8 / islands | "
+             "kept | float units | "
              "top-1 agree INT8 / islands | cosine INT8 / islands | load avg before -> after |",
              "|---|---|---:|---:|---|---:|---:|---|---|---:|---|---|---|"]
     for r in rows:
