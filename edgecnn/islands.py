@@ -178,7 +178,8 @@ def units(model) -> list[Unit]:
 
 def _se_members(pool, consumers) -> list:
     """The nodes of a squeeze-excite gate starting at ``pool``: every node between the pool and the Mul that
-    applies the Sigmoid/HardSigmoid gate (within five steps), the Mul included; [] if there is no gate."""
+    applies a Sigmoid/HardSigmoid gate to the pool's input (within six steps; SiLU's Sigmoid x Mul on the
+    way is part of the gate), the Mul included; [] if there is no gate."""
     path: list = [pool]
     frontier = [pool]
     for _ in range(6):
@@ -186,12 +187,10 @@ def _se_members(pool, consumers) -> list:
         if not nxt or len(nxt) > 2:
             return []
         path += nxt
-        gate = next((n for n in nxt if n.op_type in GATES), None)
-        if gate is not None:
+        for gate in (n for n in nxt if n.op_type in GATES):  # the gate scales the pool's own input
             muls = [c for o in gate.output for c in consumers.get(o, [])]
-            if len(muls) == 1 and muls[0].op_type == "Mul":
+            if len(muls) == 1 and muls[0].op_type == "Mul" and pool.input[0] in muls[0].input:
                 return path + muls
-            return []
         frontier = nxt
     return []
 
