@@ -96,8 +96,8 @@ def report(rows: list[dict], host: str, args) -> None:
              f"Host: {host}", "",
              "Weights random-init (speed does not depend on them; the agreement columns are not an accuracy claim). "
              f"Islands tuned on this host by `quantize --islands auto --threads {args.threads}`. Then the three "
-             f"files measured two ways: **profiled** = sum over nodes of the per-node median kernel time "
-             "(onnxruntime's profiler, 40 calls), which other jobs on the box disturb least; **wall** = one "
+             f"files measured two ways: **profiled** = sum over nodes of each node's fastest kernel time "
+             "in 40 calls (onnxruntime's profiler), which other jobs on the box disturb least; **wall** = one "
              f"interleaved run ({args.rounds} rounds x 10 calls, shuffled blocks), p50 and p10.", "",
              "| model | profiled FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | "
              "wall p50 FP32 / INT8 / islands ms | INT8/FP32 | islands/FP32 | wall p10 FP32 / INT8 / islands | "

@@ -475,7 +475,7 @@ def islands_verdict(isl: dict[str, Any]) -> str:
     def row(d: dict[str, float]) -> str:
         return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
 
-    by = "summed per-node profile" if isl["metric"] == "profile" else "wall time"
+    by = "summed per-node profile (fastest call per node)" if isl["metric"] == "profile" else "wall time"
     line = (f"islands: kept {what}, chosen by the {by} -> {isl['speedup_vs_fp32']:.2f}x FP32 (ms per call, profile: "
             f"{row(isl['profiled_ms'])}; wall medians, interleaved: {row(isl['latency_ms'])} -> "
             f"{isl['wall_speedup_vs_fp32']:.2f}x)")
