@@ -8,8 +8,9 @@ of 40 calls per node); each
 runtime node's time is charged to the FP32 node it came from (by node and tensor name, else by its
 neighbours in the runtime graph, so Q/DQ steps and fused kernels land on a unit too). The units that take
 longer in INT8 than in FP32 are ranked by what they lose; keeping the worst 1, 2, 4, ... of them in float
-(``nodes_to_exclude``) gives the candidate files, which are timed whole, interleaved with FP32 and plain
-INT8, and the fastest INT8 variant is kept (``search``).
+(``nodes_to_exclude``) gives candidate files, and so does keeping INT8 only in the 1, 2, 4, ... units that
+gain most; the candidates are measured whole beside FP32 and plain INT8, and the fastest INT8 variant is
+kept (``search``).
 
 The timing source is a parameter (``Timing``): tests inject per-node times and check the choice.
 """
@@ -33,7 +34,7 @@ ACTIVATIONS = {"Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu
 HEADS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 POOLS = {"GlobalAveragePool", "ReduceMean"}
 GATES = {"Sigmoid", "HardSigmoid"}
-MAX_VARIANTS = 5  # islands variants timed whole: the worst 1, 2, 4, 8 and all losing units
+MAX_VARIANTS = 5  # variants of each kind timed whole: the worst 1, 2, 4, 8 and all losers (gainers)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Choice:
     exclude: list[str]
     islands: list[Island]
     latency_ms: dict[str, float]  # fp32, int8 (plain), islands-<k> (worst k units in float): wall medians, batch 1
-    kept: str  # the fastest INT8 variant: "int8" (plain) or "islands-<k>"
+    kept: str  # the fastest INT8 variant: "int8" (plain), "islands-<k>" or "int8-only-<k>"
     profiled_ms: dict[str, float] = field(default_factory=dict)  # the same variants: sums of per-node fastest calls
     metric: str = "profile"  # what chose: profile (profiled_ms) or wall (latency_ms)
     info: dict[str, Any] = field(default_factory=dict)
@@ -235,13 +236,15 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
     ``base_exclude`` (the user's --exclude) always stays in float.
 
     The FP32 graph and the plain INT8 graph are profiled once per node; the units that lose in INT8 are
-    ranked by what they lose (ms per call). Keeping the worst 1, 2, 4, ... of them in float gives the
-    variants, which are measured whole (an island's edges add quantize/dequantize steps that only the whole
-    graph shows): profiled per node again, and timed interleaved with FP32 and plain INT8. The fastest INT8
-    variant by ``metric`` is kept: ``profile`` (default), the sum over nodes of each node's fastest call,
-    which other jobs on a small shared machine disturb far less than whole-graph wall time (a preempted
-    call slows one node's sample, and the fastest of N calls is what the kernel costs when it has its
-    cores); ``wall``, the interleaved medians.
+    ranked by what they lose (ms per call), those that gain by what they gain. Keeping the worst 1, 2, 4,
+    ... losers in float gives one set of variants; keeping INT8 only in the best 1, 2, 4, ... gainers (all
+    else float: for graphs where losers and gainers alternate and the Q/DQ steps between them cost more
+    than the gains) gives the other. The variants are measured whole (an island's edges add
+    quantize/dequantize steps that only the whole graph shows): profiled per node again, and timed
+    interleaved with FP32 and plain INT8. The fastest INT8 variant by ``metric`` is kept: ``profile``
+    (default), the sum over nodes of each node's fastest call, which other jobs on a small shared machine
+    disturb far less than whole-graph wall time (a preempted call slows one node's sample, and the fastest
+    of N calls is what the kernel costs when it has its cores); ``wall``, the interleaved medians.
     Returns the choice and the kept INT8 graph."""
     base = list(base_exclude or [])
     unit_list = units(fp32_model)
@@ -256,23 +259,37 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
     say(f"{len(lost)} unit(s) slower in INT8 than in FP32 per the profile")
     info = {"losing_units": len(lost), "unattributed_ms": {"fp32": round(fp32_nodes.get("", 0.0), 4),
                                                            "int8": round(q_nodes.get("", 0.0), 4)}}
-    sizes = sorted({min(2 ** k, len(lost)) for k in range(max_variants)} - {0})
-    if lost and len(lost) not in sizes:
-        sizes[-1] = len(lost)
+    won = sorted(losers(q_u, fp32_u, todo), key=lambda u: q_u[u.name] - fp32_u[u.name])  # most saved first
+    floats: dict[str, list[Unit]] = {"int8": []}
+    for k in _sizes(len(lost), max_variants):
+        floats[f"islands-{k}"] = lost[:k]
+    for k in _sizes(len(won), max_variants):  # the other way round: INT8 only in the k units that gain most
+        floats[f"int8-only-{k}"] = [u for u in todo if u not in won[:k]]
     variants: dict[str, bytes] = {"int8": plain}
-    for k in sizes:
-        variants[f"islands-{k}"] = build(base + [n for u in lost[:k] for n in u.nodes if n not in base])
+    for key, fl in floats.items():
+        if key != "int8":
+            variants[key] = build(base + [n for u in fl for n in u.nodes if n not in base])
+    say(f"{len(variants)} INT8 variants to measure")
     summed = {"fp32": sum(fp32_nodes.values()), "int8": sum(q_nodes.values())}
-    for k, b in variants.items():
-        if k not in summed:
-            summed[k] = sum(timing.per_node(b, names).values())
+    for key, b in variants.items():
+        if key not in summed:
+            summed[key] = sum(timing.per_node(b, names).values())
     lat = timing.end_to_end({"fp32": fp32_bytes, **variants})
     by = summed if metric == "profile" else lat
     best = min(variants, key=lambda v: by[v])
-    k = 0 if best == "int8" else int(best.split("-")[1])
-    kept = [Island(u.name, u.kind, "+".join(dict.fromkeys(u.ops)), fp32_u[u.name], q_u[u.name]) for u in lost[:k]]
-    exclude = base + [n for u in lost[:k] for n in u.nodes if n not in base]
+    kept = [Island(u.name, u.kind, "+".join(dict.fromkeys(u.ops)), fp32_u[u.name], q_u[u.name])
+            for u in floats[best]]
+    exclude = base + [n for u in floats[best] for n in u.nodes if n not in base]
+    info["gaining_units"] = len(won)
     return Choice(exclude, kept, lat, best, summed, metric, info), variants[best]
+
+
+def _sizes(n: int, count: int) -> list[int]:
+    """1, 2, 4, ... up to ``count`` sizes, the last one ``n`` (all)."""
+    sizes = sorted({min(2 ** k, n) for k in range(count)} - {0})
+    if n and sizes[-1] != n:
+        sizes[-1] = n
+    return sizes
 
 
 # --- onnxruntime's profiler as the timing source -----------------------------------------------------------

@@ -191,7 +191,7 @@ def test_search_takes_the_fastest_variant_whole(net):
     choice, _ = search(m.SerializeToString(), m, build, timing)
     assert choice.kept == "islands-1" and [i.unit for i in choice.islands] == ["/stem"]
     assert choice.exclude == ["/stem/conv", "/stem/act"]
-    assert ("end_to_end", ["fp32", "int8", "islands-1", "islands-2"]) in timing.calls
+    assert ("end_to_end", ["fp32", "int8", "int8-only-1", "int8-only-2", "islands-1", "islands-2"]) in timing.calls
     timing.penalty = 0.0
     choice, kept = search(m.SerializeToString(), m, build, timing)
     assert choice.kept == "islands-2" and [i.unit for i in choice.islands] == ["/stem", "/se"]
