@@ -226,7 +226,7 @@ def test_islands_cli_without_torch(net, calib, tmp_path):
     """The real timing source (onnxruntime's profiler on this host), torch blocked: the report and the
     contract say what stayed in float, whatever the host's timings chose."""
     out = tmp_path / "o.onnx"
-    r = run_cli("quantize", str(net), "--calib", str(calib), "--out", str(out), "--islands", "auto",
+    r = run_cli("quantize", str(net), "--calib", str(calib), "--samples", "6", "--out", str(out), "--islands", "auto",
                 "--threads", "1", "--no-bench", "--format", "json", block_torch=True)
     assert r.returncode == 0, r.stderr
     isl = json.loads(r.stdout)["islands"]
