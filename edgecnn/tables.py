@@ -94,6 +94,9 @@ def quantize_report(r: dict) -> list[str]:
     return lines
 
 
+SHOWN_ISLANDS = 12  # islands listed one per line in quantize's report, those that saved most first
+
+
 def islands_lines(isl: dict | None) -> list[str]:
     """The float islands ``quantize --islands auto`` kept, one line each with its per-call cost in both
     precisions as profiled when it was chosen (``edgecnn.islands.Choice.to_dict()``)."""
@@ -103,10 +106,13 @@ def islands_lines(isl: dict | None) -> list[str]:
     if not kept:
         return ["float islands: none kept"]
     saved = sum(i["saved_ms"] for i in kept)
-    lines = [f"float islands: {len(kept)} unit(s) kept in float ({isl['excluded_nodes']} nodes), profiled "
-             f"{saved:+.3f} ms per call saved against INT8 there:"]
-    width = max(len(i["unit"]) for i in kept)
-    for i in kept:
+    lines = [f"float islands: {len(kept)} unit(s) kept in float ({isl['excluded_nodes']} nodes, variant "
+             f"{isl['kept']}), per unit {saved:+.3f} ms per call saved against plain INT8 in the profile:"]
+    shown = sorted(kept, key=lambda i: -i["saved_ms"])[:SHOWN_ISLANDS]  # the rest: the contract, --format json
+    width = max(len(i["unit"]) for i in shown)
+    for i in shown:
         lines.append(f"  {i['unit']:<{width}}  {i['kind']:<4}  FP32 {i['fp32_ms']:.3f} ms  INT8 {i['int8_ms']:.3f} ms  "
                      f"saved {i['saved_ms']:+.3f} ms  ({i['ops']})")
+    if len(kept) > len(shown):
+        lines.append(f"  ... and {len(kept) - len(shown)} more (all of them in the contract and --format json)")
     return lines

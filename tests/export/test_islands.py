@@ -16,7 +16,7 @@ from edgecnn.contract import Contract, Preprocess, attach
 from edgecnn.errors import UsageError
 from edgecnn.islands import Attributor, name_nodes, search, units
 from edgecnn.quantize import QuantizeOptions, quantize, runtime_graph
-from edgecnn.tables import quantize_report
+from edgecnn.tables import SHOWN_ISLANDS, islands_lines, quantize_report
 from tests.conftest import run_cli
 
 SE = ["/se/pool", "/se/fc1", "/se/relu", "/se/fc2", "/se/gate", "/se/mul"]
@@ -237,3 +237,14 @@ def test_islands_cli_without_torch(net, calib, tmp_path):
     for u in units(onnx.load(net)):
         if u.name in kept:
             assert set(u.nodes) <= floats
+
+
+def test_report_lists_the_islands_that_saved_most_and_counts_the_rest():
+    isl = [{"unit": f"/b{i}", "kind": "conv", "ops": "Conv", "fp32_ms": 1.0, "int8_ms": 1.0 + i / 100,
+            "saved_ms": i / 100} for i in range(SHOWN_ISLANDS + 3)]
+    lines = islands_lines({"kept": "int8-only-2", "islands": isl, "excluded_nodes": 15})
+    assert lines[0].startswith(f"float islands: {SHOWN_ISLANDS + 3} unit(s) kept in float (15 nodes, variant "
+                               "int8-only-2)")
+    shown = [ln.split()[0] for ln in lines[1:-1]]
+    assert shown == [f"/b{i}" for i in range(SHOWN_ISLANDS + 2, 2, -1)]  # most saved first; /b0../b2 left out
+    assert lines[-1] == "  ... and 3 more (all of them in the contract and --format json)"
