@@ -5,6 +5,8 @@ activation/weight types follow the kernel path of the CPU the file is for (``edg
 on VNNI/AMX x86, u8u8 on AVX2/AVX-512 x86 without VNNI where u8s8 saturates, s8s8 on ARM; ``--int8-kernel``
 overrides). The report says what was chosen and why, how well INT8 agrees with FP32 (and accuracy when the
 folder is labelled), which ops stayed in float, and whether INT8 is actually faster here.
+``islands="auto"`` (``--islands auto``) keeps in float the blocks that INT8 makes slower on this host
+(``edgecnn.islands``), calibrating once and quantizing each candidate exclusion set from the same ranges.
 """
 
 from __future__ import annotations
