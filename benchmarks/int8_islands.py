@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--tag", help="results folder name (default: this host's device tag)")
+    ap.add_argument("--name", default="int8_islands", help="report file name without suffix")
     args = ap.parse_args()
     host = f"{describe()}; onnxruntime {ort.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     print(host, flush=True)
@@ -120,8 +121,8 @@ def report(rows: list[dict], host: str, args) -> None:
                           for i in r["islands"]) or "none"
         lines.append(f"- {r['model']}: {units}")
     out = results_dir(args.tag)
-    write_report(lines, "int8_islands.md", out / "int8_islands.md")
-    (out / "int8_islands.json").write_text(json.dumps({"host": host, "threads": args.threads, "rows": rows},
+    write_report(lines, f"{args.name}.md", out / f"{args.name}.md")
+    (out / f"{args.name}.json").write_text(json.dumps({"host": host, "threads": args.threads, "rows": rows},
                                                        indent=1) + "\n")
 
 
