@@ -381,8 +381,9 @@ def profile(model_bytes: bytes, feed: dict[str, np.ndarray], threads: int | None
             warmup: int = 5) -> tuple[dict[str, float], Any]:
     """ms of each node onnxruntime runs for ``model_bytes`` (its profiler), the fastest of ``runs`` calls,
     and that runtime graph (saved by the same session, so the names match). The fastest, not the median:
-    measured on this project's 2-core host with other jobs at load 19, the summed per-node minima of one
-    file moved by 1-2% between runs (mobilenetv3_small: 3.33-3.38 ms), the summed medians by 14%."""
+    measured on this project's 2-core host with other jobs at load 19, three runs of one file gave summed
+    per-node minima of 3.33-3.38 ms (mobilenetv3_small) and 9.1-11.5 ms (mobilenetv2), summed medians
+    4.3-4.9 and 13.2 ms, whole-graph wall medians several times more."""
     import onnx
     import onnxruntime as ort
 
