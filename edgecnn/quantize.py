@@ -5,6 +5,8 @@ activation/weight types follow the kernel path of the CPU the file is for (``edg
 on VNNI/AMX x86, u8u8 on AVX2/AVX-512 x86 without VNNI where u8s8 saturates, s8s8 on ARM; ``--int8-kernel``
 overrides). The report says what was chosen and why, how well INT8 agrees with FP32 (and accuracy when the
 folder is labelled), which ops stayed in float, and whether INT8 is actually faster here.
+``islands="auto"`` (``--islands auto``) keeps in float the blocks that INT8 makes slower on this host
+(``edgecnn.islands``), calibrating once and quantizing each candidate exclusion set from the same ranges.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class QuantizeOptions:
     overrides: Overrides | None = None  # the shared preprocessing/task options: edit the file's contract
     min_agreement: float = 0.9  # INT8 gate: top-1 agreement with FP32 on the calibration images
     bench: bool = True
+    islands: str = "off"  # off | auto: keep in float the blocks that are slower in INT8 on this host (edgecnn.islands)
+    threads: int | None = None  # intra-op threads for the timings (None: one per physical core, as infer)
+    timing: Any = None  # an edgecnn.islands.Timing; None: onnxruntime's profiler on this host
 
 
 @dataclass
@@ -63,11 +68,15 @@ class QuantizeResult:
     float_ops: dict[str, int]
     latency_ms: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    islands: dict[str, Any] | None = None  # edgecnn.islands.Choice.to_dict() when islands were searched
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["path"], d["contract"] = str(self.path), self.contract.to_dict()
         return d
+
+
+ISLANDS = ("off", "auto")
 
 
 def choose_types(requested: str = "auto") -> dict[str, Any]:
@@ -196,13 +205,14 @@ def why_not_faster(facts: dict[str, int], float_ops: dict[str, int], types: dict
     return "; ".join(why)
 
 
-def _session(path_or_bytes):
+def _session(path_or_bytes, threads: int | None = None):
     """A CPU session with the runtime's options; pool threads spin, as for a latency measurement."""
     import onnxruntime as ort
 
     from edgecnn.runtime.session import session_options
 
-    return ort.InferenceSession(path_or_bytes, session_options(spinning=True), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path_or_bytes, session_options(threads=threads, spinning=True),
+                                providers=["CPUExecutionProvider"])
 
 
 def _agreement(fp32, int8, arrays, classes, labels) -> dict[str, Any]:
@@ -291,6 +301,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         raise MissingFileError(f"{opts.model}: no such ONNX file")
     if opts.samples < 1:
         raise UsageError(f"--samples must be positive, got {opts.samples}")
+    if opts.islands not in ISLANDS:
+        raise UsageError(f"--islands must be one of {', '.join(ISLANDS)}, got '{opts.islands}'")
     try:
         model = load(src)  # with its external data
     except Exception as e:
@@ -349,25 +361,43 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         except Exception as e:  # pre-processing is an optimisation; quantize the raw graph without it
             notes.append(f"onnxruntime pre-processing skipped ({first_line(e, 120)})")
             prepped = prep.path
-        qtmp = Path(td) / "int8.onnx"
-        try:
-            quantize_static(
-                str(prepped), str(qtmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=opts.per_channel,
-                activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
-                weight_type=QuantType.QUInt8 if types["weights"] == "uint8" else QuantType.QInt8,
-                reduce_range=types["reduce_range"], nodes_to_exclude=opts.exclude,
-                use_external_data_format=prep.external,
-            )
-        except Exception as e:
-            raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
-        qmodel = onnx.load(qtmp)
+        if opts.islands == "auto":  # every node named, so that any of them can be kept in float
+            from edgecnn.islands import name_nodes
+
+            graph = load(prepped)
+            if name_nodes(graph):
+                prepped = Path(td) / "named.onnx"
+                save(graph, prepped)
+        cache = Path(td) / "ranges.json"  # calibrated once; every exclusion set reuses the ranges
+
+        def build(exclude: list[str], reader=None) -> Path:
+            qtmp = Path(td) / f"int8-{len(list(Path(td).glob('int8-*')))}.onnx"
+            try:
+                quantize_static(
+                    str(prepped), str(qtmp), reader, quant_format=QuantFormat.QDQ, per_channel=opts.per_channel,
+                    activation_type=QuantType.QUInt8 if types["activations"] == "uint8" else QuantType.QInt8,
+                    weight_type=QuantType.QUInt8 if types["weights"] == "uint8" else QuantType.QInt8,
+                    reduce_range=types["reduce_range"], nodes_to_exclude=list(exclude),
+                    use_external_data_format=prep.external, calibration_cache_path=str(cache),
+                )
+            except Exception as e:
+                raise QuantizeError(f"onnxruntime quantization failed: {first_line(e, 300)}") from e
+            return qtmp
+
+        qpath = build(opts.exclude, Reader())
+        choice = None
+        if opts.islands == "auto" and prep.external:
+            notes.append("--islands auto skipped: the graph is stored with external data (over 2 GB)")
+        elif opts.islands == "auto":
+            qpath, choice = _islands(prepped, build, qpath, opts, {inp: arrays[0][None]})
+        qmodel = onnx.load(qpath)
     qbytes = qmodel.SerializeToString()
     try:
         int8_graph = runtime_graph(qbytes)
     except Exception as e:  # onnxruntime's own exception types, all plain Exception
         raise QuantizeError(f"onnxruntime cannot run the INT8 graph: {first_line(e, 300)}") from e
     float_ops = _float_ops(int8_graph)
-    fp32_sess, int8_sess = _session(str(src)), _session(qbytes)
+    fp32_sess, int8_sess = _session(str(src), opts.threads), _session(qbytes, opts.threads)
     if contract.task == "detect":
         agreement = _detect_agreement(fp32_sess, int8_sess, arrays, contract)
         judged_by, value = "matched-box F1 of the final detections with the FP32 file's (same class, IoU >= 0.5)", \
@@ -393,12 +423,65 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         verdict = "NOT faster than" if latency["speedup"] < 1.0 else "barely faster than"
         notes.append(f"INT8 is {verdict} FP32 here ({latency['speedup']:.2f}x): {why}")
 
+    islands = choice.to_dict() if choice is not None else None
+    if islands is not None:
+        notes.append(islands_verdict(islands))
     quant_info = {"types": types, "per_channel": opts.per_channel, "exclude": list(opts.exclude),
                   "calibration": {"folder": str(opts.calib), "images": len(arrays), "method": "minmax"},
                   "agreement": agreement, "source": {"file": src.name}}
+    if islands is not None:
+        quant_info["islands"] = {k: islands[k] for k in ("kept", "islands", "metric", "profiled_ms", "latency_ms",
+                                                         "speedup_vs_fp32", "pays")}
+        quant_info["islands"]["threads"] = opts.threads
     contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
     contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
     attach(qmodel, contract)
     fp32_bytes, _ = file_bytes(src), save(qmodel, out)
     return QuantizeResult(out, contract, fp32_bytes, file_bytes(out), types,
-                          quant_info["calibration"], agreement, float_ops, latency, notes)
+                          quant_info["calibration"], agreement, float_ops, latency, notes, islands)
+
+
+def _islands(prepped: Path, build, plain: Path, opts: QuantizeOptions, feed: dict[str, np.ndarray]):
+    """``edgecnn.islands.search`` on the pre-processed FP32 graph (the node names quantization sees), with
+    onnxruntime's profiler on this host unless ``opts.timing`` says otherwise. Returns the kept INT8
+    graph's path and the choice."""
+    import onnx
+
+    from edgecnn.islands import OrtTiming, search
+
+    fp32_model = onnx.load(prepped)
+    timing = opts.timing or OrtTiming(feed, fp32_model, threads=opts.threads)
+    built: dict[bytes, Path] = {}
+
+    def build_bytes(exclude: list[str]) -> bytes:
+        path = plain if list(exclude) == list(opts.exclude) else build(exclude)
+        data = path.read_bytes()
+        built[data] = path
+        return data
+
+    try:
+        choice, kept = search(prepped.read_bytes(), fp32_model, build_bytes, timing, base_exclude=opts.exclude)
+    except EdgeCNNError:
+        raise
+    except Exception as e:  # onnxruntime's own exception types, all plain Exception
+        raise QuantizeError(f"--islands auto: timing the graphs failed: {first_line(e, 300)}") from e
+    return built[kept], choice
+
+
+def islands_verdict(isl: dict[str, Any]) -> str:
+    """One line: what ``--islands auto`` kept and whether INT8 pays on this host."""
+    n = len(isl["islands"])
+    what = ("plain INT8 (no unit was slower in INT8, or keeping them in float did not help)" if isl["kept"] == "int8"
+            else f"{n} float island(s)")
+
+    def row(d: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
+
+    by = "summed per-node profile (fastest call per node)" if isl["metric"] == "profile" else "wall time"
+    line = (f"islands: kept {what}, chosen by the {by} -> {isl['speedup_vs_fp32']:.2f}x FP32 (ms per call, profile: "
+            f"{row(isl['profiled_ms'])}; wall medians, interleaved: {row(isl['latency_ms'])} -> "
+            f"{isl['wall_speedup_vs_fp32']:.2f}x)")
+    if not isl["pays"]:
+        line += ("; INT8 does NOT pay on this host even with float islands: deploy the FP32 file (the INT8 file "
+                 "written is the fastest INT8 variant found)")
+    return line

@@ -89,5 +89,30 @@ def quantize_report(r: dict) -> list[str]:
                      f"INT8 {lat['int8_p50']:.2f} ms -> {lat['speedup']:.2f}x")
     ops = r["float_ops"]
     lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in ops.items()) if ops else "none"))
+    lines += islands_lines(r.get("islands"))
     lines += [f"note: {note}" for note in r.get("notes", [])]
+    return lines
+
+
+SHOWN_ISLANDS = 12  # islands listed one per line in quantize's report, those that saved most first
+
+
+def islands_lines(isl: dict | None) -> list[str]:
+    """The float islands ``quantize --islands auto`` kept, one line each with its per-call cost in both
+    precisions as profiled when it was chosen (``edgecnn.islands.Choice.to_dict()``)."""
+    if not isl:
+        return []
+    kept = isl["islands"]
+    if not kept:
+        return ["float islands: none kept"]
+    saved = sum(i["saved_ms"] for i in kept)
+    lines = [f"float islands: {len(kept)} unit(s) kept in float ({isl['excluded_nodes']} nodes, variant "
+             f"{isl['kept']}), per unit {saved:+.3f} ms per call saved against plain INT8 in the profile:"]
+    shown = sorted(kept, key=lambda i: -i["saved_ms"])[:SHOWN_ISLANDS]  # the rest: the contract, --format json
+    width = max(len(i["unit"]) for i in shown)
+    for i in shown:
+        lines.append(f"  {i['unit']:<{width}}  {i['kind']:<4}  FP32 {i['fp32_ms']:.3f} ms  INT8 {i['int8_ms']:.3f} ms  "
+                     f"saved {i['saved_ms']:+.3f} ms  ({i['ops']})")
+    if len(kept) > len(shown):
+        lines.append(f"  ... and {len(kept) - len(shown)} more (all of them in the contract and --format json)")
     return lines

@@ -140,6 +140,8 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
                     "epochs=1"]),
     "edgecnn quantize mobilenetv2.onnx --calib calib/ --samples 16 --no-bench":
         (["tests/export/test_quantize.py::test_samples_without_bench_reports_the_kernel_it_chose"], None),
+    "edgecnn quantize mobilenetv2.onnx --calib calib/ --samples 16 --islands auto --threads 2 --no-bench":
+        (["tests/export/test_islands.py::test_islands_cli_without_torch"], None),  # a tiny SE net, 1 thread
     "edgecnn quantize resnet18.onnx --calib images/ --size 64 --no-bench":  # parametrized: a legacy opset-11 export
         (["tests/export/test_quantize_foreign.py::test_foreign_file_gives_a_working_int8_file"], None),
     "edgecnn export ssdlite320_mobilenetv3_large --weights coco":  # from a local mirror of the weights

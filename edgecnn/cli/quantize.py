@@ -27,6 +27,10 @@ def quantize_cmd(
                                                              "weights), u8u8 or s8s8."),
     min_agreement: float = typer.Option(0.9, "--min-agreement", help="Gate: least top-1 agreement with FP32."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Time FP32 vs INT8 here."),
+    islands: str = typer.Option("off", "--islands", help="auto: profile FP32 and INT8 per block on this host and "
+                                                         "keep in float the blocks INT8 makes slower; off."),
+    threads: int = typer.Option(None, "--threads", help="Intra-op threads for the timings (default: one per "
+                                                        "physical core, as infer)."),
     out: str = typer.Option(None, "--out", "-o", help="Output file (default <name>.int8.onnx)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
     prep: Prep = None,
@@ -37,6 +41,9 @@ def quantize_cmd(
     Below --min-agreement top-1 agreement with FP32 the file is not written (not judged for
     random-init weights). The INT8 kernel path follows this CPU: u8s8 with VNNI/AMX, u8u8 on
     AVX2/AVX-512 without VNNI (u8s8 saturates there), s8s8 on ARM.
+    --islands auto profiles the FP32 and INT8 graphs per block on this host, keeps in float the
+    blocks INT8 makes slower (SE gates, hard-swish stems, depthwise convolutions...) and writes the
+    fastest INT8 variant timed whole; the report lists the islands and their cost per call.
 
     Example: edgecnn quantize export/mobilenetv2.onnx --calib images/ --samples 100
     """
@@ -45,7 +52,7 @@ def quantize_cmd(
 
     res = quantize(QuantizeOptions(model=model, calib=calib, out=out, samples=samples, per_channel=per_channel,
                                    exclude=exclude, kernel=kernel, bench=bench, min_agreement=min_agreement,
-                                   overrides=prep.overrides())).to_dict()
+                                   islands=islands, threads=threads, overrides=prep.overrides())).to_dict()
     if fmt == "json":
         emit_json(res)
     else:

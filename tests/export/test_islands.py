@@ -1,0 +1,250 @@
+"""INT8 with float islands (``quantize --islands auto``): the choice on injected per-node timings, the
+written graph, the report, the mapping of onnxruntime's runtime nodes back to FP32 nodes. No torch,
+no timing asserts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from edgecnn.contract import Contract, Preprocess, attach
+from edgecnn.errors import UsageError
+from edgecnn.islands import Attributor, name_nodes, search, units
+from edgecnn.quantize import QuantizeOptions, quantize, runtime_graph
+from edgecnn.tables import SHOWN_ISLANDS, islands_lines, quantize_report
+from tests.conftest import run_cli
+
+SE = ["/se/pool", "/se/fc1", "/se/relu", "/se/fc2", "/se/gate", "/se/mul"]
+
+
+def _w(rng, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32))
+
+
+def tiny_se_net(path):
+    """stem conv+ReLU -> squeeze-excite gate -> 1x1 conv+ReLU -> pool -> Gemm: (1, 3, 16, 16) -> (1, 4)."""
+    rng = np.random.default_rng(0)
+    inits = []
+    for name, shape in [("w0", (8, 3, 3, 3)), ("w1", (4, 8, 1, 1)), ("w2", (8, 4, 1, 1)), ("w3", (8, 8, 1, 1)),
+                        ("wf", (4, 8))]:
+        t = _w(rng, *shape)
+        t.name = name
+        inits.append(t)
+    for name, n in [("b0", 8), ("b1", 4), ("b2", 8), ("b3", 8), ("bf", 4)]:
+        inits.append(numpy_helper.from_array(np.full(n, 0.1, np.float32), name))
+    N = helper.make_node
+    nodes = [N("Conv", ["input", "w0", "b0"], ["s"], name="/stem/conv", pads=[1, 1, 1, 1]),
+             N("Relu", ["s"], ["sa"], name="/stem/act"),
+             N("GlobalAveragePool", ["sa"], ["p"], name="/se/pool"),
+             N("Conv", ["p", "w1", "b1"], ["f1"], name="/se/fc1"),
+             N("Relu", ["f1"], ["r1"], name="/se/relu"),
+             N("Conv", ["r1", "w2", "b2"], ["f2"], name="/se/fc2"),
+             N("Sigmoid", ["f2"], ["g"], name="/se/gate"),
+             N("Mul", ["sa", "g"], ["m"], name="/se/mul"),
+             N("Conv", ["m", "w3", "b3"], ["c"], name="/body/conv"),
+             N("Relu", ["c"], ["ca"], name="/body/act"),
+             N("GlobalAveragePool", ["ca"], ["hp"], name="/head/pool"),
+             N("Flatten", ["hp"], ["fl"], name="/head/flat", axis=1),
+             N("Gemm", ["fl", "wf", "bf"], ["logits"], name="/head/fc", transB=1)]
+    graph = helper.make_graph(nodes, "tiny-se", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    attach(model, Contract("classify", "tiny-se", Preprocess.imagenet(16, 3), input_name="input",
+                           labels=["a", "b", "c", "d"], weights="random-init", batch=1))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def net(tmp_path):
+    return tiny_se_net(tmp_path / "se.onnx")
+
+
+@pytest.fixture
+def calib(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "calib").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "calib" / f"{i}.png")
+    return tmp_path / "calib"
+
+
+def _quantized(model) -> set[str]:
+    """For the synthetic graphs of ``test_search_...``: nodes whose first input is dequantized and whose output
+    is quantized again."""
+    dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    q = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    return {n.name for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+            and n.input and n.input[0] in dq and n.output[0] in q}
+
+
+def _runtime_int8(model, fp32_model) -> set[str]:
+    """The FP32 nodes that onnxruntime runs as integer kernels (QLinear*, *Integer) in the QDQ ``model``."""
+    rt = runtime_graph(model.SerializeToString())
+    a = Attributor(fp32_model)
+    return {a.resolve(n.name) for n in rt.graph.node if n.op_type.startswith("QLinear") or
+            n.op_type.endswith("Integer")} - {None}
+
+
+class FakeTiming:
+    """Per-node ms: 1.0 for a node in float; in INT8, ``int8_ms[name]`` (default 0.2). A whole graph costs the
+    sum of its nodes. ``which(model)``: the nodes in INT8. Records what it was asked."""
+
+    def __init__(self, int8_ms: dict[str, float], which=None):
+        self.int8_ms, self.calls, self.which = int8_ms, [], which
+
+    def per_node(self, model_bytes, fp32_nodes):
+        q = self.which(onnx.load_from_string(model_bytes))
+        self.calls.append(("per_node", len(q)))
+        return {n: (self.int8_ms.get(n, 0.2) if n in q else 1.0) for n in fp32_nodes}
+
+    def end_to_end(self, models):
+        self.calls.append(("end_to_end", sorted(models)))
+        return {k: sum(self.per_node(b, self._names(b)).values()) for k, b in models.items()}
+
+    @staticmethod
+    def _names(b):
+        return {n.name for n in onnx.load_from_string(b).graph.node
+                if n.op_type not in ("QuantizeLinear", "DequantizeLinear")}
+
+
+def test_units_group_conv_activation_and_se_gate(net):
+    us = {u.name: u for u in units(onnx.load(net))}
+    assert us["/se"].kind == "se" and us["/se"].nodes == SE
+    assert us["/stem"].nodes == ["/stem/conv", "/stem/act"] and us["/stem"].kind == "conv"
+    assert us["/body"].nodes == ["/body/conv", "/body/act"]
+    assert sorted(n for u in us.values() for n in u.nodes) == sorted(n.name for n in onnx.load(net).graph.node)
+
+
+def test_name_nodes_names_the_unnamed_uniquely(net):
+    m = onnx.load(net)
+    m.graph.node[1].name = m.graph.node[9].name = ""
+    assert name_nodes(m) == 2
+    names = [n.name for n in m.graph.node]
+    assert len(set(names)) == len(names) and all(names)
+    assert name_nodes(m) == 0
+
+
+def test_slow_se_block_stays_float_fast_blocks_int8(net, calib, tmp_path):
+    fp32 = onnx.load(net)
+    timing = FakeTiming({n: 3.0 for n in SE}, lambda m: _runtime_int8(m, fp32))  # SE slower in INT8, convs faster
+    out = tmp_path / "se.islands.onnx"
+    r = quantize(QuantizeOptions(model=str(net), calib=str(calib), out=str(out), bench=False, islands="auto",
+                                 timing=timing))
+    isl = r.islands
+    assert [i["unit"] for i in isl["islands"]] == ["/se"]
+    assert isl["kept"] == "islands-1" and isl["pays"]
+    written = onnx.load(out)
+    q = _runtime_int8(written, fp32)
+    assert not q & set(SE)  # float exactly where chosen...
+    assert {"/stem/conv", "/body/conv"} <= q  # ...and INT8 elsewhere
+    c = json.loads({p.key: p.value for p in written.metadata_props}["edgecnn.contract"])
+    assert [i["unit"] for i in c["quantization"]["islands"]["islands"]] == ["/se"]
+    lines = quantize_report(r.to_dict())
+    assert any(line.startswith("float islands: 1 unit(s)") for line in lines)
+    assert any(line.strip().startswith("/se") and "se" in line for line in lines)
+
+
+def test_nothing_slower_keeps_plain_int8(net, calib, tmp_path):
+    fp32 = onnx.load(net)
+    timing = FakeTiming({}, lambda m: _runtime_int8(m, fp32))
+    r = quantize(QuantizeOptions(model=str(net), calib=str(calib), out=str(tmp_path / "o.onnx"), bench=False,
+                                 islands="auto", timing=timing))
+    assert r.islands["kept"] == "int8" and r.islands["islands"] == []
+    assert set(SE) & _runtime_int8(onnx.load(tmp_path / "o.onnx"), fp32)
+    assert "float islands: none kept" in quantize_report(r.to_dict())
+
+
+def test_search_takes_the_fastest_variant_whole(net):
+    """Per node the stem and the SE gate both lose (the stem more). Timed whole with a 10 ms penalty on any
+    graph whose SE gate is float (its island's edges), only the stem's island pays; without it, both."""
+    m = onnx.load(net)
+
+    def build(exclude):
+        q = onnx.load(net)
+        for n in q.graph.node:  # mark quantized nodes the way the fake reads them: a DequantizeLinear input
+            if n.name not in exclude and n.op_type in ("Conv", "Mul", "GlobalAveragePool"):
+                q.graph.node.extend([helper.make_node("DequantizeLinear", [n.input[0] + "_q", "s", "z"],
+                                                      [n.input[0] + "_dq"]),
+                                     helper.make_node("QuantizeLinear", [n.output[0], "s", "z"], [n.output[0] + "_q"])])
+                n.input[0] = n.input[0] + "_dq"
+        return q.SerializeToString()
+
+    class Edges(FakeTiming):
+        penalty = 10.0
+
+        def per_node(self, model_bytes, fp32_nodes):
+            times = super().per_node(model_bytes, fp32_nodes)
+            m = onnx.load_from_string(model_bytes)
+            if any(n.op_type == "DequantizeLinear" for n in m.graph.node) and "/se/fc1" not in _quantized(m):
+                times[""] = self.penalty  # charged to no node: only the whole graph shows it
+            return times
+
+    timing = Edges({**{n: 3.0 for n in SE}, "/stem/conv": 12.0}, _quantized)
+    choice, _ = search(m.SerializeToString(), m, build, timing)
+    assert choice.kept == "islands-1" and [i.unit for i in choice.islands] == ["/stem"]
+    assert choice.exclude == ["/stem/conv", "/stem/act"]
+    assert ("end_to_end", ["fp32", "int8", "int8-only-1", "int8-only-2", "islands-1", "islands-2"]) in timing.calls
+    timing.penalty = 0.0
+    choice, kept = search(m.SerializeToString(), m, build, timing)
+    assert choice.kept == "islands-2" and [i.unit for i in choice.islands] == ["/stem", "/se"]
+    assert not _quantized(onnx.load_from_string(kept)) & {"/stem/conv", *SE}
+
+
+def test_attributor_charges_runtime_nodes_to_fp32_nodes(net):
+    """onnxruntime's names: fused kernels with _token_N, Q/DQ steps named after their tensor, NCHWc
+    reorders without a name of ours (charged to a neighbour)."""
+    a = Attributor(onnx.load(net))
+    N = helper.make_node
+    rt = helper.make_graph([
+        N("QuantizeLinear", ["input", "s", "z"], ["input_q"], name="input_QuantizeLinear"),
+        N("Transpose", ["input_q"], ["t"], name="Transpose"),
+        N("QLinearConv", ["t"], ["sq"], name="/stem/conv_token_3"),
+        N("DequantizeLinear", ["sq"], ["f2"], name="f2_DequantizeLinear"),
+        N("Conv", ["f2"], ["c_nchwc"], name="c_nchwc"),
+    ], "rt", [], [])
+    times = {"input_QuantizeLinear": 1.0, "Transpose": 2.0, "/stem/conv_token_3": 4.0, "f2_DequantizeLinear": 8.0,
+             "c_nchwc": 16.0, "mystery": 32.0}
+    got = a.charge(helper.make_model(rt), times)
+    assert got["/stem/conv"] == 1.0 + 2.0 + 4.0  # the input's Q step serves its first consumer
+    assert got["/se/fc2"] == 8.0 and got["/body/conv"] == 16.0 and got[""] == 32.0
+
+
+def test_islands_option_checked(net, calib):
+    with pytest.raises(UsageError, match="--islands must be one of off, auto"):
+        quantize(QuantizeOptions(model=str(net), calib=str(calib), islands="yes"))
+
+
+def test_islands_cli_without_torch(net, calib, tmp_path):
+    """The real timing source (onnxruntime's profiler on this host), torch blocked: the report and the
+    contract say what stayed in float, whatever the host's timings chose."""
+    out = tmp_path / "o.onnx"
+    r = run_cli("quantize", str(net), "--calib", str(calib), "--samples", "6", "--out", str(out), "--islands", "auto",
+                "--threads", "1", "--no-bench", "--format", "json", block_torch=True)
+    assert r.returncode == 0, r.stderr
+    isl = json.loads(r.stdout)["islands"]
+    assert set(isl["latency_ms"]) >= {"fp32", "int8"} and isl["kept"] in isl["latency_ms"]
+    c = json.loads({p.key: p.value for p in onnx.load(out).metadata_props}["edgecnn.contract"])
+    kept = {i["unit"] for i in c["quantization"]["islands"]["islands"]}
+    floats = {n.name for n in onnx.load(net).graph.node} - _runtime_int8(onnx.load(out), onnx.load(net))
+    for u in units(onnx.load(net)):
+        if u.name in kept:
+            assert set(u.nodes) <= floats
+
+
+def test_report_lists_the_islands_that_saved_most_and_counts_the_rest():
+    isl = [{"unit": f"/b{i}", "kind": "conv", "ops": "Conv", "fp32_ms": 1.0, "int8_ms": 1.0 + i / 100,
+            "saved_ms": i / 100} for i in range(SHOWN_ISLANDS + 3)]
+    lines = islands_lines({"kept": "int8-only-2", "islands": isl, "excluded_nodes": 15})
+    assert lines[0].startswith(f"float islands: {SHOWN_ISLANDS + 3} unit(s) kept in float (15 nodes, variant "
+                               "int8-only-2)")
+    shown = [ln.split()[0] for ln in lines[1:-1]]
+    assert shown == [f"/b{i}" for i in range(SHOWN_ISLANDS + 2, 2, -1)]  # most saved first; /b0../b2 left out
+    assert lines[-1] == "  ... and 3 more (all of them in the contract and --format json)"
