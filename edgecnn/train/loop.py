@@ -154,6 +154,9 @@ class Trainer:
         self._report_data(self.data)
         torch.manual_seed(cfg.seed)
         self.model, self.name, self.spec = self._build_model(resume)
+        if resume is None:
+            for line in self.task.advise(self.model, self.data, self.spec, self.name):
+                self.warn(line)
         self.frozen = transfer.freeze(self.model, cfg.freeze)
         self.model.to(device)
         self.lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
