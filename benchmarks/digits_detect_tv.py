@@ -33,7 +33,7 @@ def load(root: Path, split: str) -> list[tuple[int, torch.Tensor, dict]]:
         anns.setdefault(a["image_id"], []).append(a)
     out = []
     for im in doc["images"]:
-        x = torch.from_numpy(np.asarray(Image.open(root / split / im["file_name"]).convert("RGB"))).permute(2, 0, 1)
+        x = torch.from_numpy(np.array(Image.open(root / split / im["file_name"]).convert("RGB"))).permute(2, 0, 1)
         a = anns.get(im["id"], [])
         boxes = torch.tensor([[b[0], b[1], b[0] + b[2], b[1] + b[3]] for b in (o["bbox"] for o in a)],
                              dtype=torch.float32).reshape(-1, 4)
@@ -89,7 +89,7 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
             step += 1
         seconds = time.perf_counter() - t0
         model.eval()

@@ -49,6 +49,7 @@ from edgecnn.train.checkpoint import (
     validate,
 )
 from edgecnn.train.config import (
+    DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     DEFAULT_WD,
@@ -150,6 +151,8 @@ class Trainer:
         self.cfg, resume = self._resolve_run(cfg)
         cfg = self.cfg
         self.task = make_task(_task_kind(cfg.model, resume), cfg)  # classification or detection
+        if cfg.batch_size is None:
+            self.cfg = cfg = dataclasses.replace(cfg, batch_size=DEFAULT_BATCH[self.task.kind])
         self.data = self.task.open_data(cfg)
         self._report_data(self.data)
         torch.manual_seed(cfg.seed)
