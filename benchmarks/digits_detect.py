@@ -119,6 +119,27 @@ def report(args: argparse.Namespace) -> None:
     fig.savefig(out / f"{args.name}.png", dpi=80)
 
 
+def anchors_table(args: argparse.Namespace) -> None:
+    """Anchor coverage of the training boxes (``edgecnn.train.anchor_fit``) per input size, with the
+    default anchor scales (0.2-0.95) and with smaller ones: what limits SSDLite on small objects."""
+    from edgecnn import registry
+    from edgecnn.nn.detection import DefaultBoxes
+    from edgecnn.train.anchor_fit import coverage, network_boxes
+    from edgecnn.train.coco import open_detection_data
+
+    data = open_detection_data(args.data)
+    print("| model | input | anchor scales | anchors | objects with no anchor at IoU 0.5 | anchors per object |")
+    print("|---|---:|---|---:|---:|---:|")
+    for size in args.sizes:
+        model = registry.build(args.model, num_classes=len(data.classes) + 1, input_size=size)
+        boxes = network_boxes(data.train.images, model.preprocess)
+        for lo, hi in ((0.2, 0.95), (0.1, 0.6)):
+            anchors = DefaultBoxes(model.box_generator.aspect_ratios, lo, hi)(model._grid(size, size), (size, size))
+            c = coverage(boxes, anchors)
+            print(f"| {args.model} | {size} | {lo}-{hi} | {len(anchors)} | {c['uncovered']:.1%} "
+                  f"| {c['positives']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -129,8 +150,15 @@ def main() -> None:
     r.add_argument("--data-note", default="")
     r.add_argument("--load", default="", help="load averages seen during the runs")
     r.add_argument("--notes", default="")
+    c = sub.add_parser("anchors")
+    c.add_argument("--data", required=True)
+    c.add_argument("--model", default="ssdlite_mobilenetv2")
+    c.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 320])
     args = ap.parse_args()
-    report(args)
+    if args.cmd == "report":
+        report(args)
+    else:
+        anchors_table(args)
 
 
 if __name__ == "__main__":
