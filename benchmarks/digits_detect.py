@@ -54,7 +54,7 @@ def read_run(run: Path, data: Path) -> tuple[list[dict], str]:
     if (run / "dets_1.json").exists():
         log = json.loads((run / "log.json").read_text())
         a = log["args"]
-        recipe = (f"torchvision {log['torch']}, SGD lr {a['lr']:g} wd {a['weight_decay']:g} batch {a['batch_size']}, "
+        recipe = (f"torchvision (torch {log['torch']}), SGD lr {a['lr']:g} wd {a['weight_decay']:g} batch {a['batch_size']}, "
                   f"cosine over {a['schedule_epochs']} epochs")
         return score_torchvision(run, data), recipe
     import torch
