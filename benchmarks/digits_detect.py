@@ -54,8 +54,8 @@ def read_run(run: Path, data: Path) -> tuple[list[dict], str]:
     if (run / "dets_1.json").exists():
         log = json.loads((run / "log.json").read_text())
         a = log["args"]
-        recipe = (f"torchvision (torch {log['torch']}), SGD lr {a['lr']:g} wd {a['weight_decay']:g} batch {a['batch_size']}, "
-                  f"cosine over {a['schedule_epochs']} epochs")
+        recipe = (f"torchvision (torch {log['torch']}), SGD lr {a['lr']:g} wd {a['weight_decay']:g} "
+                  f"batch {a['batch_size']}, cosine over {a['schedule_epochs']} epochs")
         return score_torchvision(run, data), recipe
     import torch
 
