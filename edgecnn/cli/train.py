@@ -29,7 +29,8 @@ def train_cmd(
                                                          "'shapes' / 'shapes:N' (built-in synthetic set), or a "
                                                          "COCO root for a detector."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs [default: 10; on --resume the run's own]."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Global batch, split over --nproc processes."),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Global batch, split over --nproc processes "
+                                                                    "[default: 64; detectors 16]."),
     lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: sgd 0.05, adamw 0.001]."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd (momentum 0.9) or adamw."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine (to 0), step (x0.1 at 50% and 75% of the "
@@ -147,7 +148,7 @@ def _launch(ctx: typer.Context, cfg, nproc: int) -> None:
         raise UsageError("--nproc inside torchrun: torchrun already started the processes")
     if nproc < 1:
         raise UsageError(f"--nproc must be a positive integer, got {nproc}")
-    if cfg.batch_size % nproc:
+    if cfg.batch_size is not None and cfg.batch_size % nproc:
         raise UsageError(f"--batch-size {cfg.batch_size} does not split over {nproc} processes; "
                          f"use a multiple of {nproc}")
     if cfg.model not in registry.REGISTRY and not Path(cfg.model).exists():

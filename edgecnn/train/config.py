@@ -17,6 +17,10 @@ SCHEDULES = ("cosine", "step", "none")
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 DEFAULT_WD = {"sgd": 5e-4, "adamw": 0.05}
 DEFAULT_EPOCHS = 10
+# Detectors train on few images with many objects each: at 64 a 1,200-image set gives 180 optimizer steps in
+# 10 epochs, and SSD from scratch is still far from converged when the schedule ends (digits set, 128 px:
+# benchmarks/results/*/digits_detect*.md). 16 gives four times the steps for the same images/s on a CPU.
+DEFAULT_BATCH = {"classify": 64, "detect": 16}
 
 
 class DeviceError(EdgeCNNError):
@@ -30,7 +34,7 @@ class TrainConfig:
     model: str  # zoo name, or an edgecnn checkpoint to fine-tune
     data: str
     epochs: int | None = None  # DEFAULT_EPOCHS, or the resumed run's
-    batch_size: int = 64  # global: split over DDP processes
+    batch_size: int | None = None  # global: split over DDP processes; DEFAULT_BATCH[task], or the resumed run's
     lr: float | None = None  # DEFAULT_LR[optimizer]
     optimizer: str = "sgd"
     momentum: float = 0.9

@@ -49,6 +49,7 @@ from edgecnn.train.checkpoint import (
     validate,
 )
 from edgecnn.train.config import (
+    DEFAULT_BATCH,
     DEFAULT_EPOCHS,
     DEFAULT_LR,
     DEFAULT_WD,
@@ -151,10 +152,15 @@ class Trainer:
         self.cfg, resume = self._resolve_run(cfg)
         cfg = self.cfg
         self.task = make_task(_task_kind(cfg.model, resume), cfg)  # classification or detection
+        if cfg.batch_size is None:
+            self.cfg = cfg = dataclasses.replace(cfg, batch_size=DEFAULT_BATCH[self.task.kind])
         self.data = self.task.open_data(cfg)
         self._report_data(self.data)
         torch.manual_seed(cfg.seed)
         self.model, self.name, self.spec = self._build_model(resume)
+        if resume is None:
+            for line in self.task.advise(self.model, self.data, self.spec, self.name):
+                self.warn(line)
         self.frozen = transfer.freeze(self.model, cfg.freeze)
         self.model.to(device)
         self.lr = cfg.lr or DEFAULT_LR[cfg.optimizer]

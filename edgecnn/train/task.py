@@ -79,6 +79,9 @@ class ClassifyTask:
     def prepare_eval(self, model: nn.Module, train_loader, device: torch.device, frozen: list) -> None:
         pass
 
+    def advise(self, model: nn.Module, data: Data, spec: Preprocess, name: str) -> list[str]:
+        return []
+
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         logits = model(x)
         return self.criterion(logits, y), len(y), {"correct": int((logits.argmax(1) == y).sum())}
@@ -171,6 +174,14 @@ class DetectTask:
         from edgecnn.train.coco import collate
 
         return collate(batch)
+
+    def advise(self, model: nn.Module, data: Data, spec: Preprocess, name: str) -> list[str]:
+        """Warnings about the data against the model before training: training objects that no anchor covers
+        at this input size (``anchor_fit.advice``)."""
+        from edgecnn.train.anchor_fit import advice
+
+        line = advice(model, data.train.images, spec, name) if hasattr(model, "anchors_for") else None
+        return [line] if line else []
 
     def train_module(self, model: nn.Module) -> nn.Module:
         self._detector = model
