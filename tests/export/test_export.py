@@ -13,8 +13,8 @@ from edgecnn import registry
 from edgecnn.contract import METADATA_KEY, Contract, read
 from edgecnn.export import parity
 from edgecnn.export.exporter import ExportOptions, export
-from edgecnn.export.weights import WeightsError
 from edgecnn.train.checkpoint import CheckpointError
+from edgecnn.weights import WeightsError
 from tests.models.tv_weights import TV_NUM_CLASSES, fixed_input, state_dict_for
 
 SMALL = {"simplecnn": 28, "lenet5": 32, "alexnet": 64}
