@@ -47,6 +47,13 @@ def run_cli(*args: str, block_torch: bool = False, cwd: Path | None = None, time
 
 
 @pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private edgecnn cache ($EDGECNN_HOME: weights, device profiles), for this process and its children."""
+    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
 def cli():
     from typer.testing import CliRunner
 

@@ -15,12 +15,6 @@ from tests.onnx_models import classifier
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-@pytest.fixture()
 def tiny(tmp_path):
     return classifier(tmp_path / "tiny.onnx", size=32)
 

@@ -27,13 +27,6 @@ def _ov():
     return pytest.importorskip("openvino", reason="openvino not installed (extra [openvino])")
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A private edgecnn cache (profiles live there), for this process and its children."""
-    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _tuned(path, runtime="openvino", threads=1, precision_path=None):
     return profile.save(path, {"latency": {"runtime": runtime, "precision": "fp32", "path": str(precision_path or path),
                                            "threads": threads, "batch": 1, "options": {}}}, [])

@@ -7,12 +7,6 @@ import pytest
 from edgecnn.runtime import profile
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECNN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 def _choice(path, runtime="openvino"):
     return {"runtime": runtime, "precision": "int8", "path": str(path), "threads": 2, "batch": 1, "options": {}}
 
