@@ -43,21 +43,16 @@ def _pretrain_sample(seed: int, index: int, size: int) -> tuple:
     """One image of the pretraining set: 1-4 shapes of PRETRAIN_CLASSES on a shapes-style texture."""
     from PIL import Image, ImageDraw
 
-    from edgecnn.runtime.detect import box_iou
-    from edgecnn.train.shapes import _background, _colour, _to_image
+    from edgecnn.train.shapes import _background, _colour, _to_image, place
 
     rng = np.random.default_rng([seed, index, 7])
     canvas = _background(rng, size)
     boxes, objects = [], []
     for _ in range(int(rng.integers(1, 5))):
-        for _try in range(20):
-            r = rng.uniform(0.08, 0.22) * size
-            cx, cy = rng.uniform(r, size - r, 2)
-            box = (cx - r, cy - r, cx + r, cy + r)
-            if not boxes or box_iou(np.array([box]), np.array(boxes)).max() < 0.15:
-                break
-        else:
+        placed = place(rng, size, (0.08, 0.22), boxes)
+        if placed is None:
             continue
+        cx, cy, r, box = placed
         cls = int(rng.integers(len(PRETRAIN_CLASSES)))
         ss = 4
         mask = Image.new("L", (size * ss, size * ss), 0)

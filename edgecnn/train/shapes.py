@@ -140,6 +140,19 @@ def classify_sample(seed: int, index: int, size: int = 64) -> tuple[Image.Image,
     return _to_image(canvas), cls
 
 
+def place(rng: np.random.Generator, size: int, radius: tuple[float, float],
+          boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, tuple] | None:
+    """A spot for one more shape of radius ``radius`` (fractions of ``size``) whose box overlaps the ``boxes``
+    already placed little (IoU < 0.15): ``(cx, cy, r, xyxy box)``, or None after 20 tries."""
+    for _try in range(20):
+        r = rng.uniform(*radius) * size
+        cx, cy = rng.uniform(r, size - r, 2)
+        box = (cx - r, cy - r, cx + r, cy + r)
+        if not boxes or box_iou(np.array([box]), np.array(boxes)).max() < 0.15:
+            return cx, cy, r, box
+    return None
+
+
 def detect_sample(seed: int, index: int, size: int = 128,
                   style: DetectStyle = DetectStyle()) -> tuple[Image.Image, list[dict]]:
     """Image ``index`` of the detection set and its objects: ``{"category": id from 0, "bbox": [x, y, w, h],
@@ -149,14 +162,10 @@ def detect_sample(seed: int, index: int, size: int = 128,
     objects: list[dict] = []
     boxes: list[tuple[float, float, float, float]] = []
     for _ in range(int(rng.integers(1, style.most + 1))):
-        for _try in range(20):
-            r = rng.uniform(*style.radius) * size
-            cx, cy = rng.uniform(r, size - r, 2)
-            box = (cx - r, cy - r, cx + r, cy + r)
-            if not boxes or box_iou(np.array([box]), np.array(boxes)).max() < 0.15:
-                break
-        else:
+        placed = place(rng, size, style.radius, boxes)
+        if placed is None:
             continue
+        cx, cy, r, box = placed
         cls = int(rng.integers(len(CLASSES)))
         hue = CLASS_HUES[cls] if style.class_hues else None
         obj = _draw(canvas, cls, cx, cy, r, rng.uniform(0, 2 * math.pi), _colour(rng, hue))
