@@ -29,9 +29,9 @@ SPEED_BATCH = 16  # stage 6 times batch 1 and a batch of this many images (fewer
 # the input (0.2 .. 0.95 over six maps, the first at stride 16): at 64 px the first map is 4x4, so the demo's
 # shapes are large (radius 0.15-0.3 of the image: 19-38 px), one to three per image, on the two quieter
 # textures, and each class keeps its own hue (red circles, green triangles, blue squares, yellow stars): the
-# cue a detector trained from scratch for a few hundred steps picks up first. Many fresh images seen a few
+# cue a detector trained from scratch for a few hundred steps picks up first. Many fresh images seen six
 # times each, no augmentation.
-DET_EPOCHS, DET_IMAGES, DET_SIZE = 3, 1600, 64
+DET_EPOCHS, DET_IMAGES, DET_SIZE = 6, 1600, 64
 DET_STYLE = {"most": 3, "radius": (0.15, 0.3), "backgrounds": ("grain", "gradient"),  # train.shapes.DetectStyle
              "class_hues": True}
 DET_TRAIN = {"batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "warmup_epochs": 0.3, "augment": False}
