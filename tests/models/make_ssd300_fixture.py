@@ -34,8 +34,8 @@ def image():
 def main() -> None:
     import torch
     import torchvision
+    from make_ssdlite_fixture import raw_outputs
     from torchvision.models.detection import ssd300_vgg16
-    from torchvision.ops import boxes as box_ops
     from tv_weights import state_dict_for
 
     def build(num_classes):
@@ -51,14 +51,7 @@ def main() -> None:
     img = torch.from_numpy(image()).permute(2, 0, 1).float() / 255
 
     def raw(model, img):
-        with torch.no_grad():
-            images, _ = model.transform([img])
-            features = list(model.backbone(images.tensors).values())
-            head = model.head(features)
-            anchors = model.anchor_generator(images, features)[0]
-            boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
-                                                images.image_sizes[0])
-            return features, anchors, boxes, torch.softmax(head["cls_logits"][0], -1)
+        return raw_outputs(model, img)[2:]
 
     _, _, boxes32, scores32 = raw(model, img)
     features, anchors, boxes, scores = raw(model.double(), img.double())

@@ -53,11 +53,26 @@ def fixture_state_dict(layout):
     return {k: v * VAR_SCALE if k.endswith("running_var") else v for k, v in sd.items()}
 
 
+def raw_outputs(model, img):
+    """A torchvision SSD/SSDLite's outputs before NMS for one image (CHW float in 0..1), under no_grad:
+    (transformed images, head outputs, feature maps, anchors, decoded + clipped boxes, softmax scores)."""
+    import torch
+    from torchvision.ops import boxes as box_ops
+
+    with torch.no_grad():
+        images, _ = model.transform([img])
+        features = list(model.backbone(images.tensors).values())
+        head = model.head(features)
+        anchors = model.anchor_generator(images, features)[0]
+        boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
+                                            images.image_sizes[0])
+        return images, head, features, anchors, boxes, torch.softmax(head["cls_logits"][0], -1)
+
+
 def main() -> None:
     import torch
     import torchvision
     from torchvision.models.detection import ssdlite320_mobilenet_v3_large
-    from torchvision.ops import boxes as box_ops
 
     def build(num_classes):
         return ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes).eval()
@@ -73,13 +88,7 @@ def main() -> None:
 
     def run(model, img):
         with torch.no_grad():
-            images, _ = model.transform([img])
-            features = list(model.backbone(images.tensors).values())
-            head = model.head(features)
-            anchors = model.anchor_generator(images, features)[0]
-            boxes = box_ops.clip_boxes_to_image(model.box_coder.decode_single(head["bbox_regression"][0], anchors),
-                                                images.image_sizes[0])
-            scores = torch.softmax(head["cls_logits"][0], -1)
+            images, head, _, anchors, boxes, scores = raw_outputs(model, img)
             dets = model.postprocess_detections(head, [anchors], images.image_sizes)
             dets = model.transform.postprocess(dets, images.image_sizes, [(SIZE, SIZE)])[0]
             direct = model([img])[0]  # the whole model gives the same
