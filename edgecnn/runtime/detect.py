@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -275,29 +276,48 @@ def _score_order(s: np.ndarray, first: int = 4 * _BLOCK):
 
 
 def _blocks(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, thr: float, limit: int) -> np.ndarray:
+    """Greedy NMS over ``b`` in the order of ``s`` (sorted lazily by ``_score_order``, so what is never
+    reached is never sorted) -> kept indices; see ``_greedy_chunks``."""
+    c = None if c is None else np.asarray(c)
+    chunks = ((order, b[order], None if c is None else c[order])
+              for order in _score_order(s, 4 * _BLOCK if limit < len(b) else len(b)))
+    return _greedy_chunks(chunks, thr, limit, b.dtype, None if c is None else c.dtype)
+
+
+def _greedy_chunks(chunks, thr: float, limit: int, box_dtype, cls_dtype) -> np.ndarray:
     """Greedy NMS vectorised by blocks of the score order: each block is first thinned by the
     boxes already kept, then resolved inside itself (``_resolve``). Python-level work is per
-    block, not per box, and stops once ``limit`` boxes are kept; the score order is sorted lazily
-    (``_score_order``), so what is never reached is never sorted."""
-    c = None if c is None else np.asarray(c)
-    kept: list[np.ndarray] = []  # indices into b
-    kb, ka = np.empty((0, 4), b.dtype), np.empty(0, b.dtype)
-    kc = None if c is None else np.empty(0, dtype=c.dtype)
+    block, not per box, and stops once ``limit`` boxes are kept, before asking ``chunks`` for more.
+
+    chunks: an iterable of ``(ids, boxes (k, 4) xyxy, classes (k,) or None)``, together all the boxes
+    by decreasing score (ties already broken); returns the kept ``ids`` in that order.
+
+    A block of one class is resolved by its boxes alone, so its result is remembered by them: the
+    classes of an anchor detector share their anchors' boxes, and where classes tie (a random-init SSD:
+    every class the same 300 anchors) each resolves as the first did, without an IoU matrix."""
+    kept: list[np.ndarray] = []  # ids
+    kb, ka = np.empty((0, 4), box_dtype), np.empty(0, box_dtype)
+    kc = None if cls_dtype is None else np.empty(0, dtype=cls_dtype)
     n_kept = 0
-    for order in _score_order(s, 4 * _BLOCK if limit < len(b) else len(b)):
-        ob = np.ascontiguousarray(b[order])
+    resolved: dict[bytes, np.ndarray] = {}  # one class's block, boxes as bytes -> which it keeps
+    for order, boxes, cls in chunks:
+        ob = np.ascontiguousarray(boxes)
         area = _areas(ob)
-        cls = None if c is None else c[order]
-        for start in range(0, len(ob), _BLOCK):
-            pos = np.arange(start, min(start + _BLOCK, len(ob)))
+        for lo, hi in _block_bounds(cls, len(ob)):
+            pos = np.arange(lo, hi)
             if n_kept:
                 cp = None if cls is None else cls[pos]
                 pos = pos[~_hits(kb, ka, kc, ob[pos], area[pos], cp, thr).any(axis=0)]
             if not len(pos):
                 continue
             cp = None if cls is None else cls[pos]
-            pos = pos[_resolve(_hits(ob[pos], area[pos], cp, ob[pos], area[pos], cp, thr, upper=True))]
-            pos = pos[: limit - n_kept]
+            key = None if cp is None or (cp != cp[0]).any() else ob[pos].tobytes()
+            keep = resolved.get(key)
+            if keep is None:
+                keep = _resolve(_hits(ob[pos], area[pos], cp, ob[pos], area[pos], cp, thr, upper=True))
+                if key is not None:
+                    resolved[key] = keep
+            pos = pos[keep][: limit - n_kept]
             kept.append(order[pos])
             n_kept += len(pos)
             if n_kept >= limit:
@@ -305,6 +325,24 @@ def _blocks(b: np.ndarray, s: np.ndarray, c: np.ndarray | None, thr: float, limi
             kb, ka = np.concatenate([kb, ob[pos]]), np.concatenate([ka, area[pos]])
             kc = None if cls is None else np.concatenate([kc, cls[pos]])
     return np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+
+
+_RUN = 32  # a run of at least this many boxes of one class in the score order gets blocks of its own
+
+
+def _block_bounds(cls: np.ndarray | None, n: int):
+    """(lo, hi) of the blocks of ``n`` boxes in score order: ``_BLOCK`` at a time, and a run of one
+    class (``_RUN`` or more in a row) never shares a block with another class, so that its blocks
+    resolve by their boxes alone (see ``_greedy_chunks``)."""
+    bounds = [0, n]
+    if cls is not None and n > _RUN:
+        change = np.flatnonzero(cls[1:] != cls[:-1]) + 1
+        starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
+        long = ends - starts >= _RUN
+        bounds = sorted({0, n, *starts[long].tolist(), *ends[long].tolist()})
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for start in range(lo, hi, _BLOCK):
+            yield start, min(start + _BLOCK, hi)
 
 
 def _resolve(x: np.ndarray) -> np.ndarray:
@@ -400,23 +438,36 @@ def _output(outputs: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarr
 def _host_nms_image(boxes, scores, first, geom, conf, iou, max_det, allowed, scale, pre_nms_topk,
                     per_class=None) -> Detections:
     """boxes (A, 4) xyxy network units; scores (A, C), columns before ``first`` are background;
-    ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD)."""
-    b, s, cls = _nms_input(boxes, scale, *_candidates(scores, first, conf, allowed, per_class, pre_nms_topk))
-    return _finish(b, s, cls, _greedy(b, s, cls, iou, max_det), geom, scores, first, allowed)
+    ``per_class``: only the best that many candidates of each class reach NMS (torchvision's SSD).
 
+    The candidates reach NMS as a stream in NMS's order (``_candidates``) and NMS stops at ``max_det``
+    kept boxes, so at a mAP-style threshold (91 classes x 300 candidates) only the head is ever ranked
+    and tested. Candidates whose box or score is not finite are dropped after the cuts (a wild
+    regression must not kill the image)."""
+    got: list[tuple[np.ndarray, ...]] = []  # (boxes, scores, classes) as NMS reads them
 
-def _nms_input(boxes, scale, a, cls, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidates (anchor, class, score) -> NMS's boxes (pixels, float32, corners in order), scores and
-    classes, without the candidates whose box or score is not finite."""
-    if len(a) > len(boxes):  # many classes per anchor (conf 0.001): clean each anchor's box once, then gather
-        clean, finite = _clean_boxes(boxes, scale)
-        b, finite = clean[a], finite[a]
+    def chunks():
+        n = 0
+        for a, cls, s in _candidates(scores, first, conf, allowed, per_class, pre_nms_topk, 4 * _BLOCK):
+            b, finite = _clean_boxes(boxes[a], scale)
+            finite &= np.isfinite(s)
+            if not finite.all():
+                b, s, cls = b[finite], s[finite], cls[finite]
+            got.append((b, s, cls))
+            yield np.arange(n, n + len(s)), b, cls
+            n += len(s)
+
+    if max_det > 4 * _BLOCK:  # a high limit: all candidates at once, for _greedy's per-class path
+        keep = None
+        for _ in chunks():
+            pass
     else:
-        b, finite = _clean_boxes(boxes[a], scale)
-    finite &= np.isfinite(s)
-    if not finite.all():  # a wild regression must not kill the image
-        b, s, cls = b[finite], s[finite], cls[finite]
-    return b, s, cls
+        keep = _greedy_chunks(chunks(), iou, max_det, np.float32, np.int64)
+    b, s, cls = (np.concatenate(x) for x in zip(*got, strict=True)) if got else \
+        (np.empty((0, 4), np.float32), np.empty(0, scores.dtype), np.empty(0, np.int64))
+    if keep is None:
+        keep = _greedy(b, s, cls, iou, max_det)
+    return _finish(b, s, cls, keep, geom, scores, first, allowed)
 
 
 def _finish(b, s, cls, keep, geom, scores, first, allowed) -> Detections:
@@ -458,55 +509,136 @@ def _best_score(scores: np.ndarray, first: int, allowed: np.ndarray | None) -> t
 
 
 def _candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray | None, per_class: int | None,
-                pre_nms_topk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Anchor x class scores (A, C) -> candidates ``(anchor, class, score)`` for NMS: scores > ``conf``
-    in the allowed, non-background columns; with ``per_class``, only each class's best ``per_class``
-    (ties: lower anchor first); at most ``pre_nms_topk`` in all.
+                pre_nms_topk: int, chunk: int):
+    """Anchor x class scores (A, C) -> chunks of candidates ``(anchor, class, score)`` in the order NMS
+    reads them: scores > ``conf`` in the allowed, non-background columns; with ``per_class``, only each
+    class's best ``per_class`` (ties: lower anchor first); at most ``pre_nms_topk`` in all, the first
+    ones in NMS's order. The first chunk holds ``chunk`` candidates, each next one four times as many:
+    NMS stops asking at ``max_det`` kept boxes, and what it never asks for is never sorted.
 
-    Their order decides which of two equal scores NMS sees first: anchor-major (anchor, then class)
-    without the per-class cut, class-major (class, then anchor) with it. The cut is one partition of
-    the classes that have more than ``per_class`` candidates (a flat random-init SSD at conf 0.001:
-    every one of its 90 classes x 3,234 anchors), not a sort of all candidates."""
-    # One contiguous comparison and one count over all anchor x class scores: faster than a per-anchor
-    # max first, and the same at a mAP-style threshold where most anchors pass.
-    mask = np.ascontiguousarray(scores) > conf
-    mask[:, :first] = False  # the background column
-    if allowed is not None:
-        off = np.ones(mask.shape[1], dtype=bool)
-        off[allowed[(allowed >= 0) & (allowed < len(off))]] = False
-        mask[:, off] = False
-    if per_class is None or np.count_nonzero(mask) <= per_class:
-        a, cls = np.divmod(np.flatnonzero(mask), scores.shape[1])
-        s = scores[a, cls]
-        if len(s) > pre_nms_topk:
-            top = np.argpartition(-s, pre_nms_topk - 1)[:pre_nms_topk]
-            a, cls, s = a[top], cls[top], s[top]
-        return a, cls, s
-    mt = np.ascontiguousarray(mask.T)  # class-major: (C, A)
-    counts = np.count_nonzero(mt, axis=1)
-    big = np.flatnonzero(counts > per_class)
-    if len(big):
-        mt[big] = _best_per_row(scores.T[big], mt[big], per_class)
-        counts[big] = per_class
-    idx = np.flatnonzero(mt)
-    cls = np.repeat(np.arange(len(counts)), counts)
-    a = idx - cls * mt.shape[1]
-    s = scores[a, cls]
-    if len(s) > pre_nms_topk:  # the order NMS's ties follow: by class, best first, then anchor
-        order = np.lexsort((-s, cls))
-        top = order[np.argpartition(-s[order], pre_nms_topk - 1)[:pre_nms_topk]]
-        a, cls, s = a[top], cls[top], s[top]
-    return a, cls, s
+    NMS's order: decreasing score; equal scores class-major (class, then anchor) when the per-class cut
+    applies (more than ``per_class`` candidates in all), else anchor-major (anchor, then class).
+
+    The per-class cut, float16/float32 scores: where most of the map passes (a random-init SSD's flat
+    1/91: every class full) one partition per class row first (``_best_per_row``); otherwise on the way,
+    as the head is ranked: in NMS's order a class's candidates come best first, so a candidate is in its
+    class's best ``per_class`` exactly when fewer than ``per_class`` of its class came before it."""
+    n_a, n_c = scores.shape
+    off = np.ones(n_c, dtype=bool)  # columns that never compete: background, not allowed
+    if allowed is None:
+        off[first:] = False
+    else:
+        off[allowed[(allowed >= first) & (allowed < n_c)]] = False
+    values = np.ascontiguousarray(scores)
+    mask = values > conf  # one comparison over all anchor x class scores, in the graph's own layout
+    mask[:, off] = False
+    idx = np.flatnonzero(mask)  # anchor-major: a * C + c
+    cut = per_class is not None and len(idx) > per_class
+    keyed = values.dtype in (np.float16, np.float32) and values.size < 2**32  # see _descending_keys
+    on_the_way = cut and keyed and 4 * len(idx) <= values.size
+    if cut and not on_the_way:  # class-major, position c * A + a: a class's scores are one row
+        values = np.ascontiguousarray(scores.T)
+        mask = values > conf
+        mask[off] = False
+        heavy = np.flatnonzero(np.count_nonzero(mask, axis=1) > per_class)
+        if len(heavy):
+            rows = slice(heavy[0], heavy[-1] + 1) if heavy[-1] - heavy[0] == len(heavy) - 1 else heavy
+            best = _best_per_row if keyed else _best_per_row_wide
+            mask[rows] = best(values[rows], mask[rows], per_class, conf)
+        idx = np.flatnonzero(mask)
+    v = values.ravel()[idx]
+    if on_the_way:  # the keys' low halves class-major, for the order of ties
+        a, c = np.divmod(idx, n_c)
+        idx = c * n_a + a
+    if keyed:
+        order = _ranked(_descending_keys(v, idx, conf), chunk)
+    else:
+        order = (idx[i] for i in _score_order(v, chunk))
+    counts = np.zeros(n_c, dtype=np.int64)  # on the way: candidates of each class handed on so far
+    left = pre_nms_topk
+    for p in order:
+        major, minor = np.divmod(p, n_a if cut else n_c)
+        a, cls = (minor, major) if cut else (major, minor)
+        if on_the_way:
+            rank = _rank_within(cls) + counts[cls]
+            counts += np.bincount(cls, minlength=n_c)
+            a, cls = a[rank < per_class], cls[rank < per_class]
+        a, cls = a[:left], cls[:left]
+        left -= len(a)
+        yield a, cls, scores[a, cls]
+        if left <= 0:
+            return
 
 
-def _best_per_row(x: np.ndarray, passing: np.ndarray, k: int) -> np.ndarray:
-    """(R, A) scores and which pass (``x > conf``), more than ``k`` in each row -> (R, A) bool: each
-    row's best ``k`` passing, ties at the k-th score taken by lower column first (what a stable sort's
-    first ``k`` are).
+def _rank_within(c: np.ndarray) -> np.ndarray:
+    """(n,) integers -> for each, how many equal ones come before it."""
+    order = np.argsort(c, kind="stable")
+    sc = c[order]
+    rank = np.empty(len(c), dtype=np.int64)
+    rank[order] = np.arange(len(c)) - np.searchsorted(sc, sc, side="left")
+    return rank
 
-    The k-th largest comes from one partition per row, with each score that does not pass lowered by
-    a distinct whole number >= 2 (so below every passing one, and all different): NumPy's partition
-    slows down a hundredfold on a row full of equal values (the zeros a quantized model leaves)."""
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+def _descending_keys(x: np.ndarray, low: np.ndarray, conf: float, passing: np.ndarray | None = None) -> np.ndarray:
+    """float16/float32 scores ``x`` > ``conf`` and whole numbers ``low`` < 2**32 (broadcast to ``x``) ->
+    uint64 keys of ``x``'s shape, ascending = decreasing score, then increasing ``low``: the score's bits,
+    made to sort as the reversed float, in the high half, ``low`` in the low half. Where ``passing`` is
+    False, the high half is all ones: after every score that passes.
+
+    With distinct ``low`` the keys are distinct, and a partition of them exact and fast whatever the scores
+    (NumPy's partition slows down a hundredfold on many equal values: a random-init SSD's flat 1/91, a
+    quantized model's few levels, the scores below ``conf``)."""
+    keys = np.empty(x.shape, dtype=np.uint64)
+    halves = keys.view(np.uint32).reshape(*x.shape, 2)
+    lo, hi = (halves[..., 0], halves[..., 1]) if sys.byteorder == "little" else (halves[..., 1], halves[..., 0])
+    if conf >= 0:  # every passing score is > 0 (so not -0.0, not NaN): its bits already sort as the float
+        np.invert(np.ascontiguousarray(x, dtype=np.float32).view(np.uint32), out=hi)
+    else:
+        f = np.array(x, dtype=np.float32) + np.float32(0)  # -0.0 -> 0.0: equal scores, equal keys
+        i = f.view(np.int32)
+        i ^= (i >> 31) & np.int32(0x7FFFFFFF)  # int32 that sorts as the float
+        np.invert(i, out=i)
+        np.bitwise_xor(i.view(np.uint32), np.uint32(0x80000000), out=hi)  # ... reversed, as unsigned
+    if passing is not None:
+        np.copyto(hi, np.uint32(0xFFFFFFFF), where=~passing)
+    lo[...] = low
+    return keys
+
+
+def _best_per_row(x: np.ndarray, passing: np.ndarray, k: int, conf: float) -> np.ndarray:
+    """(R, A) float16/float32 scores and which pass (``x > conf``), more than ``k`` in each row -> (R, A)
+    bool: each row's best ``k`` passing, ties taken by lower column first (what a stable sort's first
+    ``k`` are): the ``k`` smallest of the row's distinct keys (``_descending_keys``), one partition per row."""
+    keys = _descending_keys(x, np.arange(x.shape[1], dtype=np.uint32), conf, passing)
+    keys.partition(k - 1, axis=1)  # in place: the row's k smallest first, and their low halves say where they were
+    best = np.zeros(x.shape, dtype=bool)
+    best[np.arange(len(x))[:, None], (keys[:, :k] & _LOW32).astype(np.intp)] = True
+    return best
+
+
+def _ranked(keys: np.ndarray, first: int):
+    """Distinct keys (``_descending_keys``) -> their low halves (positions) in the keys' order, in chunks:
+    the smallest ``first``, then four times as many each time, a partition each: what is never asked for
+    is never sorted."""
+    take = first
+    while len(keys) > 2 * take:  # partitioned in place: the caller's keys are this generator's
+        keys.partition(take - 1)
+        yield (np.sort(keys[:take]) & _LOW32).astype(np.int64)
+        keys = keys[take:]
+        take *= 4
+    if len(keys):
+        yield (np.sort(keys) & _LOW32).astype(np.int64)
+
+
+def _best_per_row_wide(x: np.ndarray, passing: np.ndarray, k: int, conf: float) -> np.ndarray:
+    """(R, A) scores a key cannot hold (float64) and which pass (``x > conf``), more than ``k`` in each
+    row -> (R, A) bool: each row's best ``k`` passing, ties at the k-th score taken by lower column first.
+    The k-th largest from one partition per row, with each score that does not pass lowered by a
+    distinct whole number >= 2 (so below every passing one, and all different: a partition slows down on
+    many equal values), then the ties at the k-th value settled row by row."""
     a = x.shape[1]
     if x.dtype.kind == "f" and np.isnan(x).any():  # NaN never passes, but a partition takes it as the largest
         x = np.where(np.isnan(x), -np.inf, x)
@@ -522,7 +654,7 @@ def _best_per_row(x: np.ndarray, passing: np.ndarray, k: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _offsets(n: int) -> np.ndarray:
-    """2, 3, ..., n + 1 in a fixed scattered order (float32, read-only): see ``_best_per_row``."""
+    """2, 3, ..., n + 1 in a fixed scattered order (float32, read-only): see ``_best_per_row_wide``."""
     out = (2.0 + np.random.default_rng(0).permutation(n)).astype(np.float32)
     out.flags.writeable = False
     return out
