@@ -351,20 +351,30 @@ def _resolve(x: np.ndarray) -> np.ndarray:
 
     Fixed-point iteration (Cluster-NMS, Zheng et al. 2021): keep j unless a *kept* i < j
     suppresses it. Box j's status is final once those of all i < j are, so the iteration reaches
-    the greedy result; a crowd settles in a few rounds. Long suppression chains fall back to the
-    row-by-row loop, which costs one vector operation per box."""
+    the greedy result; a crowd settles in a few rounds. Where a round changes nothing before box q,
+    the boxes before q are final and later rounds leave them out: every round settles at least one
+    more box, and a suppression chain (anchors of one class in a row, each overlapping the next)
+    costs rounds of shrinking size. Past ``_ROUNDS`` rounds the rest goes row by row, one vector
+    operation per box."""
     xf = x.astype(np.float32)
-    keep = np.ones(len(x), dtype=bool)
-    for _ in range(8):
-        new = (keep.astype(np.float32) @ xf) == 0
-        if np.array_equal(new, keep):
+    m = len(x)
+    keep = np.ones(m, dtype=bool)
+    done = 0  # keep[:done] is final
+    for _ in range(_ROUNDS):
+        new = (keep.astype(np.float32) @ xf[:, done:]) == 0
+        changed = np.flatnonzero(new != keep[done:])
+        keep[done:] = new
+        if not len(changed):
             return keep
-        keep = new
-    keep = np.ones(len(x), dtype=bool)
-    for i in range(len(x)):
+        done += int(changed[0])
+    keep[done:] = ~x[:done, done:][keep[:done]].any(axis=0)  # what the final boxes suppress
+    for i in range(done, m):
         if keep[i]:
             keep[i + 1:] &= ~x[i, i + 1:]
     return keep
+
+
+_ROUNDS = 32
 
 
 # ---- raw outputs -> detections -------------------------------------------------------------------
@@ -532,11 +542,13 @@ def _candidates(scores: np.ndarray, first: int, conf: float, allowed: np.ndarray
     values = np.ascontiguousarray(scores)
     mask = values > conf  # one comparison over all anchor x class scores, in the graph's own layout
     mask[:, off] = False
-    idx = np.flatnonzero(mask)  # anchor-major: a * C + c
-    cut = per_class is not None and len(idx) > per_class
+    n = np.count_nonzero(mask)
+    cut = per_class is not None and n > per_class
     keyed = values.dtype in (np.float16, np.float32) and values.size < 2**32  # see _descending_keys
-    on_the_way = cut and keyed and 4 * len(idx) <= values.size
-    if cut and not on_the_way:  # class-major, position c * A + a: a class's scores are one row
+    on_the_way = cut and keyed and 4 * n <= values.size
+    if not cut or on_the_way:
+        idx = np.flatnonzero(mask)  # anchor-major: a * C + c
+    else:  # class-major, position c * A + a: a class's scores are one row
         values = np.ascontiguousarray(scores.T)
         mask = values > conf
         mask[off] = False
