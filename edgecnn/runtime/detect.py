@@ -170,18 +170,25 @@ def _iou_pairs(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndar
 def _hits(a, area_a, ca, b, area_b, cb, thr: float, upper: bool = False) -> np.ndarray:
     """(len(a), len(b)) bool: a[i] would suppress b[j] (IoU > thr, and the same class when
     classes are given); ``upper`` keeps only i < j. Between many classes only the same-class pairs
-    are computed: far fewer than all pairs."""
+    are computed: far fewer than all pairs, and found by sorting, not by comparing every pair."""
     if ca is None:
         hit = _iou_matrix(a, area_a, b, area_b) > thr
         return np.triu(hit, 1) if upper else hit
-    same = ca[:, None] == cb[None, :]
+    order = np.argsort(cb, kind="stable")
+    sb = cb[order]
+    lo = np.searchsorted(sb, ca, side="left")
+    n = np.searchsorted(sb, ca, side="right") - lo  # boxes of b in a[i]'s class
+    total = int(n.sum())
+    if 3 * total > len(a) * len(b):  # mostly one class: the full matrix is cheaper than gathering pairs
+        hit = _iou_matrix(a, area_a, b, area_b) > thr
+        hit &= ca[:, None] == cb[None, :]
+        return np.triu(hit, 1) if upper else hit
+    i = np.repeat(np.arange(len(a)), n)
+    j = order[np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(total)]
     if upper:
-        same = np.triu(same, 1)
-    if 3 * np.count_nonzero(same) > same.size:  # mostly one class: the full matrix is cheaper than gathering pairs
-        return (_iou_matrix(a, area_a, b, area_b) > thr) & same
-    i, j = np.nonzero(same)
+        i, j = i[i < j], j[i < j]
     over = _iou_pairs(a[i], area_a[i], b[j], area_b[j]) > thr
-    hit = np.zeros(same.shape, dtype=bool)
+    hit = np.zeros((len(a), len(b)), dtype=bool)
     hit[i[over], j[over]] = True
     return hit
 
