@@ -359,10 +359,10 @@ def _resolve(x: np.ndarray) -> np.ndarray:
     Fixed-point iteration (Cluster-NMS, Zheng et al. 2021): keep j unless a *kept* i < j
     suppresses it. Box j's status is final once those of all i < j are, so the iteration reaches
     the greedy result; a crowd settles in a few rounds. Where a round changes nothing before box q,
-    the boxes before q are final and later rounds leave them out: every round settles at least one
-    more box, and a suppression chain (anchors of one class in a row, each overlapping the next)
-    costs rounds of shrinking size. Past ``_ROUNDS`` rounds the rest goes row by row, one vector
-    operation per box."""
+    the boxes before q are final, and so is q (its new status came from them): later rounds leave
+    them out, every round settles at least one more box, and a suppression chain (anchors of one
+    class in a row, each overlapping the next) costs rounds of shrinking size. Past ``_ROUNDS``
+    rounds the rest goes row by row, one vector operation per box."""
     xf = x.astype(np.float32)
     m = len(x)
     keep = np.ones(m, dtype=bool)
@@ -373,7 +373,7 @@ def _resolve(x: np.ndarray) -> np.ndarray:
         keep[done:] = new
         if not len(changed):
             return keep
-        done += int(changed[0])
+        done += int(changed[0]) + 1
     keep[done:] = ~x[:done, done:][keep[:done]].any(axis=0)  # what the final boxes suppress
     for i in range(done, m):
         if keep[i]:

@@ -36,11 +36,13 @@ def scalars(boxes):
     return [[to(v) for v in b] for b in boxes]
 
 
-def ref_nms(boxes, scores, thr, classes=None) -> list[int]:
+def ref_nms(boxes, scores, thr, classes=None, limit=None) -> list[int]:
     boxes = scalars(boxes)
     order = sorted(range(len(boxes)), key=lambda i: (-float(scores[i]), i))
     keep: list[int] = []
     for i in order:
+        if len(keep) == limit:  # greedy: the first ``limit`` kept do not depend on what comes after
+            break
         if all(ref_iou(boxes[i], boxes[j]) <= thr or (classes is not None and classes[i] != classes[j])
                for j in keep):
             keep.append(i)
