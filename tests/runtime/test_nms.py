@@ -235,12 +235,18 @@ def test_block_boundaries_do_not_change_the_result(monkeypatch, block, seed):
         assert batched_nms(boxes, scores, classes, 0.4, max_output=limit).tolist() == want
 
 
-def test_long_suppression_chain():
+@pytest.mark.parametrize("rounds", [1, 3, 32])
+def test_long_suppression_chain(monkeypatch, rounds):
     # each box overlaps only its neighbours (IoU 0.25): greedy keeps every other one, and the
-    # fixed-point iteration needs as many rounds as the chain is long (the row loop takes over)
-    boxes = np.array([[6 * i, 0, 6 * i + 10, 10] for i in range(40)], np.float32)
-    scores = np.linspace(1, 0.5, 40)
-    assert nms(boxes, scores, 0.2).tolist() == list(range(0, 40, 2)) == ref_nms(boxes, scores, 0.2)
+    # fixed-point iteration settles a few boxes a round (past its rounds the row loop takes over)
+    from edgecnn.runtime import detect
+
+    monkeypatch.setattr(detect, "_ROUNDS", rounds)
+    boxes = np.array([[6 * i, 0, 6 * i + 10, 10] for i in range(120)], np.float32)
+    scores = np.linspace(1, 0.5, 120)
+    assert nms(boxes, scores, 0.2).tolist() == list(range(0, 120, 2)) == ref_nms(boxes, scores, 0.2)
+    classes = np.arange(120) // 7 % 2  # two chains interleaved in runs of 7
+    assert batched_nms(boxes, scores, classes, 0.2).tolist() == ref_nms(boxes, scores, 0.2, classes.tolist())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
