@@ -154,19 +154,31 @@ def torchvision_raw(image: Path | None, seed: int = 0):
 
 
 def baseline_detect(rev: str):
-    """``edgecnn/runtime/detect.py`` as it was at git revision ``rev``, imported as its own module: the
-    post-processing before a change, timed beside it."""
+    """``edgecnn/runtime/detect.py`` as it was at git revision ``rev``, imported as its own module (with the
+    ``runtime/ranking.py`` of that revision where it has one): the post-processing before a change, timed
+    beside it."""
     import importlib.util
     import subprocess
 
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:edgecnn/runtime/detect.py"], check=True,
-                         capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp(prefix="detect_baseline_")) / "detect_baseline.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("detect_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there while the file executes
-    spec.loader.exec_module(module)
+    def show(path: str) -> str | None:
+        r = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else None
+
+    folder = Path(tempfile.mkdtemp(prefix="detect_baseline_"))
+    src = show("edgecnn/runtime/detect.py")
+    if src is None:
+        sys.exit(f"Error: no edgecnn/runtime/detect.py at git revision {rev}")
+    ranking = show("edgecnn/runtime/ranking.py")
+    modules = {"detect_baseline": src.replace("from edgecnn.runtime.ranking import", "from ranking_baseline import")}
+    if ranking is not None:
+        modules = {"ranking_baseline": ranking, **modules}
+    for name, text in modules.items():
+        path = folder / f"{name}.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there while the file executes
+        spec.loader.exec_module(module)
     return module
 
 
