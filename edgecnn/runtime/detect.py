@@ -327,6 +327,9 @@ def _block_bounds(cls: np.ndarray | None, n: int):
             yield start, min(start + _BLOCK, hi)
 
 
+_ROUNDS = 32  # fixed-point rounds of _resolve before the row loop takes over
+
+
 def _resolve(x: np.ndarray) -> np.ndarray:
     """Greedy NMS inside one block: x (m, m) bool, upper triangular, ``x[i, j]``: box i (higher
     score) would suppress box j. Returns the keep mask.
@@ -355,8 +358,6 @@ def _resolve(x: np.ndarray) -> np.ndarray:
             keep[i + 1:] &= ~x[i, i + 1:]
     return keep
 
-
-_ROUNDS = 32
 
 
 # ---- raw outputs -> detections -------------------------------------------------------------------
