@@ -1,0 +1,206 @@
+"""Benchmark: where the time of one model goes on this host, per runtime x precision, and per op type.
+
+    python benchmarks/where_time_goes.py efficientnet_b0 mobilenetv3_large      # after tune.py prepare
+
+Issue 19 asks the tuned configuration to be <= 0.9x the faster plain runtime on every target model; on
+efficientnet_b0 and mobilenetv3_large (SE blocks, sigmoid / hard-swish) INT8 loses to FP32 on this host.
+This script measures, interleaved in blocks (``timing.run_blocks``), on ``--work``'s files (tune.py prepare:
+random-init exports, speed only):
+
+- onnxruntime FP32 (plain), OpenVINO f32 (our default hint), OpenVINO bf16 (``INFERENCE_PRECISION_HINT=bf16``),
+  at 2 and 1 threads;
+- INT8 files: ``<name>.int8.onnx`` (edgecnn quantize: every conv quantized) and ``<name>.int8-nose.onnx``
+  (made here: the convs of the squeeze-excite gates, those that run on 1x1 maps, kept in float: NNCF's
+  placement for OpenVINO), each in onnxruntime and in OpenVINO with the f32 and the bf16 hint;
+
+then per op type where the time goes: OpenVINO's per-node performance counters (``PERF_COUNT``; the kernel
+that ran, e.g. ``brgconv_avx512_amx``) and onnxruntime's profiler, summed by op type over ``--profile-runs``
+calls. Writes where_time_goes.md / .json under benchmarks/results/<device tag>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import describe, results_dir  # noqa: E402  (benchmarks/host.py)
+
+WORK = Path("/tmp/edgecnn-tune")
+
+
+def se_convs(path: Path) -> list[str]:
+    """Names of the Conv nodes whose input is a 1x1 map: the squeeze-excite gates' reduce/expand convs."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    dims = {}
+    for v in list(model.graph.value_info) + list(model.graph.input):
+        d = v.type.tensor_type.shape.dim
+        dims[v.name] = [x.dim_value if x.HasField("dim_value") else None for x in d]
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and dims.get(n.input[0], [])[2:] == [1, 1]]
+
+
+def make_nose(work: Path, name: str) -> Path:
+    from edgecnn.quantize import QuantizeOptions, quantize
+
+    src, out = work / f"{name}.onnx", work / f"{name}.int8-nose.onnx"
+    if not out.is_file():
+        quantize(QuantizeOptions(model=str(src), calib=str(work / "calib"), out=str(out), samples=16, bench=False,
+                                 min_agreement=0.0, exclude=se_convs(src)))
+    return out
+
+
+def _ort(path: Path, threads: int, profile: str | None = None):
+    import onnxruntime as ort
+
+    from edgecnn.bench.backends import random_input
+    from edgecnn.bench.targets import input_spec
+
+    shape, layout = input_spec(path, None)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    if profile:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: random_input(1, shape, layout)}
+    return sess, (lambda: sess.run(None, feed))
+
+
+def _ov(path: Path, threads: int, hint: str, perf: bool = False):
+    from edgecnn.bench.backend_openvino import compile_file
+    from edgecnn.bench.targets import input_spec
+
+    shape, layout = input_spec(path, None)
+    r = compile_file(path, batch=1, threads=threads, size=shape[1:], layout=layout, inference_precision=hint)
+    x = r.make_input(1)
+    return r, (lambda: r(x))
+
+
+def ov_perf(path: Path, threads: int, hint: str, runs: int) -> dict:
+    """OpenVINO's per-node counters summed by (layer type, kernel): ms per call."""
+    import openvino as ov
+
+    from edgecnn.bench.targets import input_spec
+
+    shape, _ = input_spec(path, None)
+    core = ov.Core()
+    model = core.read_model(str(path))
+    model.reshape({model.inputs[0].get_any_name(): [1, *shape]})
+    compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                                                  "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": hint,
+                                                  "PERF_COUNT": True})
+    req = compiled.create_infer_request()
+    import numpy as np
+
+    x = np.random.default_rng(0).random([1, *shape], dtype=np.float32)
+    for _ in range(5):
+        req.infer({0: x})
+    acc: dict[str, float] = defaultdict(float)
+    for _ in range(runs):
+        req.infer({0: x})
+        for p in req.profiling_info:
+            if p.status == p.Status.EXECUTED:
+                acc[f"{p.node_type} [{p.exec_type}]"] += p.real_time.total_seconds() * 1e3
+    return {k: v / runs for k, v in sorted(acc.items(), key=lambda kv: -kv[1])}
+
+
+def ort_perf(path: Path, threads: int, runs: int) -> dict:
+    """onnxruntime's profiler, node times summed by op type: ms per call."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sess, call = _ort(path, threads, profile=str(Path(tmp) / "p"))
+        for _ in range(5 + runs):
+            call()
+        trace = json.loads(Path(sess.end_profiling()).read_text())
+    events = [e for e in trace if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    runs_seen = max(1, runs + 5)
+    acc: dict[str, float] = defaultdict(float)
+    for e in events:
+        acc[e["args"].get("op_name", "?")] += e["dur"] / 1e3
+    return {k: v / runs_seen for k, v in sorted(acc.items(), key=lambda kv: -kv[1])}
+
+
+def measure(work: Path, name: str, seconds: float) -> dict:
+    from edgecnn.bench.stats import summarize
+    from edgecnn.bench.timing import run_blocks
+
+    fp32, int8, nose = work / f"{name}.onnx", work / f"{name}.int8.onnx", make_nose(work, name)
+    calls, keep = {}, []
+    for t in (2, 1):
+        for label, (obj, call) in ((f"ort fp32 t{t}", _ort(fp32, t)), (f"openvino f32 t{t}", _ov(fp32, t, "f32")),
+                                   (f"openvino bf16 t{t}", _ov(fp32, t, "bf16"))):
+            calls[label] = call
+            keep.append(obj)
+    for tag, f in (("int8", int8), ("int8-nose", nose)):
+        for label, (obj, call) in ((f"ort {tag} t2", _ort(f, 2)), (f"openvino {tag} f32 t2", _ov(f, 2, "f32")),
+                                   (f"openvino {tag} bf16 t2", _ov(f, 2, "bf16"))):
+            calls[label] = call
+            keep.append(obj)
+    load0 = Path("/proc/loadavg").read_text().split()[:3]
+    ns = run_blocks(calls, min_time_s=seconds, block=5, warmup=2)
+    p50 = {k: summarize([t / 1e6 for t in v])["p50"] for k, v in ns.items()}
+    p90 = {k: summarize([t / 1e6 for t in v])["p90"] for k, v in ns.items()}
+    return {"model": name, "se_convs": len(se_convs(fp32)), "p50_ms": p50, "p90_ms": p90,
+            "n": {k: len(v) for k, v in ns.items()}, "loadavg_before": load0,
+            "loadavg_after": Path("/proc/loadavg").read_text().split()[:3]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--work", type=Path, default=WORK)
+    ap.add_argument("--time", type=float, default=3.0, help="seconds of timed calls per row")
+    ap.add_argument("--profile-runs", type=int, default=50)
+    ap.add_argument("--tag", default=None)
+    a = ap.parse_args()
+    from edgecnn.bench.environment import capture
+    from edgecnn.fileio import atomic_path
+    from edgecnn.tables import markdown_table
+
+    records = []
+    for name in a.models:
+        rec = measure(a.work, name, a.time)
+        fp32, nose = a.work / f"{name}.onnx", a.work / f"{name}.int8-nose.onnx"
+        rec["ov_ops"] = {h: ov_perf(fp32, 2, h, a.profile_runs) for h in ("f32", "bf16")}
+        rec["ov_ops"]["int8-nose f32"] = ov_perf(nose, 2, "f32", a.profile_runs)
+        rec["ort_ops"] = {"fp32": ort_perf(fp32, 2, a.profile_runs)}
+        print(name, json.dumps(rec["p50_ms"], indent=1), file=sys.stderr)
+        records.append(rec)
+    env = capture()
+    lines = ["# Where the time goes: runtime x precision x threads, and per op type (issue 19)", "",
+             f"Host: {describe()}.", f"onnxruntime {env.get('onnxruntime')}; run "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; `python benchmarks/where_time_goes.py "
+             f"{' '.join(a.models)} --time {a.time:g}`. Random-init exports (speed only), batch 1, p50 ms "
+             "interleaved in blocks; load average (1/5/15) before and after each model.", ""]
+    for r in records:
+        base = min(r["p50_ms"]["ort fp32 t2"], r["p50_ms"]["openvino f32 t2"])
+        lines += [f"## {r['model']} (load {' '.join(r['loadavg_before'])} -> {' '.join(r['loadavg_after'])}; "
+                  f"{r['se_convs']} SE convs kept in float in int8-nose)", "",
+                  markdown_table(["configuration", "p50 ms", "p90 ms", "vs faster plain"],
+                                 [[k, f"{v:.2f}", f"{r['p90_ms'][k]:.2f}", f"{v / base:.2f}"]
+                                  for k, v in sorted(r["p50_ms"].items(), key=lambda kv: kv[1])],
+                                 right=("p50 ms", "p90 ms", "vs faster plain")), ""]
+        for what, ops in [*((f"OpenVINO {k}", v) for k, v in r["ov_ops"].items()),
+                          *((f"onnxruntime {k}", v) for k, v in r["ort_ops"].items())]:
+            total = sum(ops.values())
+            top = list(ops.items())[:8]
+            lines += [f"{what}: {total:.2f} ms of node time per call; " +
+                      "; ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in top), ""]
+    folder = results_dir(a.tag)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "where_time_goes.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    with atomic_path(folder / "where_time_goes.json") as tmp:
+        tmp.write_text(json.dumps({"environment": env, "records": records}, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
