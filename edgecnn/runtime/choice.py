@@ -91,7 +91,8 @@ def describe_line(d: dict) -> str:
     if "precision" in d:
         why += f": precision {d['precision']}, threads {d['threads'] or 'default'}, batch {d['batch'] or 1}"
         if d.get("tuned_precision") and d["tuned_precision"] != d["precision"]:
-            why += f"; tuned precision {d['tuned_precision']}: --precision auto runs it"
+            what = "it" if d["tuned_precision"] in HINTED else "its file"
+            why += f"; tuned precision {d['tuned_precision']}: --precision auto runs {what}"
     elif why.startswith("no profile"):
         why = f"no profile for this file on this host; 'edgecnn tune {d['model']}' makes one"
     elif d.get("precision") == "bf16":
