@@ -9,9 +9,12 @@ random-init exports, speed only):
 
 - onnxruntime FP32 (plain), OpenVINO f32 (our default hint), OpenVINO bf16 (``INFERENCE_PRECISION_HINT=bf16``),
   at 2 and 1 threads;
-- INT8 files: ``<name>.int8.onnx`` (edgecnn quantize: every conv quantized) and ``<name>.int8-nose.onnx``
-  (made here: the convs of the squeeze-excite gates, those that run on 1x1 maps, kept in float: NNCF's
-  placement for OpenVINO), each in onnxruntime and in OpenVINO with the f32 and the bf16 hint;
+- INT8 files: ``<name>.int8.onnx`` (edgecnn quantize: every conv, its inputs and output, quantized) and
+  ``<name>.int8-nose.onnx`` (the same with the convs of the squeeze-excite gates, those on 1x1 maps, kept in
+  float), in onnxruntime and OpenVINO (f32 hint); ``<name>.int8-convin.onnx`` and ``-convin-nose`` (made here
+  with onnxruntime's ``quantize_static``: only the inputs and weights of Conv/Gemm quantized, their outputs and
+  the sigmoid / hard-swish / multiply paths left in float: NNCF's placement for OpenVINO; onnxruntime cannot
+  fuse that into its integer kernels, so they run in OpenVINO only), with the f32 and the bf16 hint;
 
 then per op type where the time goes: OpenVINO's per-node performance counters (``PERF_COUNT``; the kernel
 that ran, e.g. ``brgconv_avx512_amx``) and onnxruntime's profiler, summed by op type over ``--profile-runs``
@@ -43,6 +46,43 @@ def se_convs(path: Path) -> list[str]:
         d = v.type.tensor_type.shape.dim
         dims[v.name] = [x.dim_value if x.HasField("dim_value") else None for x in d]
     return [n.name for n in model.graph.node if n.op_type == "Conv" and dims.get(n.input[0], [])[2:] == [1, 1]]
+
+
+def make_convin(work: Path, name: str, nose: bool) -> Path:
+    """Q/DQ on the inputs and weights of Conv/Gemm only (u8 activations, s8 per-channel weights; the 16
+    calibration images of tune.py prepare through the contract), the SE convs left out when ``nose``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgecnn.bench.targets import contract_of
+    from edgecnn.runtime.image import preprocess_file
+
+    src = work / f"{name}.onnx"
+    out = work / f"{name}.int8-convin{'-nose' if nose else ''}.onnx"
+    if out.is_file():
+        return out
+    pre = work / f"{name}.pre.onnx"
+    if not pre.is_file():
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    spec = contract_of(src).preprocess
+    inp = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    xs = [preprocess_file(p, spec)[0][None] for p in sorted((work / "calib").glob("*.png"))]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(xs)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {inp: x}
+
+    ops = ["Conv", "MatMul", "Gemm"]
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=ops,
+                    nodes_to_exclude=se_convs(src) if nose else [],
+                    extra_options={"OpTypesToExcludeOutputQuantization": ops})
+    return out
 
 
 def make_nose(work: Path, name: str) -> Path:
@@ -139,9 +179,13 @@ def measure(work: Path, name: str, seconds: float) -> dict:
             calls[label] = call
             keep.append(obj)
     for tag, f in (("int8", int8), ("int8-nose", nose)):
-        for label, (obj, call) in ((f"ort {tag} t2", _ort(f, 2)), (f"openvino {tag} f32 t2", _ov(f, 2, "f32")),
-                                   (f"openvino {tag} bf16 t2", _ov(f, 2, "bf16"))):
+        for label, (obj, call) in ((f"ort {tag} t2", _ort(f, 2)), (f"openvino {tag} f32 t2", _ov(f, 2, "f32"))):
             calls[label] = call
+            keep.append(obj)
+    for tag, nose_ in (("int8-convin", False), ("int8-convin-nose", True)):
+        f = make_convin(work, name, nose_)
+        for hint in ("f32", "bf16"):
+            obj, calls[f"openvino {tag} {hint} t2"] = _ov(f, 2, hint)
             keep.append(obj)
     load0 = Path("/proc/loadavg").read_text().split()[:3]
     ns = run_blocks(calls, min_time_s=seconds, block=5, warmup=2)
@@ -167,9 +211,10 @@ def main() -> None:
     records = []
     for name in a.models:
         rec = measure(a.work, name, a.time)
-        fp32, nose = a.work / f"{name}.onnx", a.work / f"{name}.int8-nose.onnx"
+        fp32 = a.work / f"{name}.onnx"
         rec["ov_ops"] = {h: ov_perf(fp32, 2, h, a.profile_runs) for h in ("f32", "bf16")}
-        rec["ov_ops"]["int8-nose f32"] = ov_perf(nose, 2, "f32", a.profile_runs)
+        rec["ov_ops"]["int8 f32"] = ov_perf(a.work / f"{name}.int8.onnx", 2, "f32", a.profile_runs)
+        rec["ov_ops"]["int8-convin f32"] = ov_perf(a.work / f"{name}.int8-convin.onnx", 2, "f32", a.profile_runs)
         rec["ort_ops"] = {"fp32": ort_perf(fp32, 2, a.profile_runs)}
         print(name, json.dumps(rec["p50_ms"], indent=1), file=sys.stderr)
         records.append(rec)
