@@ -139,3 +139,42 @@ def test_precision_bf16_asks_for_openvino_and_a_native_cpu(tiny, home, monkeypat
         choice.resolve(tiny, "openvino", "bf16")
     with pytest.raises(UsageError, match="OpenVINO's"):
         Engine(tiny, inference_precision="bf16")  # onnxruntime has no such setting
+
+
+def test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked(tiny, home, cli, tmp_path, monkeypatch):
+    pytest.importorskip("openvino", reason="openvino not installed (extra [openvino])")
+    import json
+
+    from PIL import Image
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(image)
+    _bf16_profile(tiny)
+    res = cli("infer", str(image), "--model", str(tiny), "--topk", "1", "--runtime", "auto", "--precision", "auto",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    ran = json.loads(res.stdout)["summary"]["runtime"]
+    assert (ran["runtime"], ran["precision"], ran["model"]) == ("openvino", "bf16", str(tiny))
+    assert "runtime: OpenVINO (tuned profile: precision bf16, threads 1, batch 1)" in res.stderr
+    plain = cli("infer", str(image), "--model", str(tiny), "--topk", "1", "--runtime", "auto", "--format", "json")
+    assert "tuned precision bf16: --precision auto runs it" in plain.stderr
+    monkeypatch.setattr(bf16, "host_native", lambda: (True, "native bf16 (amx_bf16)"))
+    asked = cli("infer", str(image), "--model", str(tiny), "--runtime", "openvino", "--precision", "bf16",
+                "--format", "json")
+    assert asked.exit_code == 0, asked.output
+    assert json.loads(asked.stdout)["summary"]["runtime"]["precision"] == "bf16"
+    ref = json.loads(cli("infer", str(image), "--model", str(tiny), "--format", "json").stdout)
+    first = ref["results"][0]["predictions"][0]
+    for r in (res, asked):  # bf16 names the class FP32 names, with its score to bf16's ~3 digits
+        got = json.loads(r.stdout)["results"][0]["predictions"][0]
+        assert got["class"] == first["class"] and got["score"] == pytest.approx(first["score"], abs=1e-2)
+
+
+def test_bench_runtime_auto_runs_openvino_with_the_profile_precision():
+    from edgecnn.bench.backend_openvino import _hint
+    from edgecnn.bench.config import Config
+
+    assert _hint(Config("m.onnx", "openvino", mode="auto", options=(("inference_precision", "bf16"),))) == "bf16"
+    assert _hint(Config("m.onnx", "openvino", mode="auto")) == "f32"
+    assert _hint(Config("m.onnx", "openvino", mode="bf16")) == "bf16"
+    assert _hint(Config("m.onnx", "openvino")) == "f32"
