@@ -170,11 +170,14 @@ def test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked(tiny, home, c
         assert got["class"] == first["class"] and got["score"] == pytest.approx(first["score"], abs=1e-2)
 
 
-def test_bench_runtime_auto_runs_openvino_with_the_profile_precision():
-    from edgecnn.bench.backend_openvino import _hint
-    from edgecnn.bench.config import Config
+def test_bench_runtime_auto_runs_openvino_with_the_profile_precision_and_says_bf16(tiny, home, cli):
+    pytest.importorskip("openvino", reason="openvino not installed (extra [openvino])")
+    import json
 
-    assert _hint(Config("m.onnx", "openvino", mode="auto", options=(("inference_precision", "bf16"),))) == "bf16"
-    assert _hint(Config("m.onnx", "openvino", mode="auto")) == "f32"
-    assert _hint(Config("m.onnx", "openvino", mode="bf16")) == "bf16"
-    assert _hint(Config("m.onnx", "openvino")) == "f32"
+    _bf16_profile(tiny)
+    res = cli("bench", str(tiny), "--runtime", "openvino,auto", "--threads", "1", "--runs", "3", "--format", "json")
+    assert res.exit_code == 0, res.output
+    rows = {r["mode"]: r for r in json.loads(res.stdout)["rows"]}
+    assert rows["auto"]["precision"] == "bf16" and rows["auto"]["backend_info"]["inference_precision_hint"] == "bf16"
+    assert rows["default"]["precision"] == "fp32"  # the plain OpenVINO row: the f32 hint
+    assert rows["default"]["backend_info"]["inference_precision_hint"] == "f32"
