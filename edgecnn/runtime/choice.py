@@ -63,8 +63,8 @@ class Resolved:
     def describe(self) -> dict:
         """For a command's JSON summary: runtime, why, the file that runs, and the tuned settings."""
         d = {"runtime": self.runtime, "reason": self.reason, "model": str(self.path)}
-        if self.bf16:
-            d["precision"] = "bf16"
+        if self.bf16:  # OpenVINO computes the FP32 file in bf16: say so, tuned or asked
+            d.update(precision="bf16", threads=self.threads, batch=self.batch)
         if self.choice is not None:
             tuned = self.choice.get("precision")
             d.update(precision=tuned, threads=self.threads, batch=self.batch)
@@ -95,8 +95,6 @@ def describe_line(d: dict) -> str:
             why += f"; tuned precision {d['tuned_precision']}: --precision auto runs {what}"
     elif why.startswith("no profile"):
         why = f"no profile for this file on this host; 'edgecnn tune {d['model']}' makes one"
-    elif d.get("precision") == "bf16":
-        why += ": precision bf16 (OpenVINO's bf16 inference precision on the FP32 file)"
     return f"runtime: {RUNTIMES[d['runtime']]} ({why}) for {d['model']}"
 
 
@@ -163,7 +161,8 @@ def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None 
     if runtime != "auto":
         if precision == "auto" and choice is not None:  # the tuned precision's file; its settings if same runtime
             same = choice.get("runtime") == runtime
-            return Resolved(runtime, Path(choice["path"]), "asked; precision from the tuned profile",
+            file = path if choice.get("precision") in HINTED else Path(choice["path"])
+            return Resolved(runtime, file, "asked; precision from the tuned profile",
                             **(_settings(choice) if same else {}), choice=choice)
         return Resolved(runtime, path, "asked")
     if choice is None:
@@ -177,7 +176,9 @@ def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None 
     if precision != "auto":  # the file as given, at its own precision: not the tuned precision's setting
         for k in HINTED.get(choice.get("precision"), ("", {}))[1]:
             settings["options"].pop(k, None)
-    return Resolved(choice["runtime"], Path(choice["path"]) if precision == "auto" else path, "tuned profile",
+    # --precision auto: the tuned precision's file; a precision that is a runtime setting (bf16) runs the file given
+    tuned_file = precision == "auto" and choice.get("precision") not in HINTED
+    return Resolved(choice["runtime"], Path(choice["path"]) if tuned_file else path, "tuned profile",
                     **settings, choice=choice)
 
 

@@ -122,6 +122,10 @@ def test_profile_round_trip_and_what_auto_runs(tiny, home):
     assert plain.describe()["tuned_precision"] == "bf16"
     ort = choice.resolve(tiny, "ort", "auto")  # an explicit runtime is never overridden
     assert ort.runtime == "ort" and ort.engine_kwargs() == {} and ort.describe()["precision"] == "fp32"
+    copy = tiny.parent / "elsewhere" / "same.onnx"  # the profile is keyed by content; bf16 runs the file given
+    copy.parent.mkdir()
+    copy.write_bytes(tiny.read_bytes())
+    assert choice.resolve(copy, "auto", "auto").path == copy
     with pytest.raises(profile.ProfileError, match="runs on openvino"):
         profile.save(tiny, {"latency": {"runtime": "ort", "precision": "bf16", "path": str(tiny), "threads": 1,
                                         "batch": 1, "options": {}}}, [])
@@ -181,3 +185,9 @@ def test_bench_runtime_auto_runs_openvino_with_the_profile_precision_and_says_bf
     assert rows["auto"]["precision"] == "bf16" and rows["auto"]["backend_info"]["inference_precision_hint"] == "bf16"
     assert rows["default"]["precision"] == "fp32"  # the plain OpenVINO row: the f32 hint
     assert rows["default"]["backend_info"]["inference_precision_hint"] == "f32"
+
+
+def test_runtime_auto_precision_bf16_without_a_profile_says_what_runs(tiny, home, monkeypatch):
+    monkeypatch.setattr(bf16, "host_native", lambda: (True, "native bf16 (amx_bf16)"))
+    line = choice.resolve(tiny, "auto", "bf16").line()
+    assert line == f"runtime: OpenVINO (asked: precision bf16, threads default, batch 1) for {tiny}"
