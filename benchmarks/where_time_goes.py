@@ -7,14 +7,15 @@ efficientnet_b0 and mobilenetv3_large (SE blocks, sigmoid / hard-swish) INT8 los
 This script measures, interleaved in blocks (``timing.run_blocks``), on ``--work``'s files (tune.py prepare:
 random-init exports, speed only):
 
-- onnxruntime FP32 (plain), OpenVINO f32 (our default hint), OpenVINO bf16 (``INFERENCE_PRECISION_HINT=bf16``),
-  at 2 and 1 threads;
+- at each of ``--threads`` (2 and 1): onnxruntime FP32 (plain), OpenVINO f32 (our default hint), OpenVINO bf16
+  (``INFERENCE_PRECISION_HINT=bf16``);
 - INT8 files: ``<name>.int8.onnx`` (edgecnn quantize: every conv, its inputs and output, quantized) and
   ``<name>.int8-nose.onnx`` (the same with the convs of the squeeze-excite gates, those on 1x1 maps, kept in
   float), in onnxruntime and OpenVINO (f32 hint); ``<name>.int8-convin.onnx`` and ``-convin-nose`` (made here
   with onnxruntime's ``quantize_static``: only the inputs and weights of Conv/Gemm quantized, their outputs and
   the sigmoid / hard-swish / multiply paths left in float: NNCF's placement for OpenVINO; onnxruntime cannot
-  fuse that into its integer kernels, so they run in OpenVINO only), with the f32 and the bf16 hint;
+  fuse that into its integer kernels, so they run in OpenVINO only), with the f32 and the bf16 hint; and
+  ``<name>.int8-islands.onnx`` in onnxruntime where it lies there (``edgecnn quantize --islands auto``);
 
 then per op type where the time goes: OpenVINO's per-node performance counters (``PERF_COUNT``; the kernel
 that ran, e.g. ``brgconv_avx512_amx``) and onnxruntime's profiler, summed by op type over ``--profile-runs``
@@ -167,26 +168,30 @@ def ort_perf(path: Path, threads: int, runs: int) -> dict:
     return {k: v / runs_seen for k, v in sorted(acc.items(), key=lambda kv: -kv[1])}
 
 
-def measure(work: Path, name: str, seconds: float) -> dict:
+def measure(work: Path, name: str, seconds: float, threads: list[int]) -> dict:
     from edgecnn.bench.stats import summarize
     from edgecnn.bench.timing import run_blocks
 
     fp32, int8, nose = work / f"{name}.onnx", work / f"{name}.int8.onnx", make_nose(work, name)
+    islands = work / f"{name}.int8-islands.onnx"  # edgecnn quantize --islands auto, where made beforehand
+    convin = {"int8-convin": make_convin(work, name, False), "int8-convin-nose": make_convin(work, name, True)}
     calls, keep = {}, []
-    for t in (2, 1):
-        for label, (obj, call) in ((f"ort fp32 t{t}", _ort(fp32, t)), (f"openvino f32 t{t}", _ov(fp32, t, "f32")),
-                                   (f"openvino bf16 t{t}", _ov(fp32, t, "bf16"))):
-            calls[label] = call
-            keep.append(obj)
-    for tag, f in (("int8", int8), ("int8-nose", nose)):
-        for label, (obj, call) in ((f"ort {tag} t2", _ort(f, 2)), (f"openvino {tag} f32 t2", _ov(f, 2, "f32"))):
-            calls[label] = call
-            keep.append(obj)
-    for tag, nose_ in (("int8-convin", False), ("int8-convin-nose", True)):
-        f = make_convin(work, name, nose_)
-        for hint in ("f32", "bf16"):
-            obj, calls[f"openvino {tag} {hint} t2"] = _ov(f, 2, hint)
-            keep.append(obj)
+
+    def add(label, made):
+        obj, calls[label] = made
+        keep.append(obj)
+
+    for t in threads:
+        add(f"ort fp32 t{t}", _ort(fp32, t))
+        add(f"openvino f32 t{t}", _ov(fp32, t, "f32"))
+        add(f"openvino bf16 t{t}", _ov(fp32, t, "bf16"))
+        for tag, f in (("int8", int8), ("int8-nose", nose), *((("int8-islands", islands),) if islands.is_file()
+                                                              else ())):
+            add(f"ort {tag} t{t}", _ort(f, t))
+        add(f"openvino int8 f32 t{t}", _ov(int8, t, "f32"))
+        for tag, f in convin.items():
+            for hint in ("f32", "bf16"):
+                add(f"openvino {tag} {hint} t{t}", _ov(f, t, hint))
     load0 = Path("/proc/loadavg").read_text().split()[:3]
     ns = run_blocks(calls, min_time_s=seconds, block=5, warmup=2)
     p50 = {k: summarize([t / 1e6 for t in v])["p50"] for k, v in ns.items()}
@@ -202,6 +207,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=WORK)
     ap.add_argument("--time", type=float, default=3.0, help="seconds of timed calls per row")
     ap.add_argument("--profile-runs", type=int, default=50)
+    ap.add_argument("--threads", default="2,1", help="thread counts, every configuration at each")
     ap.add_argument("--tag", default=None)
     a = ap.parse_args()
     from edgecnn.bench.environment import capture
@@ -210,7 +216,7 @@ def main() -> None:
 
     records = []
     for name in a.models:
-        rec = measure(a.work, name, a.time)
+        rec = measure(a.work, name, a.time, [int(t) for t in a.threads.split(",")])
         fp32 = a.work / f"{name}.onnx"
         rec["ov_ops"] = {h: ov_perf(fp32, 2, h, a.profile_runs) for h in ("f32", "bf16")}
         rec["ov_ops"]["int8 f32"] = ov_perf(a.work / f"{name}.int8.onnx", 2, "f32", a.profile_runs)
@@ -222,16 +228,19 @@ def main() -> None:
     lines = ["# Where the time goes: runtime x precision x threads, and per op type (issue 19)", "",
              f"Host: {describe()}.", f"onnxruntime {env.get('onnxruntime')}; run "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; `python benchmarks/where_time_goes.py "
-             f"{' '.join(a.models)} --time {a.time:g}`. Random-init exports (speed only), batch 1, p50 ms "
-             "interleaved in blocks; load average (1/5/15) before and after each model.", ""]
+             f"{' '.join(a.models)} --time {a.time:g} --threads {a.threads}`. Random-init exports (speed only), "
+             "batch 1, p50 ms interleaved in blocks; load average (1/5/15) before and after each model.", ""]
     for r in records:
-        base = min(r["p50_ms"]["ort fp32 t2"], r["p50_ms"]["openvino f32 t2"])
+        def base(k: str, r=r) -> float:  # the faster plain FP32 runtime at this row's thread count
+            t = k.rsplit(" ", 1)[1]
+            return min(r["p50_ms"][f"ort fp32 {t}"], r["p50_ms"][f"openvino f32 {t}"])
+
         lines += [f"## {r['model']} (load {' '.join(r['loadavg_before'])} -> {' '.join(r['loadavg_after'])}; "
-                  f"{r['se_convs']} SE convs kept in float in int8-nose)", "",
-                  markdown_table(["configuration", "p50 ms", "p90 ms", "vs faster plain"],
-                                 [[k, f"{v:.2f}", f"{r['p90_ms'][k]:.2f}", f"{v / base:.2f}"]
+                  f"{r['se_convs']} SE convs kept in float in int8-nose and int8-convin-nose)", "",
+                  markdown_table(["configuration", "p50 ms", "p90 ms", "vs faster plain, same threads"],
+                                 [[k, f"{v:.2f}", f"{r['p90_ms'][k]:.2f}", f"{v / base(k):.2f}"]
                                   for k, v in sorted(r["p50_ms"].items(), key=lambda kv: kv[1])],
-                                 right=("p50 ms", "p90 ms", "vs faster plain")), ""]
+                                 right=("p50 ms", "p90 ms", "vs faster plain, same threads")), ""]
         for what, ops in [*((f"OpenVINO {k}", v) for k, v in r["ov_ops"].items()),
                           *((f"onnxruntime {k}", v) for k, v in r["ort_ops"].items())]:
             total = sum(ops.values())
