@@ -191,3 +191,13 @@ def test_runtime_auto_precision_bf16_without_a_profile_says_what_runs(tiny, home
     monkeypatch.setattr(bf16, "host_native", lambda: (True, "native bf16 (amx_bf16)"))
     line = choice.resolve(tiny, "auto", "bf16").line()
     assert line == f"runtime: OpenVINO (asked: precision bf16, threads default, batch 1) for {tiny}"
+
+
+def test_eval_opens_the_fp32_file_in_openvino_bf16_when_asked(tiny, home, monkeypatch):
+    pytest.importorskip("openvino", reason="openvino not installed (extra [openvino])")
+    from edgecnn.eval.run import open_engine
+
+    monkeypatch.setattr(bf16, "host_native", lambda: (True, "native bf16 (amx_bf16)"))
+    engine = open_engine(str(tiny), runtime="openvino", precision="bf16")
+    assert engine.runtime == "openvino" and engine.describe()["inference_precision"] == "bf16"
+    assert engine.session.config["INFERENCE_PRECISION_HINT"] == "bf16"
