@@ -14,7 +14,8 @@ def tune_cmd(
     model: str = typer.Argument(..., help="An ONNX file."),
     calib: str = typer.Option(None, "--calib", help="Calibration images to make the INT8 files beside it when "
                                                     "there are none (<name>.int8.onnx; <name>.int8-islands.onnx "
-                                                    "with quantize --islands auto)."),
+                                                    "with quantize --islands auto), and to check bf16's answers "
+                                                    "against FP32's."),
     runtime: str = typer.Option(None, "--runtime", help="Runtimes to try: ort,openvino [default: those installed]."),
     precision: str = typer.Option(None, "--precision", help="Precisions to try: fp32,int8,int8-islands,bf16 "
                                                             "[default: all; INT8 ones where their file is there or "
