@@ -113,8 +113,15 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
     "edgecnn infer red.jpg --model export/mobilenetv2.onnx --topk 1 --runtime auto":
         (["tests/runtime/test_precision_choice.py::test_tune_then_infer_auto_runs_the_tuned_choice",
           "tests/runtime/test_precision_choice.py::test_auto_without_precision_auto_says_the_file_given_runs"], None),
+    "edgecnn infer red.jpg --model export/mobilenetv3_large.onnx --topk 1 --runtime auto --precision auto":
+        (["tests/bench/test_bf16.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
+    "edgecnn infer red.jpg --model export/mobilenetv3_large.onnx --topk 1 --runtime auto":
+        (["tests/bench/test_bf16.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
     "edgecnn bench export/mobilenetv2.onnx --runtime ort,openvino,auto --threads 2 --runs 30":
         (["tests/bench/test_tune.py::test_bench_runtime_auto_measures_the_tuned_choice_beside_the_plain_ones"], None),
+    "edgecnn bench mobilenetv3_large.onnx efficientnet_b0.onnx --runtime ort,openvino,auto --threads 2 --runs 40":
+        (["tests/bench/test_bf16.py::test_bench_runtime_auto_runs_openvino_with_the_profile_precision_and_says_bf16"],
+         None),  # on a tiny file with a bf16 profile
     "edgecnn tune export/mobilenetv2.onnx --quick":  # on a tiny file, --quick's budget made short
         (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
     "edgecnn tune export/mobilenetv2.onnx --calib images/":

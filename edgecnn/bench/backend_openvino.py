@@ -95,8 +95,8 @@ def compile_file(path: str | Path, *, batch: int = 1, threads: int | None = None
 
 
 class OpenVinoBackend(Backend):
-    """``--runtime openvino``: ``mode`` "default" (and "auto", a tuned row) runs with the f32 precision hint,
-    "bf16" with bf16."""
+    """``--runtime openvino``: ``mode`` "default" runs with the f32 precision hint, "bf16" with bf16, "auto" (a
+    tuned row) with the profile's (``inference_precision`` among ``cfg.options``; f32 when it has none)."""
 
     name = "openvino"
     providers = ("cpu", "auto")  # --device; both mean OpenVINO's CPU plugin
@@ -109,4 +109,10 @@ class OpenVinoBackend(Backend):
             raise UsageError(f"unknown OpenVINO mode '{cfg.mode}'; choose default or bf16")
         return compile_file(art.onnx_path, batch=cfg.batch, threads=cfg.threads,
                               size=(art.input_shape[1], art.input_shape[2]),  # (C, H, W) whatever the layout
-                              inference_precision="bf16" if cfg.mode == "bf16" else "f32", layout=art.layout)
+                              inference_precision=_hint(cfg), layout=art.layout)
+
+
+def _hint(cfg: Config) -> str:
+    if cfg.mode == "auto":
+        return dict(cfg.options).get("inference_precision", "f32")
+    return "bf16" if cfg.mode == "bf16" else "f32"

@@ -252,6 +252,8 @@ class Bench:
             extra = {k: v for k, v in runner.info.items() if k not in own}
             if extra:
                 row["backend_info"] = extra
+            if extra.get("inference_precision_hint") == "bf16":  # OpenVINO computes the FP32 file in bf16: say so
+                row["precision"] = "bf16"
             if self.images:
                 lv.call = self._pipeline(lv, art)
             else:

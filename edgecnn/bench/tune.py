@@ -8,7 +8,9 @@ each interleaving its rows and re-measuring the previous stage's winner beside t
 1. **runtime x precision x threads** at batch 1, default options: onnxruntime (and OpenVINO where the
    ``[openvino]`` extra is installed) x FP32 / INT8 / INT8 with float islands (files beside the input,
    ``m.int8.onnx`` and ``m.int8-islands.onnx``, or made with ``--calib DIR``; the islands file by ``quantize
-   --islands auto``) x 1..physical cores threads.
+   --islands auto``) x 1..physical cores threads; and bf16, OpenVINO's bf16 inference precision on the FP32
+   file, only on a CPU with native bf16 (AVX512_BF16 / AMX) and only once its answers passed the accuracy
+   check against FP32 (``edgecnn.bf16``; a failed check is a "rejected" row saying why).
 2. **onnxruntime session options** on the best onnxruntime row: intra-op spinning off, pool threads pinned
    to cores, graph optimisation level "extended" / "basic" instead of "all", one at a time.
 3. **batch** (throughput; only where the file's batch is dynamic): the two best configurations at larger
@@ -36,8 +38,8 @@ from edgecnn.errors import EdgeCNNError, MissingFileError, UsageError, first_lin
 
 OBJECTIVES = ("latency", "throughput")
 RUNTIMES = ("ort", "openvino")
-PRECISIONS = ("fp32", "int8", "int8-islands")
-NAMES = {"fp32": "FP32", "int8": "INT8", "int8-islands": "INT8 with float islands"}
+PRECISIONS = ("fp32", "int8", "int8-islands", "bf16")
+NAMES = {"fp32": "FP32", "int8": "INT8", "int8-islands": "INT8 with float islands", "bf16": "bf16"}
 # the ``QuantizeOptions`` that make each precision's file (``runtime.profile.variant_path``) from ``--calib``:
 # "int8-islands" keeps in float the blocks that are slower in INT8 on this host (``quantize --islands auto``)
 PRECISION_QUANTIZE: dict[str, dict] = {"int8": {}, "int8-islands": {"islands": "auto"}}
@@ -72,7 +74,9 @@ class Candidate:
     @property
     def options(self) -> dict:
         if self.runtime != "ort":
-            return {}
+            from edgecnn.runtime.profile import HINTED
+
+            return dict(HINTED[self.precision][1]) if self.precision in HINTED else {}
         return {"spinning": self.spinning, "affinity": self.affinity, "graph_opt": self.graph_opt}
 
     @property
@@ -80,7 +84,7 @@ class Candidate:
         """The options that differ from onnxruntime's defaults, as the table shows them."""
         out = []
         for k, v in self.options.items():
-            if v != ORT_DEFAULTS[k]:
+            if k in ORT_DEFAULTS and v != ORT_DEFAULTS[k]:
                 out.append({"spinning": "no-spin", "affinity": "pinned"}.get(k, f"opt={v}"))
         return out
 
@@ -102,10 +106,12 @@ class TuneResult:
     notes: list[str] = field(default_factory=list)
     profile: Path | None = None
     saved_model: dict | None = None  # session creation with/without onnxruntime's saved optimised graph
+    checks: dict[str, dict] = field(default_factory=dict)  # precision -> its accuracy check (bf16: edgecnn.bf16)
 
     def to_dict(self) -> dict:
         return {"file": str(self.path), "host": self.host, "profile": str(self.profile) if self.profile else None,
-                "choices": self.choices, "saved_model": self.saved_model, "notes": self.notes, "rows": self.rows}
+                "choices": self.choices, "saved_model": self.saved_model, "checks": self.checks,
+                "notes": self.notes, "rows": self.rows}
 
 
 # ---- the file and its precisions ---------------------------------------------------------------------
@@ -204,7 +210,8 @@ def _load(c: Candidate, shape: tuple[int, int, int], layout: str, warmup: int) -
     elif c.runtime == "openvino":
         from edgecnn.bench.backend_openvino import compile_file
 
-        runner = compile_file(c.path, batch=c.batch, threads=c.threads, size=shape[1:], layout=layout)
+        runner = compile_file(c.path, batch=c.batch, threads=c.threads, size=shape[1:], layout=layout,
+                              inference_precision=c.options.get("inference_precision", "f32"))
         session_s = time.perf_counter() - t0
         x = runner.make_input(c.batch)
         call = lambda: runner(x)  # noqa: E731
@@ -251,6 +258,11 @@ def measure(cands: list[Candidate], stage: str, shape, layout, *, runs: int | No
     return list(rows.values())
 
 
+def rejected(c: Candidate, stage: str, why: str) -> dict:
+    """The row of a precision that was not measured because its accuracy check failed: ``why`` in one line."""
+    return {**_row(c, stage), "status": "rejected", "error": why}
+
+
 def _fail(row: dict, e: BaseException) -> None:
     row["status"] = "failed"
     row["error"] = str(e) if isinstance(e, EdgeCNNError) else f"{type(e).__name__}: {first_line(e)}"
@@ -258,7 +270,7 @@ def _fail(row: dict, e: BaseException) -> None:
 
 def _cand(row: dict) -> Candidate:
     return Candidate(row["runtime"], row["precision"], row["path"], row["threads"], row["batch"],
-                     **row["options"])
+                     **{k: v for k, v in row["options"].items() if k in ORT_DEFAULTS})
 
 
 def pick(rows: list[dict], objective: str) -> dict | None:
@@ -324,10 +336,14 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
          threads: list[int] | None = None, batches: list[int] | None = None, calib: str | None = None,
          budget_s: float | None = None, runs: int | None = None, ort_options: bool = True,
          saved_model: bool = True, save: bool = True,
-         on_progress: Callable[[str], None] | None = None) -> TuneResult:
+         on_progress: Callable[[str], None] | None = None, bf16_native: tuple[bool, str] | None = None,
+         bf16_check: Callable[..., dict] | None = None) -> TuneResult:
     """Measure, pick and (``save``) record. ``runs``: a fixed number of timed calls per row (tests) instead
     of the time ``budget_s`` spread over the rows. ``runtimes`` default: onnxruntime, and OpenVINO where
-    installed; ``threads``: 1..physical cores; ``batches``: ``BATCHES`` where the batch is dynamic."""
+    installed; ``threads``: 1..physical cores; ``batches``: ``BATCHES`` where the batch is dynamic.
+    bf16 (OpenVINO on the FP32 file) is measured only where the CPU has native bf16 (``bf16_native``: this
+    host's by default, ``edgecnn.bf16.host_native``) and its accuracy check passes (``bf16_check``, default
+    ``edgecnn.bf16.check``, on ``calib``'s images or deterministic ones); a failed check is a "rejected" row."""
     from edgecnn.bench.backend_openvino import available as openvino_available
     from edgecnn.bench.targets import input_spec
     from edgecnn.runtime import profile
@@ -365,6 +381,16 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
         else:
             notes.append(f"{NAMES[p]} not measured: no {profile.variant_path(path, p).name} beside the file; "
                          "give --calib DIR to make it")
+    checks: dict[str, dict] = {}
+    refused: list[dict] = []
+    if "fp32" in files and "bf16" in (precisions or PRECISIONS):
+        why = _bf16_offer(files["fp32"], runtimes, calib, bf16_native, bf16_check, checks, tell)
+        if why is None:
+            files["bf16"] = files["fp32"]
+        elif "bf16" in checks:  # measured and rejected: a row of the table, with why
+            refused = [rejected(Candidate("openvino", "bf16", str(files["fp32"]), t), "1", why) for t in threads]
+        elif precisions or "openvino" in runtimes:
+            notes.append(f"bf16 not measured: {why}")
     if precisions:
         files = {p: f for p, f in files.items() if p in precisions} or files
     if batches is None:
@@ -374,7 +400,8 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
     if 1 not in batches:
         batches = [1, *batches]
 
-    stage1 = [Candidate(rt, p, str(f), t) for rt in runtimes for p, f in files.items() for t in threads]
+    stage1 = [Candidate(rt, p, str(f), t) for rt in runtimes for p, f in files.items() for t in threads
+              if p not in profile.HINTED or profile.HINTED[p][0] == rt]
     n_ort = 1 + len(ORT_VARIANTS) if ort_options and "ort" in runtimes else 0
     n_batch = 2 * (len(batches) - 1) + 1 if len(batches) > 1 else 0
     n_rows = len(stage1) + n_ort + n_batch
@@ -383,7 +410,7 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
 
     rows: list[dict] = []
     tell(f"stage 1/3: {len(stage1)} configurations (runtime x precision x threads), {_per(timing)} each")
-    rows += measure(stage1, "1", shape, layout, **timing)
+    rows += measure(stage1, "1", shape, layout, **timing) + refused
     lat = pick(rows, "latency")
     if lat is None:
         first = next((r["error"] for r in rows if r["error"]), "no configuration ran")
@@ -436,10 +463,33 @@ def tune(model: str | Path, *, runtimes: list[str] | None = None, precisions: li
             if r["key"] == ch["key"] and r["stage"] == ch["stage"]:
                 r.setdefault("chosen", []).append(objective)
     host = profile.host_tag()
-    result = TuneResult(path, host, rows, choices, notes, saved_model=saved)
+    result = TuneResult(path, host, rows, choices, notes, saved_model=saved, checks=checks)
     if save:
-        result.profile = profile.save(path, choices, rows, extra={"saved_model": saved, "notes": notes})
+        result.profile = profile.save(path, choices, rows, extra={"saved_model": saved, "notes": notes,
+                                                                  "checks": checks})
     return result
+
+
+def _bf16_offer(fp32: Path, runtimes: list[str], calib: str | None, native: tuple[bool, str] | None,
+                check: Callable[..., dict] | None, checks: dict, tell: Callable[[str], None]) -> str | None:
+    """None when bf16 may be measured: OpenVINO runs here, the CPU has native bf16 and the accuracy check
+    passed (recorded in ``checks``); else why not, in one line."""
+    from edgecnn import bf16
+
+    if "openvino" not in runtimes:
+        return "it is OpenVINO's inference precision (--runtime openvino; pip install 'edgecnn[openvino]')"
+    ok, why = native if native is not None else bf16.host_native()
+    if not ok:
+        return why
+    tell(f"bf16: checking its answers against FP32 ({why})")
+    try:
+        res = (check or bf16.check)(fp32, calib=calib)
+    except EdgeCNNError as e:
+        res = {"passed": False, "why": f"the accuracy check could not run: {first_line(e)}"}
+    checks["bf16"] = res
+    if res["passed"]:
+        return None
+    return f"rejected by its accuracy check: {res['why']}"
 
 
 def _choice(row: dict) -> dict:
@@ -476,7 +526,7 @@ def table_rows(result: TuneResult) -> tuple[list[str], list[list]]:
         c = _cand(r)
         if r["status"] != "ok":
             out.append([r["stage"], c.runtime, c.precision, c.threads, c.batch, " ".join(c.changed) or "-", "-",
-                        "failed", "", "", "", r["error"]])
+                        r["status"], "", "", "", r["error"]])
             continue
         lat = r["latency_ms"]
         vs = f"{r['throughput_ips'] / ref['throughput_ips']:.2f}x" if ref and ref["throughput_ips"] else "-"

@@ -56,7 +56,9 @@ def eval_cmd(
                                                          "host; without a profile: ort)."),
     precision: str = typer.Option(None, "--precision", help="ONNX: auto (the file of the precision 'edgecnn tune' "
                                                             "chose), fp32 or int8 (the file of that precision "
-                                                            "beside MODEL) [default: MODEL as given].",
+                                                            "beside MODEL), bf16 (the FP32 file in OpenVINO's "
+                                                            "bf16, on CPUs with AVX512_BF16/AMX) [default: MODEL "
+                                                            "as given].",
                                   show_default=False),
     provider: str = typer.Option("auto", "--provider", help="ONNX, ort: auto, cpu, cuda or tensorrt."),
     threads: int = cli_threads.option("onnxruntime intra-op threads (a checkpoint: torch threads)"),

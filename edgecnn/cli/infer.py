@@ -256,8 +256,9 @@ def infer_cmd(
                                                          "without a profile: ort)."),
     precision: str = typer.Option(None, "--precision", help="auto (the file of the precision 'edgecnn tune' chose), "
                                                             "fp32 or int8 (the file of that precision beside "
-                                                            "--model, e.g. m.int8.onnx) [default: --model as "
-                                                            "given].", show_default=False),
+                                                            "--model, e.g. m.int8.onnx), bf16 (the FP32 file in "
+                                                            "OpenVINO's bf16, on CPUs with AVX512_BF16/AMX) "
+                                                            "[default: --model as given].", show_default=False),
     provider: str = typer.Option("auto", "--provider", help="ort: auto, cpu, cuda or tensorrt."),
     threads: int = typer.Option(None, "--threads", help="Intra-op threads [default: physical cores; auto: the "
                                                         "profile's]."),

@@ -14,11 +14,13 @@ def tune_cmd(
     model: str = typer.Argument(..., help="An ONNX file."),
     calib: str = typer.Option(None, "--calib", help="Calibration images to make the INT8 files beside it when "
                                                     "there are none (<name>.int8.onnx; <name>.int8-islands.onnx "
-                                                    "with quantize --islands auto)."),
+                                                    "with quantize --islands auto), and to check bf16's answers "
+                                                    "against FP32's."),
     runtime: str = typer.Option(None, "--runtime", help="Runtimes to try: ort,openvino [default: those installed]."),
-    precision: str = typer.Option(None, "--precision", help="Precisions to try: fp32,int8,int8-islands [default: "
-                                                            "all, INT8 ones where their file is there or --calib "
-                                                            "makes it]."),
+    precision: str = typer.Option(None, "--precision", help="Precisions to try: fp32,int8,int8-islands,bf16 "
+                                                            "[default: all; INT8 ones where their file is there or "
+                                                            "--calib makes it; bf16 (OpenVINO) where the CPU has "
+                                                            "native bf16 and its answers agree with FP32's]."),
     threads: str = typer.Option(None, "--threads", help="Thread counts to try, e.g. 1,2 [default: 1..physical "
                                                         "cores]."),
     batch: str = typer.Option(None, "--batch", help="Batches to try for throughput, e.g. 1,8 [default: 1,4,8 "
@@ -34,7 +36,10 @@ def tune_cmd(
     (latency: p50 at batch 1; throughput: images/s) in the file's device profile, keyed by the file's
     SHA-256 and this host's tag. 'infer' and 'eval' with --runtime auto --precision auto, and 'bench
     --runtime auto', run what it chose. A configuration within 3% of the fastest that is simpler (FP32, default options,
-    fewer threads) wins: smaller differences are noise.
+    fewer threads) wins: smaller differences are noise. bf16 is a precision change: it is measured only after
+    its outputs agree with FP32's on the --calib images (else on 16 seeded smooth random images): top-1
+    agreement >= 99% (detectors: detection F1 >= 0.95) and cosine >= 0.999; otherwise its row says
+    "rejected" and why.
 
     Example: edgecnn tune export/mobilenetv2.onnx --calib images/ --quick
     """
@@ -77,6 +82,11 @@ def print_result(result) -> None:
     if s:
         typer.echo(f"session creation: {s['file_s'] * 1e3:.1f} ms from the file, {s['saved_s'] * 1e3:.1f} ms from "
                    f"onnxruntime's saved optimised graph: {'used' if s['pays'] else 'not worth it, not used'}")
+    for precision, check in result.checks.items():
+        if "judged_by" in check:
+            typer.echo(f"{precision} check on {check['inputs']}: {check['judged_by']} {check['value']:.3f} (needs >= "
+                       f"{check['threshold']}), worst cosine {check['cosine']:.5f}: "
+                       f"{'passed' if check['passed'] else 'rejected'}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.profile:

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecnn.errors import UsageError
+from edgecnn.runtime.profile import HINTED
 
 CHOICES = ("ort", "openvino", "auto")
 # runtime options a profile may carry that Engine takes as keyword arguments (others are kept in ``options``)
-ENGINE_OPTIONS = {"ort": ("graph_opt", "spinning", "affinity", "optimized_model"), "openvino": ()}
+ENGINE_OPTIONS = {"ort": ("graph_opt", "spinning", "affinity", "optimized_model"),
+                  "openvino": ("inference_precision",)}
 # --precision: auto (the tuned profile's file), or the file of that precision (the one given, or its variant
-# beside it: ``runtime.profile.variant_path``); None: the file as given
-PRECISIONS = ("auto", "fp32", "int8")
+# beside it: ``runtime.profile.variant_path``), or bf16 (the FP32 file in OpenVINO with its bf16 inference
+# precision, on CPUs with native bf16: ``edgecnn.bf16``); None: the file as given
+PRECISIONS = ("auto", "fp32", "int8", "bf16")
 
 
 @dataclass
@@ -52,15 +55,27 @@ class Resolved:
             out["optimized_model"] = saved
         return out
 
+    @property
+    def bf16(self) -> bool:
+        """Whether this runs the file in OpenVINO's bf16 inference precision."""
+        return self.runtime == "openvino" and self.options.get("inference_precision") == "bf16"
+
     def describe(self) -> dict:
         """For a command's JSON summary: runtime, why, the file that runs, and the tuned settings."""
         d = {"runtime": self.runtime, "reason": self.reason, "model": str(self.path)}
+        if self.bf16:  # OpenVINO computes the FP32 file in bf16: say so, tuned or asked
+            d.update(precision="bf16", threads=self.threads, batch=self.batch)
         if self.choice is not None:
-            d.update(precision=self.choice.get("precision"), threads=self.threads, batch=self.batch)
-            if Path(self.choice.get("path", "")).resolve() != self.path.resolve():  # not the tuned precision's file
-                from edgecnn.bench.targets import precision_of
+            tuned = self.choice.get("precision")
+            d.update(precision=tuned, threads=self.threads, batch=self.batch)
+            if self.bf16:
+                d["precision"] = "bf16"
+            elif tuned in HINTED or Path(self.choice.get("path", "")).resolve() != self.path.resolve():
+                from edgecnn.bench.targets import precision_of  # not the tuned precision's file or setting
 
-                d.update(precision=precision_of(self.path), tuned_precision=self.choice.get("precision"))
+                d["precision"] = precision_of(self.path)
+            if d["precision"] != tuned:
+                d["tuned_precision"] = tuned
         return d
 
     def line(self) -> str:
@@ -76,7 +91,8 @@ def describe_line(d: dict) -> str:
     if "precision" in d:
         why += f": precision {d['precision']}, threads {d['threads'] or 'default'}, batch {d['batch'] or 1}"
         if d.get("tuned_precision") and d["tuned_precision"] != d["precision"]:
-            why += f"; tuned precision {d['tuned_precision']}: --precision auto runs its file"
+            what = "it" if d["tuned_precision"] in HINTED else "its file"
+            why += f"; tuned precision {d['tuned_precision']}: --precision auto runs {what}"
     elif why.startswith("no profile"):
         why = f"no profile for this file on this host; 'edgecnn tune {d['model']}' makes one"
     return f"runtime: {RUNTIMES[d['runtime']]} ({why}) for {d['model']}"
@@ -129,6 +145,8 @@ def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None 
     check_runtime(runtime)
     check_precision(precision)
     path = Path(model_path)
+    if precision == "bf16":
+        return _bf16(path, runtime, objective, host)
     if precision not in (None, "auto"):
         # the tuned profile is the FP32 file's: its choice of runtime and settings holds for its variants too
         precision_path = precision_file(path, precision)
@@ -143,7 +161,8 @@ def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None 
     if runtime != "auto":
         if precision == "auto" and choice is not None:  # the tuned precision's file; its settings if same runtime
             same = choice.get("runtime") == runtime
-            return Resolved(runtime, Path(choice["path"]), "asked; precision from the tuned profile",
+            file = path if choice.get("precision") in HINTED else Path(choice["path"])
+            return Resolved(runtime, file, "asked; precision from the tuned profile",
                             **(_settings(choice) if same else {}), choice=choice)
         return Resolved(runtime, path, "asked")
     if choice is None:
@@ -153,13 +172,42 @@ def resolve(model_path: str | Path, runtime: str = "ort", precision: str | None 
 
         if not available():
             return Resolved("ort", path, "the tuned profile chose OpenVINO, which is not installed: onnxruntime")
-    return Resolved(choice["runtime"], Path(choice["path"]) if precision == "auto" else path, "tuned profile",
-                    **_settings(choice), choice=choice)
+    settings = _settings(choice)
+    if precision != "auto":  # the file as given, at its own precision: not the tuned precision's setting
+        for k in HINTED.get(choice.get("precision"), ("", {}))[1]:
+            settings["options"].pop(k, None)
+    # --precision auto: the tuned precision's file; a precision that is a runtime setting (bf16) runs the file given
+    tuned_file = precision == "auto" and choice.get("precision") not in HINTED
+    return Resolved(choice["runtime"], Path(choice["path"]) if tuned_file else path, "tuned profile",
+                    **settings, choice=choice)
 
 
 def _settings(choice: dict) -> dict:
     return {"threads": choice.get("threads"), "batch": choice.get("batch"),
             "options": dict(choice.get("options") or {})}
+
+
+def _bf16(path: Path, runtime: str, objective: str, host: str | None, native=None) -> Resolved:
+    """``--precision bf16``: the FP32 file (this one, or the one an INT8 file was made from) in OpenVINO with
+    its bf16 inference precision; ``--runtime auto`` takes the tuned profile's threads when it chose OpenVINO.
+    ``native``: ``edgecnn.bf16.native``'s answer for this host (tests inject it)."""
+    from edgecnn import bf16
+
+    if runtime == "ort":
+        raise UsageError("--precision bf16 is OpenVINO's bf16 inference precision; give --runtime openvino or auto")
+    ok, why = native if native is not None else bf16.host_native()
+    if not ok:
+        raise UsageError(f"--precision bf16: {why}; run fp32 (or int8) on this host")
+    fp32 = precision_file(path, "fp32")
+    hint = dict(HINTED["bf16"][1])
+    if runtime == "auto":
+        from edgecnn.runtime import profile
+
+        choice = profile.lookup(fp32, objective, host=host)
+        if choice is not None and choice.get("runtime") == "openvino":
+            return Resolved("openvino", fp32, "asked; threads from the tuned profile", choice.get("threads"),
+                            choice.get("batch"), hint, choice)
+    return Resolved("openvino", fp32, "asked", options=hint)
 
 
 def open_engine(model_path: str | Path, runtime: str = "ort", precision: str | None = None,

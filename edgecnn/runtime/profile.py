@@ -25,6 +25,9 @@ CHOICE_KEYS = ("runtime", "precision", "path", "threads", "batch", "options")
 # where a file's variant of another precision lives, beside it: what ``tune`` measures and ``--precision int8``
 # opens (``edgecnn quantize``'s default name), and INT8 with float islands (``quantize --islands auto``)
 PRECISION_SUFFIX = {"int8": ".int8.onnx", "int8-islands": ".int8-islands.onnx"}
+# precisions that are a runtime's setting on the FP32 file, not a file of their own: precision -> the runtime
+# that has it and the Engine option that asks for it (bf16: OpenVINO's inference precision, ``edgecnn.bf16``)
+HINTED = {"bf16": ("openvino", {"inference_precision": "bf16"})}
 
 
 class ProfileError(EdgeCNNError):
@@ -57,6 +60,11 @@ def save(model_path: str | Path, choices: dict[str, dict], table: list[dict], *,
             raise ProfileError(f"the {objective} choice lacks {', '.join(missing)}")
         if choice["runtime"] not in RUNTIMES:
             raise ProfileError(f"unknown runtime {choice['runtime']!r}; use one of {', '.join(RUNTIMES)}")
+        hinted = HINTED.get(choice["precision"])
+        if hinted and (choice["runtime"] != hinted[0] or any(
+                (choice["options"] or {}).get(k) != v for k, v in hinted[1].items())):
+            raise ProfileError(f"the {objective} choice's precision {choice['precision']} runs on {hinted[0]} with "
+                               f"{hinted[1]}; got {choice['runtime']} with {choice['options']}")
     model_path = Path(model_path).resolve()
     digest = sha256(model_path)
     host = host or host_tag()

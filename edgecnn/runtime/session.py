@@ -125,8 +125,8 @@ class Engine:
     """One loaded model.
 
     ``runtime``: "ort" (onnxruntime; ``provider``, ``graph_opt``, ``spinning`` are its settings) or "openvino"
-    (OpenVINO's CPU plugin, f32 precision hint; ``provider`` auto or cpu). ``edgecnn.runtime.choice`` turns
-    ``--runtime auto`` into one of them.
+    (OpenVINO's CPU plugin; ``provider`` auto or cpu; ``inference_precision`` f32, or bf16 for ``--precision
+    bf16``: ``edgecnn.bf16``). ``edgecnn.runtime.choice`` turns ``--runtime auto`` into one of them.
     ``contract``: the file's contract, or one derived from the graph (``from_graph`` True); when
     its preprocessing was assumed (no contract, or an INT8 file made from such a file) ``warnings``
     say what. ``overrides`` (the options every command shares, ``edgecnn.cli.prep_options``) and the
@@ -139,7 +139,8 @@ class Engine:
                  optimized_model: str | Path | None = None, size: tuple[int, int] | None = None,
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  labels: Sequence[str] | None = None, decode: str | None = None, task: str | None = None,
-                 layout: str | None = None, overrides: Overrides | None = None, runtime: str = "ort"):
+                 layout: str | None = None, overrides: Overrides | None = None, runtime: str = "ort",
+                 inference_precision: str = "f32"):
         self.path = Path(path)
         if runtime not in RUNTIMES:
             raise UsageError(f"unknown --runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}, auto")
@@ -161,8 +162,11 @@ class Engine:
             from edgecnn.runtime.openvino import OpenVINOSession
 
             providers = []
-            self.session = OpenVINOSession(self.path, threads=threads)
+            self.session = OpenVINOSession(self.path, threads=threads, inference_precision=inference_precision)
         else:
+            if inference_precision != "f32":
+                raise UsageError(f"inference precision {inference_precision} is OpenVINO's; onnxruntime runs the "
+                                 "file at its own precision (give --runtime openvino)")
             providers = choose_providers(provider)
             # onnxruntime's saved optimised graph of this file (``edgecnn tune`` caches it per host): already
             # optimised, so it is opened without optimising again; it carries the file's metadata (the contract)
@@ -176,7 +180,7 @@ class Engine:
         if providers and provider != "auto" and self.providers[0] != providers[0]:
             raise EngineError(f"provider '{provider}' failed to start for {self.path} (onnxruntime fell back to "
                               f"{self.providers[0]}); check the CUDA/TensorRT libraries")
-        self.threads, self.graph_opt = threads, graph_opt
+        self.threads, self.graph_opt, self.inference_precision = threads, graph_opt, inference_precision
         try:
             contract = from_metadata(self.session.get_modelmeta().custom_metadata_map)
         except ContractError as e:
@@ -264,9 +268,12 @@ class Engine:
 
     def describe(self) -> dict:
         """Session facts for reports: file, runtime, provider chain, threads, graph optimisation, load time."""
-        return {"model": str(self.path), "task": self.task, "runtime": self.runtime, "providers": self.providers,
-                "threads": self.threads, "graph_opt": self.graph_opt, "load_s": round(self.load_s, 4),
-                "contract": "graph" if self.from_graph else "file", "weights": self.contract.weights}
+        d = {"model": str(self.path), "task": self.task, "runtime": self.runtime, "providers": self.providers,
+             "threads": self.threads, "graph_opt": self.graph_opt, "load_s": round(self.load_s, 4),
+             "contract": "graph" if self.from_graph else "file", "weights": self.contract.weights}
+        if self.inference_precision != "f32":
+            d["inference_precision"] = self.inference_precision
+        return d
 
 
 def _open(path: Path, opts: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:

@@ -80,7 +80,8 @@ def test_infer_precision_int8_runs_the_variant_and_bad_values_are_one_line(tiny,
     assert json.loads(res.stdout)["summary"]["runtime"]["model"] == str(int8)
     res = cli("infer", str(image), "--model", str(tiny), "--precision", "int4")
     assert res.exit_code == 2
-    assert res.stderr.strip().splitlines() == ["Error: unknown --precision 'int4'; choose one of: auto, fp32, int8"]
+    assert res.stderr.strip().splitlines() == [
+        "Error: unknown --precision 'int4'; choose one of: auto, fp32, int8, bf16"]
 
 
 def test_tune_then_infer_auto_runs_the_tuned_choice(tiny, home, image, cli):

@@ -18,7 +18,7 @@ RUNTIME_MODULES = [
     "edgecnn.coco", "edgecnn.eval.run", "edgecnn.eval.coco_map", "edgecnn.eval.classify", "edgecnn.train.coco",
     "edgecnn.train.detect_augment",
     "edgecnn.runtime.video", "edgecnn.runtime.video_writer", "edgecnn.runtime.stream", "edgecnn.bench.video",
-    "edgecnn.cli.infer_video", "edgecnn.bench.tune", "edgecnn.cli.tune",
+    "edgecnn.cli.infer_video", "edgecnn.bench.tune", "edgecnn.cli.tune", "edgecnn.bf16", "edgecnn.export.parity",
 ]
 
 
