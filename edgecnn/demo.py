@@ -28,8 +28,8 @@ SPEED_BATCH = 16  # stage 6 times batch 1 and a batch of this many images (fewer
 # Stage 7, sized to the demo's budget (3 minutes on 2 cores for the whole demo). SSDLite's anchors are fixed
 # fractions of the input and its first map has stride 16: at a 64 px input that map is 4x4 and half the shapes
 # overlap no anchor by IoU 0.5 (mAP@.50 0.40 after 6 epochs). So the network sees the 64 px images letterboxed up
-# to 128 px (first map 8x8: 9% of the shapes left uncovered) at width 0.5, whose training step costs about what
-# width 1.0 cost at 64 px (benchmarks/results/intel-xeon-2c-amx/demo_detect.md). The shapes are large (radius
+# to 128 px (first map 8x8: 9% of the shapes left uncovered) at width 0.5, whose training step costs 1.1-1.4x
+# what width 1.0 cost at 64 px (benchmarks/results/intel-xeon-2c-amx/demo_detect.md). The shapes are large (radius
 # 0.15-0.3 of the image), one to three per image, on the two quieter textures, and each class keeps its own hue
 # (red circles, green triangles, blue squares, yellow stars). Fresh images seen a few times each, no augmentation.
 # AdamW at 6e-3: the narrower network wants it (4 epochs: mAP@.50 0.952, at 3e-3 0.827).
