@@ -6,7 +6,7 @@
 4. export the best checkpoint to ONNX with its deploy contract, through the parity gate;
 5. quantize it to INT8 (calibrated on the validation images) with the agreement report;
 6. run both files torch-free (the device runtime) on the validation folder: accuracy and speed;
-7. detection: a shapes COCO set, an SSDLite training sized to about two minutes on 2 cores,
+7. detection: a shapes COCO set, an SSDLite training sized to about a minute and a half on 2 cores,
    export, ``infer --save`` (annotated images) and ``eval`` (COCO mAP by pycocotools) of the exported file.
 """
 
@@ -25,16 +25,18 @@ from edgecnn.errors import EdgeCNNError
 ZOO_CHECK = ("simplecnn", "lenet5", "mobilenetv1", "mobilenetv2", "resnet18")
 SPEED_BATCH = 16  # stage 6 times batch 1 and a batch of this many images (fewer when the folder has fewer)
 
-# Stage 7, sized to the demo's budget (about two minutes on 2 cores). SSDLite's anchors are fixed fractions of
-# the input (0.2 .. 0.95 over six maps, the first at stride 16): at 64 px the first map is 4x4, so the demo's
-# shapes are large (radius 0.15-0.3 of the image: 19-38 px), one to three per image, on the two quieter
-# textures, and each class keeps its own hue (red circles, green triangles, blue squares, yellow stars): the
-# cue a detector trained from scratch for a few hundred steps picks up first. Many fresh images seen six
-# times each, no augmentation.
-DET_EPOCHS, DET_IMAGES, DET_SIZE = 6, 1600, 64
+# Stage 7, sized to the demo's budget (3 minutes on 2 cores for the whole demo). SSDLite's anchors are fixed
+# fractions of the input and its first map has stride 16: at a 64 px input that map is 4x4 and half the shapes
+# overlap no anchor by IoU 0.5 (mAP@.50 0.40 after 6 epochs). So the network sees the 64 px images letterboxed up
+# to 128 px (first map 8x8: 9% of the shapes left uncovered) at width 0.5, whose training step costs 1.1-1.4x
+# what width 1.0 cost at 64 px (benchmarks/results/intel-xeon-2c-amx/demo_detect.md). The shapes are large (radius
+# 0.15-0.3 of the image), one to three per image, on the two quieter textures, and each class keeps its own hue
+# (red circles, green triangles, blue squares, yellow stars). Fresh images seen a few times each, no augmentation.
+# AdamW at 6e-3: the narrower network wants it (4 epochs: mAP@.50 0.952, at 3e-3 0.827).
+DET_EPOCHS, DET_IMAGES, DET_SIZE, DET_INPUT, DET_WIDTH = 4, 1600, 64, 128, 0.5  # image side, network input side
 DET_STYLE = {"most": 3, "radius": (0.15, 0.3), "backgrounds": ("grain", "gradient"),  # train.shapes.DetectStyle
              "class_hues": True}
-DET_TRAIN = {"batch_size": 16, "optimizer": "adamw", "lr": 3e-3, "warmup_epochs": 0.3, "augment": False}
+DET_TRAIN = {"batch_size": 16, "optimizer": "adamw", "lr": 6e-3, "warmup_epochs": 0.3, "augment": False}
 DET_DRAW_SIDE = 256  # annotated copies drawn at least this large: boxes and tags legible
 
 
@@ -50,7 +52,9 @@ class DemoOptions:
     runs: int = 5
     det_epochs: int = DET_EPOCHS  # detection stage; 0 skips it
     det_images: int = DET_IMAGES
-    det_size: int = DET_SIZE
+    det_size: int = DET_SIZE  # image side of the detection data
+    det_input: int = DET_INPUT  # the detector's input side (the images are letterboxed to it)
+    det_width: float = DET_WIDTH  # the detector's width multiplier
     threads: int | None = None  # torch and onnxruntime threads; None: edgecnn.threads.resolve()
     speed_rounds: int = 3  # interleaved passes over the validation folder per file and batch size (stage 6)
 
@@ -265,14 +269,14 @@ def detection_stage(opts: DemoOptions, out: Path, say: Callable[[str], None]) ->
 
     data = out / f"shapes-det-{opts.det_images}-{size}px-seed{opts.seed}"
     say(f"\n[7/7] detection: {opts.det_images} {size}x{size} shapes images with COCO boxes -> {data}; "
-        f"ssdlite_mobilenetv2 at {size}px for {opts.det_epochs} epochs")
+        f"ssdlite_mobilenetv2 (width {opts.det_width:g}) at {opts.det_input}px for {opts.det_epochs} epochs")
     if not (data / "annotations").is_dir():
         write_shapes(data, opts.det_images, size, seed=opts.seed, task="detect", style=DetectStyle(**DET_STYLE))
     lap("data")
     run_dir = out / "run-detect"
     result = train(TrainConfig(model="ssdlite_mobilenetv2", data=str(data), epochs=opts.det_epochs,
-                               input_size=size, out=str(run_dir), overwrite=True, seed=opts.seed, device="cpu",
-                               threads=threads, **DET_TRAIN), echo=say, note_busy=False)
+                               input_size=opts.det_input, width_mult=opts.det_width, out=str(run_dir), overwrite=True,
+                               seed=opts.seed, device="cpu", threads=threads, **DET_TRAIN), echo=say, note_busy=False)
     lap("training")
     exp = export(ExportOptions(model=str(run_dir / "best.pt"), out=str(out / "ssdlite_mobilenetv2.onnx")))
     say(f"wrote {exp.path}: parity PASSED (boxes and scores before NMS, detections after) at batch 1/2/5")

@@ -42,6 +42,9 @@ def train_cmd(
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Label smoothing of the loss, 0-1."),
     input_size: int = typer.Option(None, "--input-size", help="Square input side [default: the model card's, "
                                                               "or the checkpoint's]."),
+    width_mult: float = typer.Option(None, "--width-mult", help="Width multiplier of the models that have one "
+                                                                "(mobilenets, SSDLite), e.g. 0.5 [default: 1.0, "
+                                                                "or the checkpoint's]."),
     in_channels: int = typer.Option(None, "--in-channels", help="1 (grayscale) or 3 [default: the card's]."),
     resize: str = typer.Option(None, "--resize", help="Eval resize policy, stored in the contract: resize_crop "
                                                       "(default), letterbox or stretch."),
@@ -88,7 +91,8 @@ def train_cmd(
 
     cfg = TrainConfig(model=model, data=data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       schedule=schedule, warmup_epochs=warmup_epochs, weight_decay=weight_decay,
-                      label_smoothing=label_smoothing, input_size=input_size, in_channels=in_channels,
+                      label_smoothing=label_smoothing, input_size=input_size, width_mult=width_mult,
+                      in_channels=in_channels,
                       resize=resize, val_split=val_split, augment=augment, flip=flip, workers=workers,
                       threads=threads, seed=seed,
                       device=device, out=out, resume=resume, overwrite=overwrite, init=init, freeze=freeze,

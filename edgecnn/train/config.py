@@ -43,6 +43,7 @@ class TrainConfig:
     weight_decay: float | None = None  # DEFAULT_WD[optimizer]
     label_smoothing: float = 0.0
     input_size: int | None = None
+    width_mult: float | None = None  # the model's width multiplier (models that have one), or the checkpoint's
     in_channels: int | None = None
     resize: str | None = None  # resize policy of the eval transform (the contract's)
     val_split: float | None = None
@@ -68,7 +69,7 @@ class TrainConfig:
                 raise UsageError(f"--{flag} must be positive, got {v}")
 
         for flag, v in (("epochs", self.epochs), ("batch-size", self.batch_size), ("lr", self.lr),
-                        ("input-size", self.input_size), ("threads", self.threads)):
+                        ("input-size", self.input_size), ("threads", self.threads), ("width-mult", self.width_mult)):
             positive(flag, v)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown --optimizer '{self.optimizer}'; choose sgd or adamw")

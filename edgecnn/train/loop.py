@@ -258,8 +258,12 @@ class Trainer:
             in_ch = cfg.in_channels or stored.get("in_channels") or card.input_channels
             size = cfg.input_size or stored.get("input_size") or card.input_size
         # the checkpoint's width (and the rest of its model config) carries over; classes follow the data
+        width = None if resume is not None else cfg.width_mult  # a resumed run keeps its own
         model = build_model(name, base["config"] if base is not None else None,
-                            num_classes=self.task.num_classes(data), in_channels=in_ch, input_size=size)
+                            num_classes=self.task.num_classes(data), in_channels=in_ch, input_size=size,
+                            width_mult=width)
+        if width not in (None, 1.0) and getattr(model, "width_mult", None) != width:
+            raise UsageError(f"--width-mult: {name} has no width multiplier; leave the option out")
         if base is not None and in_ch == stored["in_channels"]:
             spec = Preprocess(**base["contract"]["preprocess"]).resized(size, size)  # keep the trained transform
         else:  # the model's own (a detector's letterbox or stretch), else the ImageNet transform

@@ -10,18 +10,18 @@ from PIL import Image
 
 from tests.conftest import run_cli
 
-# The detection stage is seeded and runs on 1 thread here (EDGECNN_THREADS), at 3 of the demo's 6 epochs to keep
-# the suite short (CI's first command runs the whole default demo): on intel-xeon-2c-amx the 3-epoch file scored
-# 0.143 (the same losses epoch by epoch in `edgecnn demo --det-epochs 3`). The floor leaves room for another CPU's
-# float rounding to move some boxes and is 20x what the old 4-epoch stage scored (0.004). It is NOT the issue's
-# 0.8: the 6-epoch default scores 0.404 (README, Demo).
-MAP50_FLOOR = 0.08
+# The detection stage is seeded and runs on 1 thread here (EDGECNN_THREADS), at 2 of the demo's 4 epochs to keep
+# the suite short (CI's first command runs the whole default demo). Measured on intel-xeon-2c-amx: 2 epochs of the
+# demo's recipe (128 px input, width 0.5, AdamW 6e-3) scored mAP@.50 0.678 (4 epochs: 0.952); the old 64 px recipe
+# was at 0.109-0.125 after its second epoch (benchmarks/results/intel-xeon-2c-amx/demo_detect.md). The floor sits
+# between them: another CPU's float rounding may move some boxes; a detector back at the old geometry fails it.
+MAP50_FLOOR = 0.4
 
 
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     r = run_cli("demo", "--out", str(out), "--epochs", "1", "--images", "40", "--zoo", "simplecnn",
-                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5", "--det-epochs", "3", timeout=1200)
+                "--zoo", "mobilenetv1", "--runs", "1", "--model", "lenet5", "--det-epochs", "2", timeout=1200)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     zoo = {line.split()[0]: line for line in lines if line.split()[:1] in (["simplecnn"], ["mobilenetv1"])}
@@ -44,30 +44,52 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "run-detect" / "best.pt").is_file() and len(list((out / "detections").iterdir())) == 8
     assert re.fullmatch(r"detection stage: \d+s = data \d+s, training \d+s \(\d+s an epoch\), export \d+s, "
                         r"infer \d+s, eval \d+s", lines[-3]), lines[-3]
-    _check_annotated(out)
+    # the annotated images show boxes on the shapes: 2 epochs put the best box of 6 of the 8 images on a shape
+    # of its class (4 epochs: 8 of 8)
+    assert _check_annotated(out) >= 4
     assert float(m.group(2)) >= MAP50_FLOOR, line  # the detector finds the shapes
 
 
-def _check_annotated(out: Path) -> None:
+def _check_annotated(out: Path) -> int:
     """The annotated copies are enlarged to >= 256 px and show each detection (at the contract's conf) as its
-    box outline in its class colour. (The 3-epoch detector's scores stay under conf 0.25 on these images, so
-    today this checks the enlargement; tests/runtime/test_draw.py checks boxes and tags pixel by pixel.)"""
+    box outline in its class colour, where no better-scored box overlaps it (boxes are drawn best last: a
+    weaker box under a better one is hidden where they cross; tags may cover some of any outline). Returns how
+    many of the 8 images have their best box on a shape of its class (IoU >= 0.5 with a ground-truth box)."""
+    import json
+
+    from edgecnn.runtime.detect import box_iou
     from edgecnn.runtime.draw import class_color
     from edgecnn.runtime.predict import Predictor
     from edgecnn.runtime.session import Engine
     from edgecnn.runtime.sources import expand, iter_images
 
     (data,) = out.glob("shapes-det-*")
+    doc = json.loads((data / "annotations" / "instances_val.json").read_text())
+    ids = {im["file_name"]: im["id"] for im in doc["images"]}
     files = list(iter_images(expand([data / "val"])))[:8]
+    found = 0
     for r in Predictor(Engine(out / "ssdlite_mobilenetv2.onnx", provider="cpu", threads=1)).predict(files):
         im = np.asarray(Image.open(out / "detections" / r.file.rel).convert("RGB"))
         k = im.shape[1] // Image.open(r.file.path).width
         assert min(im.shape[:2]) >= 256 and k >= 2, im.shape
-        for p in r.predictions:
+        ranked = sorted(r.predictions, key=lambda p: -p["score"])
+        for i, p in enumerate(ranked):
+            if any(_overlap(p["box"], q["box"]) for q in ranked[:i]):
+                continue
             x1, y1, x2, y2 = (round(v * k) for v in p["box"])
             outline = np.concatenate([im[y1:y2, x1], im[y1:y2, x2 - 1], im[y1, x1:x2], im[y2 - 1, x1:x2]])
             share = (outline == class_color(p["class"])).all(-1).mean()
             assert share > 0.3, (r.file.rel, p, share)  # its outline, in its colour (tags may cover some)
+        gt = [(a["category_id"], [x, y, x + w, y + h]) for a in doc["annotations"]
+              if a["image_id"] == ids[r.file.path.name] for x, y, w, h in [a["bbox"]]]
+        if ranked and gt:
+            iou = box_iou(np.array([ranked[0]["box"]]), np.array([b for _, b in gt]))[0]
+            found += any(v >= 0.5 and c == ranked[0]["class"] for v, (c, _) in zip(iou, gt, strict=True))
+    return found
+
+
+def _overlap(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
 
 
 def _check_int8_speed_lines(lines: list[str], rows: dict[str, list[str]]) -> None:

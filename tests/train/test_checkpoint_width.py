@@ -73,6 +73,23 @@ def test_train_init_and_resume_keep_the_width(half, tmp_path):
     assert _params(model_from_weights(read_weights(tmp_path / "run" / "last.pt"))) == n
 
 
+def test_train_width_mult_builds_that_width_and_keeps_it(half, shapes_dir, tmp_path, cli):
+    """`train --width-mult 0.5` trains the detector at that width (its checkpoint rebuilds with the fixture's
+    parameter count); a model without a width multiplier refuses the option in one line (exit 2)."""
+    from edgecnn.weights import model_from_weights, read_weights
+
+    data, _, n = half
+    run = tmp_path / "run"
+    r = cli("train", NAME, "--data", str(data), "--width-mult", str(WIDTH), "--input-size", str(SIZE), "--epochs",
+            "1", "--batch-size", "4", "--device", "cpu", "--threads", "1", "--out", str(run))
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(run / "last.pt")["config"]["width_mult"] == WIDTH
+    assert _params(model_from_weights(read_weights(run / "last.pt"))) == n
+    r = cli("train", "resnet18", "--data", str(shapes_dir), "--width-mult", "0.5", "--out", str(tmp_path / "r18"))
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1] == (
+        "Error: --width-mult: resnet18 has no width multiplier; leave the option out"), r.output
+
+
 def test_bench_rebuilds_the_width(half):
     from edgecnn.bench.backend_torch import load_model
 
