@@ -485,15 +485,16 @@ def islands_verdict(isl: dict[str, Any]) -> str:
     conf = isl.get("confirm") or {}
     if not conf:  # unconfirmed (search(confirm_passes=0)): the fastest variant by the search's measure
         return f"islands: kept {isl['kept']} -> {isl['speedup_vs_fp32']:.2f}x FP32 by the {search}"
+    worst, low = ("second-worst", "second-lowest") if conf.get("trim") else ("worst", "lowest")
     rule = (f"{conf['passes']} paired passes against FP32; pays when the median ratio >= {1 + conf['margin']:.2f}x "
-            f"(margin {conf['margin']:.0%}: the worst FP32-vs-FP32 pass, at least {conf['min_margin']:.0%}) and "
-            "the lowest >= 1.00x")
+            f"(margin {conf['margin']:.0%}: the {worst} FP32-vs-FP32 pass, at least {conf['min_margin']:.0%}) and "
+            f"the {low} >= 1.00x")
     if isl["kept"] == "fp32":
         b = conf["variants"][conf["best"]]
         return (f"islands: INT8 does NOT pay on this host: the best INT8 variant, {conf['best']}, ran at "
-                f"{b['median']:.2f}x FP32 (lowest pass {b['low']:.2f}x; {rule}); the file written is the FP32 graph "
+                f"{b['median']:.2f}x FP32 ({low} pass {b['low']:.2f}x; {rule}); the file written is the FP32 graph "
                 f"(contract: quantization.islands.kept = fp32): deploy the FP32 file. {search[0].upper()}"
                 f"{search[1:]}")
     v = conf["variants"][isl["kept"]]
     what = "plain INT8" if isl["kept"] == "int8" else f"{len(isl['islands'])} float island(s) ({isl['kept']})"
-    return (f"islands: kept {what} -> {v['median']:.2f}x FP32 (lowest pass {v['low']:.2f}x; {rule}); {search}")
+    return (f"islands: kept {what} -> {v['median']:.2f}x FP32 ({low} pass {v['low']:.2f}x; {rule}); {search}")

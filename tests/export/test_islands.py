@@ -363,3 +363,16 @@ def test_nothing_pays_writes_the_fp32_graph_that_tune_measures(net, calib, tmp_p
     result = tune_mod.tune(net, runtimes=["ort"], threads=[1], batches=[1], runs=3, ort_options=False,
                            saved_model=False, precisions=["fp32", "int8-islands"])
     assert {(r["precision"], r["status"]) for r in result.rows} == {("fp32", "ok"), ("int8-islands", "ok")}
+
+
+def test_confirm_from_seven_passes_one_disturbed_pass_does_not_decide():
+    """Another job taking the cores in one pass (FP32's control, or the variant) is set aside; in two it counts."""
+    fp32, ctl, fast = [10.0] * 7, [10.0] * 7, [8.0] * 7
+    burst = [*ctl[:3], 25.0, *ctl[4:]]
+    v = confirm(_passes({"fp32": fp32, CONTROL: burst, "int8": [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 30.0]}), ["int8"])
+    assert v["trim"] == 1 and v["margin"] == pytest.approx(0.02) and v["kept"] == "int8"
+    assert v["variants"]["int8"]["low"] == pytest.approx(1.25, rel=1e-3)
+    two = [*fast[:5], 30.0, 30.0]  # slower than FP32 in two passes of seven: no longer a 94% bound
+    assert confirm(_passes({"fp32": fp32, CONTROL: ctl, "int8": two}), ["int8"])["kept"] == "fp32"
+    noisy = [10.0, 10.0, 13.0, 10.0, 13.0, 10.0, 10.0]  # FP32 strays 30% from itself in two passes
+    assert confirm(_passes({"fp32": fp32, CONTROL: noisy, "int8": fast}), ["int8"])["kept"] == "fp32"
