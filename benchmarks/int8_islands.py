@@ -1,6 +1,7 @@
 """Benchmark: FP32 vs plain INT8 vs INT8 with float islands (``quantize --islands auto``) on zoo classifiers.
 
     python benchmarks/int8_islands.py [--models mobilenetv2 resnet18 ...] [--threads 2] [--passes 7] [--tag TAG]
+        [--append]
 
 Per model: export at the model card's input size (random-init weights: speed does not depend on the weight
 values, and the agreement columns are therefore not an accuracy claim), quantize twice from the same 32
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=7)
     ap.add_argument("--tag", help="results folder name (default: this host's device tag)")
     ap.add_argument("--name", default="int8_islands_confirmed", help="report file name without suffix")
+    ap.add_argument("--append", action="store_true", help="keep the rows of the report's .json, add the models "
+                                                           "it lacks (a run that was stopped, continued)")
     args = ap.parse_args()
     host = f"{describe()}; onnxruntime {ort.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     print(host, flush=True)
@@ -65,7 +68,10 @@ def main() -> None:
     (work / "calib").mkdir()
     calib = make_calib(work / "calib")
     rows = []
-    for name in args.models:
+    old = results_dir(args.tag) / f"{args.name}.json"
+    if args.append and old.is_file():
+        rows = json.loads(old.read_text())["rows"]
+    for name in [m for m in args.models if m not in {r["model"] for r in rows}]:
         load_before = loadavg()
         fp32 = export(ExportOptions(model=name, out=str(work / f"{name}.onnx"))).path
         plain = quantize(QuantizeOptions(model=str(fp32), calib=str(calib), out=str(work / f"{name}.int8.onnx"),
