@@ -33,7 +33,7 @@ from export_int8 import make_calib  # benchmarks/export_int8.py
 from host import describe, results_dir, write_report  # benchmarks/host.py
 
 from edgecnn.export.exporter import ExportOptions, export
-from edgecnn.islands import CONTROL, OrtTiming, profile
+from edgecnn.islands import CONFIRM_PASSES, CONFIRM_TOP, CONTROL, MIN_MARGIN, OrtTiming, profile
 from edgecnn.quantize import QuantizeOptions, quantize
 
 MODELS = ["mobilenetv3_small", "mobilenetv2", "mobilenetv3_large", "efficientnet_b0", "resnet18", "mobilenetv1",
@@ -113,6 +113,7 @@ def main() -> None:
             if p != fp32:
                 p.unlink()
         report(rows, host, args)
+    report(rows, host, args)  # --append with nothing to add: the report written again from the .json
 
 
 def _r(w: dict) -> str:
@@ -124,8 +125,9 @@ def report(rows: list[dict], host: str, args) -> None:
              f"Host: {host}", "",
              "Weights random-init (speed does not depend on them; the agreement columns are not an accuracy claim). "
              f"Islands tuned on this host by `quantize --islands auto --threads {args.threads}`: the search ranks "
-             "the INT8 variants, the top 3 are re-timed against FP32 in 5 paired passes and one is kept only when its "
-             "median ratio clears the margin (the worst FP32-vs-FP32 pass, at least 2%) and no pass is below 1.00x; "
+             f"the INT8 variants, the top {CONFIRM_TOP} are re-timed against FP32 in {CONFIRM_PASSES} paired passes "
+             "and one is kept only when its median ratio clears the margin (the second-worst FP32-vs-FP32 pass, "
+             f"at least {MIN_MARGIN:.0%}) and its second-lowest pass is at least 1.00x; "
              "otherwise the islands file is the FP32 graph (kept = fp32). Then the three files measured again "
              f"with the same protocol, {args.passes} passes (fresh sessions each pass, alternating creation order, "
              "a settle pause, interleaved blocks of 8 calls x 4 rounds, a second FP32 session as the control): "
@@ -143,12 +145,12 @@ def report(rows: list[dict], host: str, args) -> None:
                      f"{r['int8_speedup_profiled']:.2f}x | {r['islands_speedup_profiled']:.2f}x | "
                      f"{r['agree_int8']:.1%} / {r['agree_islands']:.1%} | {r['cos_int8']:.4f} / "
                      f"{r['cos_islands']:.4f} | {r['tuning_s']:.0f} | {r['load_before']} -> {r['load_after']} |")
-    lines += ["", "The confirmation `--islands auto` ran while tuning (ratio FP32 / variant, median and lowest of its "
-              "passes; margin):", ""]
+    lines += ["", "The confirmation `--islands auto` ran while tuning (FP32 / variant: median and second-lowest of "
+              "its passes; margin):", ""]
     for r in rows:
         c = r["confirm"]
         if c:
-            vs = ", ".join(f"{k} {v['median']:.2f}x (lowest {v['low']:.2f}x){' kept' if k == r['kept'] else ''}"
+            vs = ", ".join(f"{k} {v['median']:.2f}x (low {v['low']:.2f}x){' kept' if k == r['kept'] else ''}"
                            for k, v in c["variants"].items())
             lines.append(f"- {r['model']}: {vs}; margin {c['margin']:.0%} -> kept {r['kept']}")
     lines += ["", "Units kept in float (islands file), with their profiled cost per call in the plain INT8 graph:", ""]
