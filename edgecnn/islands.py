@@ -9,8 +9,10 @@ runtime node's time is charged to the FP32 node it came from (by node and tensor
 neighbours in the runtime graph, so Q/DQ steps and fused kernels land on a unit too). The units that take
 longer in INT8 than in FP32 are ranked by what they lose; keeping the worst 1, 2, 4, ... of them in float
 (``nodes_to_exclude``) gives candidate files, and so does keeping INT8 only in the 1, 2, 4, ... units that
-gain most; the candidates are measured whole beside FP32 and plain INT8, and the fastest INT8 variant is
-kept (``search``).
+gain most; the candidates are measured whole beside FP32 and plain INT8 (``search``). The two or three that
+look fastest are then timed again against FP32 in paired passes (fresh sessions each pass, alternating
+order, a second FP32 session as the control) and one is kept only when it beats FP32 by more than FP32
+differs from itself (``confirm``); when none does, INT8 does not pay on this host and the FP32 graph is kept.
 
 The timing source is a parameter (``Timing``): tests inject per-node times and check the choice.
 """
@@ -21,6 +23,7 @@ import json
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,10 @@ HEADS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 POOLS = {"GlobalAveragePool", "ReduceMean"}
 GATES = {"Sigmoid", "HardSigmoid"}
 MAX_VARIANTS = 5  # variants of each kind timed whole: the worst 1, 2, 4, 8 and all losers (gainers)
+CONFIRM_TOP = 3  # INT8 variants re-timed against FP32 after the search (the fastest by each measure)
+CONFIRM_PASSES = 7  # paired passes: the second-lowest of 7 per-pass ratios bounds their median from below at 94%
+MIN_MARGIN = 0.02  # the least gain a variant must show over FP32, however quiet the control
+CONTROL = "fp32-again"  # the second FP32 session of each pass: FP32 against itself, the noise floor
 
 
 @dataclass
@@ -66,21 +73,24 @@ class Choice:
     exclude: list[str]
     islands: list[Island]
     latency_ms: dict[str, float]  # fp32, int8 (plain), islands-<k> (worst k units in float): wall medians, batch 1
-    kept: str  # the fastest INT8 variant: "int8" (plain), "islands-<k>" or "int8-only-<k>"
+    kept: str  # the INT8 variant kept ("int8" plain, "islands-<k>", "int8-only-<k>"), or "fp32": none paid
     profiled_ms: dict[str, float] = field(default_factory=dict)  # the same variants: sums of per-node fastest calls
-    metric: str = "profile"  # what chose: profile (profiled_ms) or wall (latency_ms)
+    metric: str = "profile"  # what ranked the search: profile (profiled_ms) or wall (latency_ms)
     info: dict[str, Any] = field(default_factory=dict)
+    confirm: dict[str, Any] = field(default_factory=dict)  # ``confirm``'s verdict: what decided ``kept``
 
     def to_dict(self) -> dict[str, Any]:
         isl = [{"unit": i.unit, "kind": i.kind, "ops": i.ops, "fp32_ms": round(i.fp32_ms, 4),
                 "int8_ms": round(i.int8_ms, 4), "saved_ms": round(i.saved_ms, 4)} for i in self.islands]
+        conf = self.confirm.get("variants", {}).get(self.kept)
         by = self.profiled_ms if self.metric == "profile" else self.latency_ms
-        fp32, best = by["fp32"], by[self.kept]
         return {"kept": self.kept, "islands": isl, "excluded_nodes": len(self.exclude), "metric": self.metric,
                 "latency_ms": {k: round(v, 4) for k, v in self.latency_ms.items()},
                 "profiled_ms": {k: round(v, 4) for k, v in self.profiled_ms.items()},
-                "speedup_vs_fp32": fp32 / best if best else None, "pays": best <= fp32,
-                "wall_speedup_vs_fp32": self.latency_ms["fp32"] / self.latency_ms[self.kept], **self.info}
+                "speedup_vs_fp32": conf["median"] if conf else by["fp32"] / by[self.kept],
+                "pays": self.kept != "fp32" and (conf["pays"] if conf else by[self.kept] <= by["fp32"]),
+                "wall_speedup_vs_fp32": self.latency_ms["fp32"] / self.latency_ms[self.kept],
+                "confirm": self.confirm, **self.info}
 
 
 class Timing(Protocol):
@@ -92,6 +102,10 @@ class Timing(Protocol):
 
     def end_to_end(self, models: dict[str, bytes]) -> dict[str, float]:
         """Median ms per call of each whole graph, measured interleaved."""
+
+    def paired(self, models: dict[str, bytes], passes: int) -> list[dict[str, float]]:
+        """Per pass, the median ms per call of each whole graph: ``passes`` interleaved runs, each with fresh
+        sessions (created in alternating order) and a settle pause before it."""
 
 
 def name_nodes(model) -> int:
@@ -230,7 +244,8 @@ def losers(fp32: dict[str, float], int8: dict[str, float], candidates: list[Unit
 
 def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], timing: Timing,
            base_exclude: list[str] | None = None, max_variants: int = MAX_VARIANTS, metric: str = "profile",
-           passes: int = 2, progress: Callable[[str], None] | None = None) -> tuple[Choice, bytes]:
+           passes: int = 2, progress: Callable[[str], None] | None = None, confirm_top: int = CONFIRM_TOP,
+           confirm_passes: int = CONFIRM_PASSES, min_margin: float = MIN_MARGIN) -> tuple[Choice, bytes]:
     """Find the float islands of ``fp32_model`` (the graph quantization sees; ``fp32_bytes`` is it serialised)
     for this host. ``build(exclude)`` returns the INT8 graph with the node names ``exclude`` kept in float;
     ``base_exclude`` (the user's --exclude) always stays in float.
@@ -241,12 +256,16 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
     else float: for graphs where losers and gainers alternate and the Q/DQ steps between them cost more
     than the gains) gives the other. The variants are measured whole (an island's edges add
     quantize/dequantize steps that only the whole graph shows): profiled per node again, and timed
-    interleaved with FP32 and plain INT8. The fastest INT8 variant by ``metric`` is kept: ``profile``
-    (default), the sum over nodes of each node's fastest call in ``passes`` passes over all the graphs,
-    which other jobs on a small shared machine disturb far less than whole-graph wall time (a preempted
-    call slows one node's sample, and the fastest of N calls is what the kernel costs when it has its
-    cores); ``wall``, the interleaved medians.
-    Returns the choice and the kept INT8 graph."""
+    interleaved with FP32 and plain INT8. They are ranked by ``metric``: ``profile`` (default), the sum over
+    nodes of each node's fastest call in ``passes`` passes over all the graphs, which other jobs on a small
+    shared machine disturb far less than whole-graph wall time (a preempted call slows one node's sample,
+    and the fastest of N calls is what the kernel costs when it has its cores); ``wall``, the interleaved
+    medians. With a dozen variants timed once on a noisy host the fastest-looking one is partly the
+    luckiest, so the ``confirm_top`` best (by either measure) are timed again against FP32 in
+    ``confirm_passes`` paired passes (``timing.paired``) and ``confirm`` decides: the kept variant is the
+    fastest that clears the margin, or "fp32" (the FP32 graph) when none does; ``confirm_passes=0`` keeps
+    the fastest by ``metric`` unconfirmed.
+    Returns the choice and the kept graph (``fp32_bytes`` when INT8 does not pay)."""
     base = list(base_exclude or [])
     unit_list = units(fp32_model)
     names = {n.name for n in fp32_model.graph.node}
@@ -281,13 +300,61 @@ def search(fp32_bytes: bytes, fp32_model, build: Callable[[list[str]], bytes], t
             profiles[key] = {n: min(old.get(n, v), v) for n, v in got.items()}
     summed = {k: sum(v.values()) for k, v in profiles.items()}
     lat = timing.end_to_end({"fp32": fp32_bytes, **variants})
-    by = summed if metric == "profile" else lat
-    best = min(variants, key=lambda v: by[v])
-    kept = [Island(u.name, u.kind, "+".join(dict.fromkeys(u.ops)), fp32_u[u.name], q_u[u.name])
-            for u in floats[best]]
-    exclude = base + [n for u in floats[best] for n in u.nodes if n not in base]
+    by, other = (summed, lat) if metric == "profile" else (lat, summed)
     info["gaining_units"] = len(won)
-    return Choice(exclude, kept, lat, best, summed, metric, info), variants[best]
+    if confirm_passes < 1:  # unconfirmed: the fastest variant by ``metric``, paying or not
+        best = min(variants, key=lambda v: by[v])
+        return _choice(best, floats, base, fp32_u, q_u, lat, summed, metric, info, {}), variants[best]
+    ranked = sorted(variants, key=lambda v: by[v])
+    top = list(dict.fromkeys(ranked[:max(1, confirm_top - 1)] + sorted(variants, key=lambda v: other[v])[:1]
+                             + ranked))[:max(1, confirm_top)]
+    say(f"confirming {', '.join(top)} against FP32 in {confirm_passes} paired passes")
+    runs = timing.paired({"fp32": fp32_bytes, CONTROL: fp32_bytes, **{k: variants[k] for k in top}}, confirm_passes)
+    verdict = confirm(runs, top, min_margin)
+    best = verdict["kept"]
+    choice = _choice(best, floats, base, fp32_u, q_u, lat, summed, metric, info, verdict)
+    return choice, (fp32_bytes if best == "fp32" else variants[best])
+
+
+def _choice(best: str, floats: dict[str, list[Unit]], base: list[str], fp32_u: dict[str, float],
+            q_u: dict[str, float], lat: dict[str, float], summed: dict[str, float], metric: str,
+            info: dict[str, Any], verdict: dict[str, Any]) -> Choice:
+    fl = floats.get(best, [])  # "fp32": no islands, the whole graph is float
+    kept = [Island(u.name, u.kind, "+".join(dict.fromkeys(u.ops)), fp32_u[u.name], q_u[u.name]) for u in fl]
+    exclude = base + [n for u in fl for n in u.nodes if n not in base]
+    return Choice(exclude, kept, lat, best, summed, metric, info, verdict)
+
+
+def confirm(runs: list[dict[str, float]], candidates: list[str], min_margin: float = MIN_MARGIN) -> dict[str, Any]:
+    """Which of ``candidates`` is reliably faster than FP32, from paired passes (``Timing.paired``: per pass,
+    the median ms of "fp32", of ``CONTROL`` (a second FP32 session of the same graph) and of each candidate).
+
+    Per pass a candidate's ratio is the FP32 time (geometric mean of the two FP32 sessions) over its time.
+    From 6 passes on, one pass is set aside at each end (``trim``): on a shared 2-core host another job can
+    take the cores for seconds, and one disturbed pass must not decide. The margin is how far the two FP32
+    sessions' ratio strays from 1 in the worst pass (the second worst when trimming), and at least
+    ``min_margin``: what this host's noise does to two identical files. A candidate pays when its median
+    ratio is at least 1 + margin (the gain clears the noise) and its ``low`` ratio (the lowest, the second
+    lowest when trimming) at least 1: that order statistic is a distribution-free lower confidence bound of
+    the median per-pass ratio, at 97% with 5 passes (lowest) and 94% with 7 (second lowest). The kept
+    variant is the paying one with the highest median ratio, else "fp32"."""
+    if not runs:
+        raise ValueError("confirm needs at least one pass")
+    trim = 1 if len(runs) >= 6 else 0
+    control = [r["fp32"] / r[CONTROL] for r in runs]
+    margin = max(min_margin, sorted(max(c, 1 / c) - 1 for c in control)[-1 - trim])
+    out: dict[str, dict[str, Any]] = {}
+    for k in candidates:
+        ratios = [float(np.sqrt(r["fp32"] * r[CONTROL]) / r[k]) for r in runs]
+        med, low = statistics.median(ratios), sorted(ratios)[trim]
+        out[k] = {"median": round(med, 4), "low": round(low, 4), "ratios": [round(x, 4) for x in ratios],
+                  "ms": round(statistics.median(r[k] for r in runs), 4), "pays": med >= 1 + margin and low >= 1.0}
+    paying = [k for k in candidates if out[k]["pays"]]
+    return {"kept": max(paying, key=lambda k: out[k]["median"]) if paying else "fp32", "passes": len(runs),
+            "trim": trim,
+            "margin": round(margin, 4), "min_margin": min_margin, "control": [round(c, 4) for c in control],
+            "fp32_ms": round(statistics.median(np.sqrt(r["fp32"] * r[CONTROL]) for r in runs), 4),
+            "best": max(candidates, key=lambda k: out[k]["median"]) if candidates else None, "variants": out}
 
 
 def _sizes(n: int, count: int) -> list[int]:
@@ -422,14 +489,24 @@ class OrtTiming:
         times, runtime = profile(model_bytes, self.feed, self.threads, self.runs)
         return self.attributor.charge(runtime, times)
 
-    def end_to_end(self, models: dict[str, bytes], rounds: int = 6, block: int = 10) -> dict[str, float]:
+    def end_to_end(self, models: dict[str, bytes], rounds: int = 6, block: int = 10, seed: int = 0,
+                   order: list[str] | None = None) -> dict[str, float]:
         import onnxruntime as ort
 
         from edgecnn.bench.timing import interleaved
         from edgecnn.runtime.session import session_options
 
-        sessions = {k: ort.InferenceSession(b, session_options(threads=self.threads, spinning=True),
-                                            providers=["CPUExecutionProvider"]) for k, b in models.items()}
+        sessions = {k: ort.InferenceSession(models[k], session_options(threads=self.threads, spinning=True),
+                                            providers=["CPUExecutionProvider"]) for k in (order or models)}
         calls = {k: (lambda s=s: s.run(None, self.feed)) for k, s in sessions.items()}
-        times = interleaved(calls, rounds=rounds, block=block)
+        times = interleaved(calls, rounds=rounds, block=block, seed=seed)
         return {k: statistics.median(v) for k, v in times.items()}
+
+    def paired(self, models: dict[str, bytes], passes: int, rounds: int = 4, block: int = 8,
+               settle_s: float = 0.5) -> list[dict[str, float]]:
+        out = []
+        for p in range(passes):  # fresh sessions each pass: a session's memory placement is part of the sample
+            time.sleep(settle_s)
+            order = list(models) if p % 2 == 0 else list(reversed(models))
+            out.append(self.end_to_end(models, rounds=rounds, block=block, seed=1000 + p, order=order))
+        return out

@@ -6,7 +6,9 @@ on VNNI/AMX x86, u8u8 on AVX2/AVX-512 x86 without VNNI where u8s8 saturates, s8s
 overrides). The report says what was chosen and why, how well INT8 agrees with FP32 (and accuracy when the
 folder is labelled), which ops stayed in float, and whether INT8 is actually faster here.
 ``islands="auto"`` (``--islands auto``) keeps in float the blocks that INT8 makes slower on this host
-(``edgecnn.islands``), calibrating once and quantizing each candidate exclusion set from the same ranges.
+(``edgecnn.islands``), calibrating once and quantizing each candidate exclusion set from the same ranges;
+when no INT8 variant beats FP32 by the margin, the file written is the FP32 graph with the contract saying
+so (``quantization.islands.kept == "fp32"``), so that it is never slower than FP32 and ``tune`` still finds it.
 """
 
 from __future__ import annotations
@@ -390,7 +392,8 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
             notes.append("--islands auto skipped: the graph is stored with external data (over 2 GB)")
         elif opts.islands == "auto":
             qpath, choice = _islands(prepped, build, qpath, opts, {inp: arrays[0][None]})
-        qmodel = onnx.load(qpath)
+        float_kept = choice is not None and choice.kept == "fp32"  # INT8 did not pay: the FP32 graph is written
+        qmodel = load(src) if float_kept else onnx.load(qpath)
     qbytes = qmodel.SerializeToString()
     try:
         int8_graph = runtime_graph(qbytes)
@@ -418,7 +421,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                                 f"{value:.1%} < {opts.min_agreement:.0%} on {len(arrays)} "
                                 "images; try more --samples, --per-channel, or --exclude the sensitive nodes")
     latency = _latency(fp32_sess, int8_sess, arrays[0], inp) if opts.bench else None
-    if latency and latency["speedup"] < 1.2:
+    if latency and latency["speedup"] < 1.2 and not float_kept:
         why = why_not_faster(graph_facts(model, int8_graph), float_ops, types)
         verdict = "NOT faster than" if latency["speedup"] < 1.0 else "barely faster than"
         notes.append(f"INT8 is {verdict} FP32 here ({latency['speedup']:.2f}x): {why}")
@@ -431,10 +434,14 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
                   "agreement": agreement, "source": {"file": src.name}}
     if islands is not None:
         quant_info["islands"] = {k: islands[k] for k in ("kept", "islands", "metric", "profiled_ms", "latency_ms",
-                                                         "speedup_vs_fp32", "pays")}
+                                                         "speedup_vs_fp32", "pays", "confirm")}
         quant_info["islands"]["threads"] = opts.threads
-    contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
-    contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
+    if float_kept:  # the FP32 graph, its export parity report and opset as they were; the contract says why
+        quant_info["islands"]["verdict"] = "int8 did not pay on this host: the graph is the FP32 one"
+        contract.quantization = quant_info
+    else:
+        contract.precision, contract.quantization, contract.parity = "int8", quant_info, gate
+        contract.opset = prep.opset if contract.opset is not None else None  # the graph's, when lifted to opset 13
     attach(qmodel, contract)
     fp32_bytes, _ = file_bytes(src), save(qmodel, out)
     return QuantizeResult(out, contract, fp32_bytes, file_bytes(out), types,
@@ -444,7 +451,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
 def _islands(prepped: Path, build, plain: Path, opts: QuantizeOptions, feed: dict[str, np.ndarray]):
     """``edgecnn.islands.search`` on the pre-processed FP32 graph (the node names quantization sees), with
     onnxruntime's profiler on this host unless ``opts.timing`` says otherwise. Returns the kept INT8
-    graph's path and the choice."""
+    graph's path (None when no INT8 variant paid: ``choice.kept == "fp32"``) and the choice."""
     import onnx
 
     from edgecnn.islands import OrtTiming, search
@@ -465,23 +472,29 @@ def _islands(prepped: Path, build, plain: Path, opts: QuantizeOptions, feed: dic
         raise
     except Exception as e:  # onnxruntime's own exception types, all plain Exception
         raise QuantizeError(f"--islands auto: timing the graphs failed: {first_line(e, 300)}") from e
-    return built[kept], choice
+    return (None if choice.kept == "fp32" else built[kept]), choice
 
 
 def islands_verdict(isl: dict[str, Any]) -> str:
-    """One line: what ``--islands auto`` kept and whether INT8 pays on this host."""
-    n = len(isl["islands"])
-    what = ("plain INT8 (no unit was slower in INT8, or keeping them in float did not help)" if isl["kept"] == "int8"
-            else f"{n} float island(s)")
-
+    """One line: what ``--islands auto`` kept and whether INT8 pays on this host, with the figures that decided."""
     def row(d: dict[str, float]) -> str:
         return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
 
-    by = "summed per-node profile (fastest call per node)" if isl["metric"] == "profile" else "wall time"
-    line = (f"islands: kept {what}, chosen by the {by} -> {isl['speedup_vs_fp32']:.2f}x FP32 (ms per call, profile: "
-            f"{row(isl['profiled_ms'])}; wall medians, interleaved: {row(isl['latency_ms'])} -> "
-            f"{isl['wall_speedup_vs_fp32']:.2f}x)")
-    if not isl["pays"]:
-        line += ("; INT8 does NOT pay on this host even with float islands: deploy the FP32 file (the INT8 file "
-                 "written is the fastest INT8 variant found)")
-    return line
+    by = "summed per-node profile" if isl["metric"] == "profile" else "wall time"
+    search = f"search by the {by} (ms per call: {row(isl['profiled_ms'])}; wall medians: {row(isl['latency_ms'])})"
+    conf = isl.get("confirm") or {}
+    if not conf:  # unconfirmed (search(confirm_passes=0)): the fastest variant by the search's measure
+        return f"islands: kept {isl['kept']} -> {isl['speedup_vs_fp32']:.2f}x FP32 by the {search}"
+    worst, low = ("second-worst", "second-lowest") if conf.get("trim") else ("worst", "lowest")
+    rule = (f"{conf['passes']} paired passes against FP32; pays when the median ratio >= {1 + conf['margin']:.2f}x "
+            f"(margin {conf['margin']:.0%}: the {worst} FP32-vs-FP32 pass, at least {conf['min_margin']:.0%}) and "
+            f"the {low} >= 1.00x")
+    if isl["kept"] == "fp32":
+        b = conf["variants"][conf["best"]]
+        return (f"islands: INT8 does NOT pay on this host: the best INT8 variant, {conf['best']}, ran at "
+                f"{b['median']:.2f}x FP32 ({low} pass {b['low']:.2f}x; {rule}); the file written is the FP32 graph "
+                f"(contract: quantization.islands.kept = fp32): deploy the FP32 file. {search[0].upper()}"
+                f"{search[1:]}")
+    v = conf["variants"][isl["kept"]]
+    what = "plain INT8" if isl["kept"] == "int8" else f"{len(isl['islands'])} float island(s) ({isl['kept']})"
+    return (f"islands: kept {what} -> {v['median']:.2f}x FP32 ({low} pass {v['low']:.2f}x; {rule}); {search}")

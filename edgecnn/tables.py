@@ -73,22 +73,28 @@ def quantize_report(r: dict) -> list[str]:
         agree = (f"agreement with FP32 on {a['images']} calibration images: {top1}, max-abs logits "
                  f"{a['max_abs_logits']:.3g} (scale {a['logit_scale']:.3g}), cosine {a['cosine_mean']:.4f}")
         judged = "top-1 agreement"
-    lines = [f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
-             f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)",
-             f"INT8 kernel: {t['kernel']} ({t['activations']} activations x "
+    as_float = (r.get("islands") or {}).get("kept") == "fp32"  # --islands auto found no INT8 variant that pays
+    wrote = (f"wrote {r['path']} (the FP32 graph, {human(r['int8_bytes'])}B: INT8 did not pay on this host, see "
+             "the islands lines)" if as_float else
+             f"wrote {r['path']} (INT8 QDQ, {human(r['int8_bytes'])}B vs FP32 {human(r['fp32_bytes'])}B, "
+             f"{r['fp32_bytes'] / max(r['int8_bytes'], 1):.1f}x smaller)")
+    lines = [wrote, f"INT8 kernel: {t['kernel']} ({t['activations']} activations x "
              f"{'7-bit ' if t['reduce_range'] else ''}{t['weights']} weights) — {t['reason']}"
              f" [CPU {t['cpu']}: {' '.join(t['isa']) or 'no AVX2/VNNI/NEON flags'}]", agree]
     gate = r["contract"]["parity"]
-    verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
-    lines.append(f"INT8 gate ({judged} >= {gate['min_agreement']:.0%}): {verdict}")
+    if not as_float:  # the FP32 graph keeps its export parity report: there is no INT8 gate to show
+        verdict = {True: "PASSED", False: "FAILED", None: "not judged (random-init weights)"}[gate["passed"]]
+        lines.append(f"INT8 gate ({judged} >= {gate['min_agreement']:.0%}): {verdict}")
     if "accuracy_fp32" in a:
         lines.append(f"accuracy on the labelled folder: FP32 {a['accuracy_fp32']:.1%}, INT8 {a['accuracy_int8']:.1%}")
     if r.get("latency_ms"):
         lat = r["latency_ms"]
+        what = "the written file (FP32)" if as_float else "INT8"
         lines.append(f"latency (batch 1, {lat['protocol']}): FP32 {lat['fp32_p50']:.2f} ms, "
-                     f"INT8 {lat['int8_p50']:.2f} ms -> {lat['speedup']:.2f}x")
+                     f"{what} {lat['int8_p50']:.2f} ms -> {lat['speedup']:.2f}x")
     ops = r["float_ops"]
-    lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in ops.items()) if ops else "none"))
+    if not as_float:
+        lines.append("ops left in float: " + (", ".join(f"{k} x{v}" for k, v in ops.items()) if ops else "none"))
     lines += islands_lines(r.get("islands"))
     lines += [f"note: {note}" for note in r.get("notes", [])]
     return lines
@@ -103,11 +109,22 @@ def islands_lines(isl: dict | None) -> list[str]:
     if not isl:
         return []
     kept = isl["islands"]
+    conf = isl.get("confirm") or {}
+    lines = []
+    if conf:  # the variants re-timed against FP32, the figures that decided
+        low = "second-lowest" if conf.get("trim") else "lowest"
+        lines.append(f"INT8 variants against FP32 ({conf['passes']} paired passes, FP32 {conf['fp32_ms']:.2f} ms; "
+                     f"pays: median >= {1 + conf['margin']:.2f}x and {low} pass >= 1.00x):")
+        for k, v in conf["variants"].items():
+            mark = "kept" if k == isl["kept"] else ("pays" if v["pays"] else "does not pay")
+            lines.append(f"  {k:<14} {v['ms']:.2f} ms  median {v['median']:.2f}x  {low} {v['low']:.2f}x  {mark}")
+    if isl["kept"] == "fp32":
+        return lines + ["float islands: the whole graph (INT8 did not pay on this host: deploy the FP32 file)"]
     if not kept:
-        return ["float islands: none kept"]
+        return lines + ["float islands: none kept"]
     saved = sum(i["saved_ms"] for i in kept)
-    lines = [f"float islands: {len(kept)} unit(s) kept in float ({isl['excluded_nodes']} nodes, variant "
-             f"{isl['kept']}), per unit {saved:+.3f} ms per call saved against plain INT8 in the profile:"]
+    lines.append(f"float islands: {len(kept)} unit(s) kept in float ({isl['excluded_nodes']} nodes, variant "
+                 f"{isl['kept']}), per unit {saved:+.3f} ms per call saved against plain INT8 in the profile:")
     shown = sorted(kept, key=lambda i: -i["saved_ms"])[:SHOWN_ISLANDS]  # the rest: the contract, --format json
     width = max(len(i["unit"]) for i in shown)
     for i in shown:

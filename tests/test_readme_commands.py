@@ -149,6 +149,10 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/export/test_quantize.py::test_samples_without_bench_reports_the_kernel_it_chose"], None),
     "edgecnn quantize mobilenetv2.onnx --calib calib/ --samples 16 --islands auto --threads 2 --no-bench":
         (["tests/export/test_islands.py::test_islands_cli_without_torch"], None),  # a tiny SE net, 1 thread
+    "edgecnn quantize mobilenetv3_small.onnx --calib calib/ --samples 16 --islands auto --threads 2 --no-bench "
+    "--out mobilenetv3_small.int8-islands.onnx":  # the FP32 graph written when INT8 does not pay: injected timings
+        (["tests/export/test_islands.py::test_islands_cli_without_torch",
+          "tests/export/test_islands.py::test_nothing_pays_writes_the_fp32_graph_that_tune_measures"], None),
     "edgecnn quantize resnet18.onnx --calib images/ --size 64 --no-bench":  # parametrized: a legacy opset-11 export
         (["tests/export/test_quantize_foreign.py::test_foreign_file_gives_a_working_int8_file"], None),
     "edgecnn export ssdlite320_mobilenetv3_large --weights coco":  # from a local mirror of the weights

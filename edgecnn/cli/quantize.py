@@ -42,8 +42,11 @@ def quantize_cmd(
     random-init weights). The INT8 kernel path follows this CPU: u8s8 with VNNI/AMX, u8u8 on
     AVX2/AVX-512 without VNNI (u8s8 saturates there), s8s8 on ARM.
     --islands auto profiles the FP32 and INT8 graphs per block on this host, keeps in float the
-    blocks INT8 makes slower (SE gates, hard-swish stems, depthwise convolutions...) and writes the
-    fastest INT8 variant timed whole; the report lists the islands and their cost per call.
+    blocks INT8 makes slower (SE gates, hard-swish stems, depthwise convolutions...), times the
+    variants whole, re-times the best three against FP32 in 7 paired passes and writes the fastest
+    that beats FP32 by more than FP32 differs from itself; when none does, it writes the FP32 graph
+    (the contract and the report say INT8 did not pay: deploy the FP32 file). The report lists the
+    islands, their cost per call and the ratios that decided.
 
     Example: edgecnn quantize export/mobilenetv2.onnx --calib images/ --samples 100
     """

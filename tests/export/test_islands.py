@@ -14,7 +14,7 @@ from PIL import Image
 
 from edgecnn.contract import Contract, Preprocess, attach
 from edgecnn.errors import UsageError
-from edgecnn.islands import Attributor, name_nodes, search, units
+from edgecnn.islands import CONTROL, Attributor, confirm, name_nodes, search, units
 from edgecnn.quantize import QuantizeOptions, quantize, runtime_graph
 from edgecnn.tables import SHOWN_ISLANDS, islands_lines, quantize_report
 from tests.conftest import run_cli
@@ -109,6 +109,12 @@ class FakeTiming:
         self.calls.append(("end_to_end", sorted(models)))
         return {k: sum(self.per_node(b, self._names(b)).values()) for k, b in models.items()}
 
+    def paired(self, models, passes):
+        """Every pass the same as ``end_to_end``: a quiet host."""
+        self.calls.append(("paired", sorted(models)))
+        whole = {k: sum(self.per_node(b, self._names(b)).values()) for k, b in models.items()}
+        return [dict(whole) for _ in range(passes)]
+
     @staticmethod
     def _names(b):
         return {n.name for n in onnx.load_from_string(b).graph.node
@@ -188,12 +194,17 @@ def test_search_takes_the_fastest_variant_whole(net):
             return times
 
     timing = Edges({**{n: 3.0 for n in SE}, "/stem/conv": 12.0}, _quantized)
-    choice, _ = search(m.SerializeToString(), m, build, timing)
+    choice, _ = search(m.SerializeToString(), m, build, timing, confirm_passes=0)  # the ranking alone
     assert choice.kept == "islands-1" and [i.unit for i in choice.islands] == ["/stem"]
     assert choice.exclude == ["/stem/conv", "/stem/act"]
     assert ("end_to_end", ["fp32", "int8", "int8-only-1", "int8-only-2", "islands-1", "islands-2"]) in timing.calls
+    assert not any(c[0] == "paired" for c in timing.calls)
+    choice, _ = search(m.SerializeToString(), m, build, timing)  # re-timed against FP32: no INT8 variant pays
+    confirmed = next(c[1] for c in timing.calls if c[0] == "paired")
+    assert {"fp32", CONTROL, "islands-1"} <= set(confirmed) and len(confirmed) == 2 + 3  # FP32 twice + the top 3
+    assert choice.kept == "fp32" and choice.islands == [] and choice.confirm["best"] == "islands-1"
     timing.penalty = 0.0
-    choice, kept = search(m.SerializeToString(), m, build, timing)
+    choice, kept = search(m.SerializeToString(), m, build, timing, confirm_passes=0)
     assert choice.kept == "islands-2" and [i.unit for i in choice.islands] == ["/stem", "/se"]
     assert not _quantized(onnx.load_from_string(kept)) & {"/stem/conv", *SE}
 
@@ -248,3 +259,120 @@ def test_report_lists_the_islands_that_saved_most_and_counts_the_rest():
     shown = [ln.split()[0] for ln in lines[1:-1]]
     assert shown == [f"/b{i}" for i in range(SHOWN_ISLANDS + 2, 2, -1)]  # most saved first; /b0../b2 left out
     assert lines[-1] == "  ... and 3 more (all of them in the contract and --format json)"
+
+
+def _passes(ms: dict[str, list[float]]) -> list[dict[str, float]]:
+    """Per-pass medians from columns: ``{"fp32": [...], CONTROL: [...], "int8": [...]}``."""
+    n = len(next(iter(ms.values())))
+    return [{k: v[i] for k, v in ms.items()} for i in range(n)]
+
+
+def test_confirm_keeps_fp32_when_no_variant_clears_the_margin():
+    fp32 = [10.0, 10.2, 9.9, 10.1, 10.0]
+    runs = _passes({"fp32": fp32, CONTROL: [10.1, 10.0, 10.0, 10.2, 9.9],  # FP32 against itself: within 2%
+                    "int8": [9.9, 10.0, 9.8, 10.0, 9.9],  # ~1% faster: inside the noise
+                    "islands-1": [9.0, 9.1, 11.0, 9.0, 9.2]})  # 10% faster but slower in one pass
+    v = confirm(runs, ["int8", "islands-1"])
+    assert v["kept"] == "fp32" and v["margin"] == pytest.approx(0.02)
+    assert not v["variants"]["int8"]["pays"] and v["variants"]["int8"]["median"] < 1.02
+    isl = v["variants"]["islands-1"]
+    assert isl["median"] > 1.05 and isl["low"] < 1.0 and not isl["pays"]
+    assert v["best"] == "islands-1"
+
+
+def test_confirm_margin_is_what_fp32_does_against_itself():
+    """A variant 6% faster in every pass pays on a quiet host and not where FP32 strays 8% from itself."""
+    fp32 = [10.0] * 5
+    quiet = _passes({"fp32": fp32, CONTROL: fp32, "int8": [9.4] * 5})
+    assert confirm(quiet, ["int8"])["kept"] == "int8"
+    noisy = _passes({"fp32": fp32, CONTROL: [10.0, 10.8, 10.0, 10.0, 10.0], "int8": [9.4] * 5})
+    v = confirm(noisy, ["int8"])
+    assert v["margin"] == pytest.approx(0.08) and v["kept"] == "fp32"
+    assert confirm(quiet, ["int8"], min_margin=0.1)["kept"] == "fp32"  # the floor holds however quiet
+
+
+def test_confirm_keeps_the_paying_variant_with_the_highest_median():
+    runs = _passes({"fp32": [10.0] * 5, CONTROL: [10.0] * 5, "int8": [8.0] * 5, "islands-2": [7.0] * 5,
+                    "islands-1": [6.0, 6.0, 6.0, 6.0, 10.5]})  # fastest median, slower than FP32 in one pass
+    v = confirm(runs, ["int8", "islands-2", "islands-1"])
+    assert v["kept"] == "islands-2" and v["variants"]["int8"]["pays"] and not v["variants"]["islands-1"]["pays"]
+
+
+class NoisyConfirm(FakeTiming):
+    """The search's measures as ``FakeTiming`` (every INT8 variant looks faster), but re-timed against FP32
+    the variants run at ``ratio[name]`` x FP32's speed (default: FP32's time)."""
+
+    def __init__(self, int8_ms, which, ratio):
+        super().__init__(int8_ms, which)
+        self.ratio = ratio
+
+    def paired(self, models, passes):
+        self.calls.append(("paired", sorted(models)))
+        return [{k: 10.0 / self.ratio.get(k, 1.0) for k in models} for _ in range(passes)]
+
+
+def test_search_keeps_the_variant_that_holds_not_the_luckiest(net):
+    """The search ranks islands-1 (the SE gate in float) first; re-timed against FP32 it is slower, and the
+    third-ranked variant, INT8 only in the two units that gain most, clears the margin."""
+    m = onnx.load(net)
+    timing = NoisyConfirm({n: 3.0 for n in SE}, _quantized, {"int8-only-2": 1.2, "islands-1": 0.95})
+    choice, kept = search(m.SerializeToString(), m, _marking_build(net), timing)
+    assert min(choice.profiled_ms, key=choice.profiled_ms.get) == "islands-1"
+    assert choice.confirm["variants"]["islands-1"]["median"] == pytest.approx(0.95)
+    assert choice.kept == "int8-only-2" and len(choice.islands) == len(units(m)) - 2
+    assert len(_quantized(onnx.load_from_string(kept))) == 2
+    assert choice.to_dict()["speedup_vs_fp32"] == pytest.approx(1.2) and choice.to_dict()["pays"]
+
+
+def _marking_build(net):
+    def build(exclude):
+        q = onnx.load(net)
+        for n in q.graph.node:  # as in test_search_takes_the_fastest_variant_whole
+            if n.name not in exclude and n.op_type in ("Conv", "Mul", "GlobalAveragePool"):
+                q.graph.node.extend([helper.make_node("DequantizeLinear", [n.input[0] + "_q", "s", "z"],
+                                                      [n.input[0] + "_dq"]),
+                                     helper.make_node("QuantizeLinear", [n.output[0], "s", "z"], [n.output[0] + "_q"])])
+                n.input[0] = n.input[0] + "_dq"
+        return q.SerializeToString()
+    return build
+
+
+def test_nothing_pays_writes_the_fp32_graph_that_tune_measures(net, calib, tmp_path, home):
+    """No INT8 variant beats FP32 when re-timed: the file written is the FP32 graph, its contract and report
+    say so, and ``tune`` measures it as the INT8-with-islands precision."""
+    from edgecnn.bench import tune as tune_mod
+
+    fp32 = onnx.load(net)
+    timing = NoisyConfirm({n: 3.0 for n in SE}, lambda m: _runtime_int8(m, fp32), {"islands-1": 1.01})
+    out = tmp_path / "se.int8-islands.onnx"
+    r = quantize(QuantizeOptions(model=str(net), calib=str(calib), out=str(out), bench=False, islands="auto",
+                                 timing=timing))
+    written = onnx.load(out)
+    assert not {n.op_type for n in written.graph.node} & {"QuantizeLinear", "DequantizeLinear"}
+    assert [n.op_type for n in written.graph.node] == [n.op_type for n in fp32.graph.node]
+    c = json.loads({p.key: p.value for p in written.metadata_props}["edgecnn.contract"])
+    assert c["precision"] == "fp32" and c["quantization"]["islands"]["kept"] == "fp32"
+    assert c["quantization"]["islands"]["pays"] is False and "did not pay" in c["quantization"]["islands"]["verdict"]
+    assert r.agreement["top1_agreement"] == 1.0
+    lines = quantize_report(r.to_dict())
+    assert lines[0].startswith(f"wrote {out} (the FP32 graph") and not any("INT8 gate" in ln for ln in lines)
+    assert "float islands: the whole graph (INT8 did not pay on this host: deploy the FP32 file)" in lines
+    assert any(ln.split()[:4] == ["islands-1", "9.90", "ms", "median"] and "1.01x" in ln
+               and ln.endswith("does not pay") for ln in lines)  # 1% faster: inside the 2% margin
+    assert any("INT8 does NOT pay on this host" in ln and "deploy the FP32 file" in ln for ln in lines)
+    result = tune_mod.tune(net, runtimes=["ort"], threads=[1], batches=[1], runs=3, ort_options=False,
+                           saved_model=False, precisions=["fp32", "int8-islands"])
+    assert {(r["precision"], r["status"]) for r in result.rows} == {("fp32", "ok"), ("int8-islands", "ok")}
+
+
+def test_confirm_from_seven_passes_one_disturbed_pass_does_not_decide():
+    """Another job taking the cores in one pass (FP32's control, or the variant) is set aside; in two it counts."""
+    fp32, ctl, fast = [10.0] * 7, [10.0] * 7, [8.0] * 7
+    burst = [*ctl[:3], 25.0, *ctl[4:]]
+    v = confirm(_passes({"fp32": fp32, CONTROL: burst, "int8": [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 30.0]}), ["int8"])
+    assert v["trim"] == 1 and v["margin"] == pytest.approx(0.02) and v["kept"] == "int8"
+    assert v["variants"]["int8"]["low"] == pytest.approx(1.25, rel=1e-3)
+    two = [*fast[:5], 30.0, 30.0]  # slower than FP32 in two passes of seven: no longer a 94% bound
+    assert confirm(_passes({"fp32": fp32, CONTROL: ctl, "int8": two}), ["int8"])["kept"] == "fp32"
+    noisy = [10.0, 10.0, 13.0, 10.0, 13.0, 10.0, 10.0]  # FP32 strays 30% from itself in two passes
+    assert confirm(_passes({"fp32": fp32, CONTROL: noisy, "int8": fast}), ["int8"])["kept"] == "fp32"
