@@ -65,9 +65,9 @@ def inputs(engine, calib: str | None = None, samples: int = SAMPLES) -> tuple[np
     pre = engine.contract.preprocess
     shape = (pre.channels, pre.height, pre.width)
     if calib is not None:
-        from edgecnn.quantize import _load_calibration  # the calibration reader of quantize: one loader
+        from edgecnn.quantize import load_calibration  # quantize's calibration reader: one loader
 
-        arrays, _, _ = _load_calibration(calib, pre, shape, samples)
+        arrays, _, _ = load_calibration(calib, pre, shape, samples)
         return np.stack(arrays), f"{len(arrays)} images of {calib}"
     from PIL import Image
 

@@ -107,7 +107,7 @@ def _collect(calib: str, limit: int) -> list[tuple[Path, str | None]]:
     return [(p, p.parent.name if labelled else None) for p in files]
 
 
-def _load_calibration(calib: str, spec: Preprocess, shape: tuple[int, int, int], limit: int):
+def load_calibration(calib: str, spec: Preprocess, shape: tuple[int, int, int], limit: int):
     arrays, classes, bad = [], [], []
     for path, cls in _collect(calib, limit):
         try:
@@ -329,7 +329,7 @@ def quantize(opts: QuantizeOptions) -> QuantizeResult:
         raise QuantizeError(f"{src} is already INT8")
     pre = contract.preprocess
     shape = (pre.channels, pre.height, pre.width)
-    arrays, classes, bad = _load_calibration(opts.calib, pre, shape, opts.samples)
+    arrays, classes, bad = load_calibration(opts.calib, pre, shape, opts.samples)
     if bad:
         notes.append(f"{len(bad)} calibration file(s) skipped (first: {bad[0]})")
     types = choose_types(opts.kernel)
