@@ -151,6 +151,9 @@ def precision_files(path: Path, precisions: list[str], calib: str | None, tell: 
         beside = variant_path(path, precision)
         if beside.is_file():
             files[precision] = beside
+            if _float_kept(beside):
+                tell(f"{beside.name} is the FP32 graph (INT8 did not pay when it was quantized on its host): "
+                     "its row times FP32 again")
         elif calib is not None:
             from edgecnn.quantize import QuantizeOptions, quantize
 
@@ -161,6 +164,18 @@ def precision_files(path: Path, precisions: list[str], calib: str | None, tell: 
                                      **PRECISION_QUANTIZE[precision]))
             files[precision] = beside
     return files
+
+
+def _float_kept(path: Path) -> bool:
+    """Whether ``quantize --islands auto`` wrote the FP32 graph to ``path`` (no INT8 variant paid there)."""
+    from edgecnn.contract import read
+
+    try:
+        contract = read(str(path))
+    except Exception:  # an unreadable file fails where it is timed, with its own message
+        return False
+    islands = ((contract.quantization or {}).get("islands") or {}) if contract is not None else {}
+    return islands.get("kept") == "fp32"
 
 
 def _quantize_takes(options: dict) -> bool:

@@ -360,9 +360,11 @@ def test_nothing_pays_writes_the_fp32_graph_that_tune_measures(net, calib, tmp_p
     assert any(ln.split()[:4] == ["islands-1", "9.90", "ms", "median"] and "1.01x" in ln
                and ln.endswith("does not pay") for ln in lines)  # 1% faster: inside the 2% margin
     assert any("INT8 does NOT pay on this host" in ln and "deploy the FP32 file" in ln for ln in lines)
+    said: list[str] = []
     result = tune_mod.tune(net, runtimes=["ort"], threads=[1], batches=[1], runs=3, ort_options=False,
-                           saved_model=False, precisions=["fp32", "int8-islands"])
+                           saved_model=False, precisions=["fp32", "int8-islands"], on_progress=said.append)
     assert {(r["precision"], r["status"]) for r in result.rows} == {("fp32", "ok"), ("int8-islands", "ok")}
+    assert any(ln.startswith(f"{out.name} is the FP32 graph") for ln in said)  # tune says its row is FP32 again
 
 
 def test_confirm_from_seven_passes_one_disturbed_pass_does_not_decide():
