@@ -12,7 +12,10 @@ function of its seed everywhere). Boxes are the tight box of the rendered ink.
     python benchmarks/digits_detect_data.py --out /tmp/digits-det --train 1200 --val 240 --size 128
     # issue 18's kind: plain backgrounds, digits the default anchors cover (dd2000)
     python benchmarks/digits_detect_data.py --out /tmp/dd2000 --train 2000 --val 300 --size 160 --seed 2 \
-        --plain --heights 0.25 0.5 --max-digits 3
+        --plain --heights 0.2 0.45 --max-digits 3
+    # its first 1,000 train images and the same 300 val images (dd1000)
+    python benchmarks/digits_detect_data.py --out /tmp/dd1000 --train 1000 --val 300 --size 160 --seed 2 \
+        --plain --heights 0.2 0.45 --max-digits 3 --val-start 2000
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def sample(seed: int, index: int, size: int, font_files: list[str], heights: tup
 
 
 def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0, heights: tuple[float, float] = (0.12, 0.45),
-          plain: bool = False, max_digits: int = 4) -> dict:
+          plain: bool = False, max_digits: int = 4, val_start: int | None = None) -> dict:
     font_files = fonts()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -115,6 +118,8 @@ def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0, heights
         cats = [{"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)]
         index = 0
         for split, n in (("train", n_train), ("val", n_val)):
+            if split == "val" and val_start is not None:
+                index = val_start  # image i is a function of (seed, i): a smaller train set, the same val images
             doc = {"info": {"description": f"digits detection ({split}, seed {seed})"}, "images": [],
                    "annotations": [], "categories": cats}
             (tmp / split).mkdir()
@@ -151,9 +156,11 @@ def main() -> None:
                     help="digit heights, fractions of the image side")
     ap.add_argument("--plain", action="store_true", help="plain backgrounds and light noise (issue 18's kind)")
     ap.add_argument("--max-digits", type=int, default=4)
+    ap.add_argument("--val-start", type=int, default=None,
+                    help="index of the first val image [default: after the train images]")
     args = ap.parse_args()
     print(write(Path(args.out), args.train, args.val, args.size, args.seed, tuple(args.heights), args.plain,
-                args.max_digits))
+                args.max_digits, args.val_start))
 
 
 if __name__ == "__main__":
