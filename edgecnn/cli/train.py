@@ -31,15 +31,14 @@ def train_cmd(
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs [default: 10; on --resume the run's own]."),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Global batch, split over --nproc processes "
                                                                     "[default: 64; detectors 16]."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: sgd 0.05, detectors 0.1; "
-                                                "adamw 0.001]."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate [default: sgd 0.05, adamw 0.001]."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd (momentum 0.9) or adamw."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine (to 0), step (x0.1 at 50% and 75% of the "
                                                               "run) or none; after the warm-up."),
     warmup_epochs: float = typer.Option(1.0, "--warmup-epochs", help="Linear warm-up, in epochs (at most half "
                                                                      "the run)."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="[default: sgd 5e-4, detectors 4e-5; adamw "
-                                                                    "0.05]; never on biases and BN."),
+    weight_decay: float = typer.Option(None, "--weight-decay", help="[default: sgd 5e-4, adamw 0.05]; never on "
+                                                                    "biases and BN."),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Label smoothing of the loss, 0-1."),
     input_size: int = typer.Option(None, "--input-size", help="Square input side [default: the model card's, "
                                                               "or the checkpoint's]."),

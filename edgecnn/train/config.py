@@ -17,20 +17,6 @@ SCHEDULES = ("cosine", "step", "none")
 ANCHORS = ("default", "auto")  # a detector's anchor scales: the model's own, or fitted to the training boxes
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 DEFAULT_WD = {"sgd": 5e-4, "adamw": 0.05}
-# Detectors from scratch with SGD: twice the peak lr and torchvision's SSDLite weight decay (4e-5 instead of
-# the classifiers' 5e-4). SSD's loss is summed over anchors per positive and trains slowly at 0.05: lr 0.1
-# was ahead at every epoch measured (digits 128 px, epochs 3-4: +36%; 160 px with wd 4e-5, epoch 2: +9%;
-# benchmarks/results/*/digits_detect_*.md). AdamW keeps the classifiers' defaults.
-DETECT_LR = {**DEFAULT_LR, "sgd": 0.1}
-DETECT_WD = {**DEFAULT_WD, "sgd": 4e-5}
-
-
-def default_lr(task: str, optimizer: str) -> float:
-    return (DETECT_LR if task == "detect" else DEFAULT_LR)[optimizer]
-
-
-def default_wd(task: str, optimizer: str) -> float:
-    return (DETECT_WD if task == "detect" else DEFAULT_WD)[optimizer]
 DEFAULT_EPOCHS = 10
 # Detectors train on few images with many objects each: at 64 a 1,200-image set gives 180 optimizer steps in
 # 10 epochs, and SSD from scratch is still far from converged when the schedule ends (digits set, 128 px:

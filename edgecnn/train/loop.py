@@ -51,10 +51,10 @@ from edgecnn.train.checkpoint import (
 from edgecnn.train.config import (
     DEFAULT_BATCH,
     DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_WD,
     TrainConfig,
-    default_lr,
     default_out,
-    default_wd,
     resolve_device,
 )
 from edgecnn.train.datasets import Data
@@ -163,8 +163,8 @@ class Trainer:
                 self.warn(line)
         self.frozen = transfer.freeze(self.model, cfg.freeze)
         self.model.to(device)
-        self.lr = cfg.lr or default_lr(self.task.kind, cfg.optimizer)
-        wd = default_wd(self.task.kind, cfg.optimizer) if cfg.weight_decay is None else cfg.weight_decay
+        self.lr = cfg.lr or DEFAULT_LR[cfg.optimizer]
+        wd = DEFAULT_WD[cfg.optimizer] if cfg.weight_decay is None else cfg.weight_decay
         groups = transfer.param_groups(self.model, self.lr, wd, cfg.layer_lr_decay)
         if cfg.optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=cfg.momentum)

@@ -38,27 +38,3 @@ def test_a_classifier_keeps_the_classification_batch(tmp_path):
           echo=quiet, warn=quiet)
     saved = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
     assert saved["config"]["train"]["batch_size"] == DEFAULT_BATCH["classify"]
-
-
-def test_sgd_detectors_and_classifiers_get_their_own_lr_and_weight_decay(tmp_path):
-    from edgecnn.train.config import default_lr, default_wd
-    from edgecnn.train.ddp import Dist
-    from edgecnn.train.loop import Trainer
-
-    det, clf = tmp_path / "det", tmp_path / "clf"
-    write_shapes(det, n=20, size=48, seed=0, task="detect")
-    write_shapes(clf, n=40, size=28, seed=0, task="classify")
-    assert default_lr("detect", "sgd") != default_lr("classify", "sgd")
-    assert default_wd("detect", "sgd") != default_wd("classify", "sgd")
-    for model, data, kind, size in (("ssdlite_mobilenetv2", det, "detect", 48), ("lenet5", clf, "classify", 32)):
-        lines = []
-        t = Trainer(TrainConfig(model, str(data), input_size=size, out=str(tmp_path / model), device="cpu"),
-                    torch.device("cpu"), Dist(), lines.append, quiet)
-        lr, wd = default_lr(kind, "sgd"), default_wd(kind, "sgd")
-        assert {g["lr"] for g in t.optimizer.param_groups} == {lr}
-        assert max(g["weight_decay"] for g in t.optimizer.param_groups) == wd
-        assert any(f"optimizer: sgd lr {lr:g} weight-decay {wd:g}," in line for line in lines), lines
-    # what the user sets wins
-    t = Trainer(TrainConfig("ssdlite_mobilenetv2", str(det), input_size=48, lr=0.01, weight_decay=1e-3,
-                            out=str(tmp_path / "set"), device="cpu"), torch.device("cpu"), Dist(), quiet, quiet)
-    assert t.lr == 0.01 and max(g["weight_decay"] for g in t.optimizer.param_groups) == 1e-3
