@@ -124,7 +124,7 @@ def anchors_table(args: argparse.Namespace) -> None:
     default anchor scales (0.2-0.95) and with smaller ones: what limits SSDLite on small objects."""
     from edgecnn import registry
     from edgecnn.nn.detection import DefaultBoxes
-    from edgecnn.train.anchor_fit import coverage, network_boxes
+    from edgecnn.train.anchor_fit import coverage, fit_scales, network_boxes
     from edgecnn.train.coco import open_detection_data
 
     data = open_detection_data(args.data)
@@ -138,6 +138,10 @@ def anchors_table(args: argparse.Namespace) -> None:
             c = coverage(boxes, anchors)
             print(f"| {args.model} | {size} | {lo}-{hi} | {len(anchors)} | {c['uncovered']:.1%} "
                   f"| {c['positives']:.2f} |")
+        fit = fit_scales(model, data.train.images, model.preprocess)  # what train --anchors auto chooses
+        s, c = fit["scales"], fit["fitted"]
+        print(f"| {args.model} | {size} | auto: {s[0]:.2f}-{s[5]:.2f} | {len(model.anchors)} | {c['uncovered']:.1%} "
+              f"| {c['positives']:.2f} |")
 
 
 def main() -> None:

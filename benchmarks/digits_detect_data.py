@@ -10,6 +10,12 @@ machine, so the images are only reproducible where the same font files are (the 
 function of its seed everywhere). Boxes are the tight box of the rendered ink.
 
     python benchmarks/digits_detect_data.py --out /tmp/digits-det --train 1200 --val 240 --size 128
+    # issue 18's kind: plain backgrounds, digits the default anchors cover (dd2000)
+    python benchmarks/digits_detect_data.py --out /tmp/dd2000 --train 2000 --val 300 --size 160 --seed 2 \
+        --plain --heights 0.2 0.45 --max-digits 3
+    # its first 1,000 train images and the same 300 val images (dd1000)
+    python benchmarks/digits_detect_data.py --out /tmp/dd1000 --train 1000 --val 300 --size 160 --seed 2 \
+        --plain --heights 0.2 0.45 --max-digits 3 --val-start 2000
 """
 
 from __future__ import annotations
@@ -57,12 +63,12 @@ def _glyph(rng: np.random.Generator, digit: int, font_files: list[str], height: 
     return im.resize((max(2, round(im.width * scale)), max(2, round(im.height * scale))), Image.Resampling.LANCZOS)
 
 
-def _background(rng: np.random.Generator, size: int, dark: bool) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, dark: bool, plain: bool = False) -> np.ndarray:
     base = rng.uniform(20, 80) if dark else rng.uniform(170, 240)
     tint = base + rng.uniform(-15, 15, 3)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     canvas = np.broadcast_to(tint, (size, size, 3)).astype(np.float32).copy()
-    kind = int(rng.integers(3))  # plain, gradient, soft stripes
+    kind = 0 if plain else int(rng.integers(3))  # plain, gradient, soft stripes
     if kind == 1:
         a, b = rng.uniform(-20, 20, 2)
         canvas += (a * (xx - 0.5) + b * (yy - 0.5))[..., None]
@@ -72,16 +78,18 @@ def _background(rng: np.random.Generator, size: int, dark: bool) -> np.ndarray:
     return canvas
 
 
-def sample(seed: int, index: int, size: int, font_files: list[str]) -> tuple[Image.Image, list[dict]]:
-    """Image ``index``: one to four digits whose boxes do not overlap, heights 12-45% of the image."""
+def sample(seed: int, index: int, size: int, font_files: list[str], heights: tuple[float, float] = (0.12, 0.45),
+           plain: bool = False, max_digits: int = 4) -> tuple[Image.Image, list[dict]]:
+    """Image ``index``: one to ``max_digits`` digits whose boxes do not overlap, heights ``heights`` of the
+    image side; ``plain``: a plain background (no gradient, no stripes) and light noise."""
     rng = np.random.default_rng([seed, index])
     dark = rng.random() < 0.3
-    canvas = _background(rng, size, dark)
+    canvas = _background(rng, size, dark, plain)
     ink = rng.uniform(190, 250, 3) if dark else rng.uniform(0, 70, 3)
     objects, boxes = [], []
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, max_digits + 1))):
         digit = int(rng.integers(10))
-        glyph = _glyph(rng, digit, font_files, rng.uniform(0.12, 0.45) * size)
+        glyph = _glyph(rng, digit, font_files, rng.uniform(*heights) * size)
         w, h = glyph.size
         if w >= size or h >= size:
             continue
@@ -97,11 +105,12 @@ def sample(seed: int, index: int, size: int, font_files: list[str]) -> tuple[Ima
         region += alpha * ink
         boxes.append((x, y, x + w, y + h))
         objects.append({"category": digit, "bbox": [x, y, w, h], "area": float(alpha.sum())})
-    canvas += rng.normal(0, rng.uniform(2, 10), canvas.shape)
+    canvas += rng.normal(0, rng.uniform(2, 4) if plain else rng.uniform(2, 10), canvas.shape)
     return Image.fromarray(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), "RGB"), objects
 
 
-def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0) -> dict:
+def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0, heights: tuple[float, float] = (0.12, 0.45),
+          plain: bool = False, max_digits: int = 4, val_start: int | None = None) -> dict:
     font_files = fonts()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -109,11 +118,13 @@ def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0) -> dict
         cats = [{"id": i + 1, "name": c, "supercategory": "digit"} for i, c in enumerate(CLASSES)]
         index = 0
         for split, n in (("train", n_train), ("val", n_val)):
+            if split == "val" and val_start is not None:
+                index = val_start  # image i is a function of (seed, i): a smaller train set, the same val images
             doc = {"info": {"description": f"digits detection ({split}, seed {seed})"}, "images": [],
                    "annotations": [], "categories": cats}
             (tmp / split).mkdir()
             for _ in range(n):
-                im, objects = sample(seed, index, size, font_files)
+                im, objects = sample(seed, index, size, font_files, heights, plain, max_digits)
                 name = f"{index:06d}.png"
                 im.save(tmp / split / name)
                 doc["images"].append({"id": index, "file_name": name, "width": size, "height": size})
@@ -130,7 +141,8 @@ def write(out: Path, n_train: int, n_val: int, size: int, seed: int = 0) -> dict
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"out": str(out), "train": n_train, "val": n_val, "size": size, "seed": seed, "fonts": len(font_files)}
+    return {"out": str(out), "train": n_train, "val": n_val, "size": size, "seed": seed, "heights": list(heights),
+            "plain": plain, "max_digits": max_digits, "fonts": len(font_files)}
 
 
 def main() -> None:
@@ -140,8 +152,15 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=240)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--heights", type=float, nargs=2, default=(0.12, 0.45), metavar=("MIN", "MAX"),
+                    help="digit heights, fractions of the image side")
+    ap.add_argument("--plain", action="store_true", help="plain backgrounds and light noise (issue 18's kind)")
+    ap.add_argument("--max-digits", type=int, default=4)
+    ap.add_argument("--val-start", type=int, default=None,
+                    help="index of the first val image [default: after the train images]")
     args = ap.parse_args()
-    print(write(Path(args.out), args.train, args.val, args.size, args.seed))
+    print(write(Path(args.out), args.train, args.val, args.size, args.seed, tuple(args.heights), args.plain,
+                args.max_digits, args.val_start))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from torch import nn
 from edgecnn import registry
 from edgecnn.errors import EdgeCNNError
 
-MODEL_KEYS = ("num_classes", "in_channels", "input_size", "width_mult")  # registry.build's, as a checkpoint keeps them
+# registry.build's, as a checkpoint keeps them (a detector's anchor_scales: its anchors are in no state dict)
+MODEL_KEYS = ("num_classes", "in_channels", "input_size", "width_mult", "anchor_scales")
 
 
 class WeightsError(EdgeCNNError):
@@ -78,6 +79,8 @@ def build_model(name: str, config: Mapping[str, Any] | None = None, **override: 
         kwargs["width_mult"] = float(kwargs["width_mult"])
         if kwargs["width_mult"] == 1.0:
             del kwargs["width_mult"]
+    if "anchor_scales" in kwargs:
+        kwargs["anchor_scales"] = [float(s) for s in kwargs["anchor_scales"]]
     return registry.build(name, **kwargs)
 
 
@@ -92,11 +95,17 @@ def model_from_weights(weights: WeightsFile, **override: Any) -> nn.Module:
     return model
 
 
-def stored_config(model: nn.Module) -> dict[str, float]:
+def stored_config(model: nn.Module) -> dict[str, Any]:
     """What a checkpoint's config keeps of ``model`` beyond its classes, channels and size: its width
-    multiplier, when it has one other than 1.0 (``build_model`` reads it back)."""
+    multiplier, when it has one other than 1.0, and a detector's anchor scales when they are not its
+    defaults (``build_model`` reads both back)."""
+    out: dict[str, Any] = {}
     width = getattr(model, "width_mult", None)
-    return {"width_mult": float(width)} if width is not None and float(width) != 1.0 else {}
+    if width is not None and float(width) != 1.0:
+        out["width_mult"] = float(width)
+    if getattr(model, "anchor_scales", None) is not None:
+        out["anchor_scales"] = [float(s) for s in model.anchor_scales]
+    return out
 
 
 def head_keys(model: nn.Module) -> list[str]:

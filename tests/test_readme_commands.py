@@ -64,6 +64,9 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         ([f"{FLOWS}::test_detector_training_command"], None),
     "edgecnn train ssdlite_mobilenetv2 --data data/shapes-det --input-size 160 --epochs 14 --batch-size 16 "
     "--optimizer adamw --lr 0.002": ([f"{FLOWS}::test_detector_training_command"], None),
+    "edgecnn train ssdlite_mobilenetv2 --data dd2000 --input-size 160 --anchors auto":  # on shapes at 64 px
+        (["tests/train/test_anchor_auto.py::test_auto_anchors_go_from_train_to_eval_and_export"],
+         ['TrainConfig(NAME', 'input_size=64', 'anchors="auto"']),
     "edgecnn train lenet5 --data data/shapes --epochs 3 --nproc 2 --out models/lenet5-ddp":
         (["tests/train/test_ddp.py::test_two_gloo_processes_match_one_process"], None),
     "edgecnn train lenet5 --data data/shapes --device cuda":  # its one-line error on a machine without CUDA

@@ -69,6 +69,10 @@ def train_cmd(
                                                         "(freeze the first N stages)."),
     layer_lr_decay: float = typer.Option(None, "--layer-lr-decay", help="Learning rate x F per stage from the "
                                                                         "head back (e.g. 0.7)."),
+    anchors: str = typer.Option("default", "--anchors", help="Detectors: default (the model's anchor scales, "
+                                                             "or the checkpoint's) or auto (fitted to the "
+                                                             "training boxes at the input size; kept in the "
+                                                             "checkpoint and the exported graph)."),
     nproc: int = typer.Option(1, "--nproc", help="DDP processes on this machine (runs torchrun)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table or json (the final metrics)."),
 ) -> None:
@@ -96,7 +100,7 @@ def train_cmd(
                       resize=resize, val_split=val_split, augment=augment, flip=flip, workers=workers,
                       threads=threads, seed=seed,
                       device=device, out=out, resume=resume, overwrite=overwrite, init=init, freeze=freeze,
-                      layer_lr_decay=layer_lr_decay)
+                      layer_lr_decay=layer_lr_decay, anchors=anchors)
     cfg.check()
     if nproc != 1:
         _launch(ctx, cfg, nproc)

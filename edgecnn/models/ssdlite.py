@@ -36,7 +36,8 @@ from edgecnn.nn import ConvBNAct, InvertedResidual
 from edgecnn.nn.detection import DefaultBoxes, decode
 
 # Anchors of torchvision's SSDLite (and the MobileNetV2 paper's six maps): scales 0.2 .. 0.95,
-# aspect ratios 1, 1', 2, 1/2, 3, 1/3 on every map.
+# aspect ratios 1, 1', 2, 1/2, 3, 1/3 on every map. ``anchor_scales`` (7 values: one per map and the last
+# map's upper neighbour) replaces the scales; ``train --anchors auto`` fits them to the training boxes.
 ASPECT_RATIOS = [[2, 3]] * 6
 # MobileNetV3-Large with torchvision's "reduced tail" (the last stage at half width), as in the
 # COCO checkpoint: in, kernel, expanded, out, se, act, stride.
@@ -161,7 +162,7 @@ class SingleShot(nn.Module):
 
 class SSDLite(SingleShot):
     def __init__(self, features: nn.Sequential, c4: int, num_classes: int, input_size: int, width_mult: float,
-                 bn: dict, preprocess: Preprocess, detection: Detection):
+                 bn: dict, preprocess: Preprocess, detection: Detection, anchor_scales=None):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes counts the background and must be >= 2, got {num_classes}")
@@ -170,16 +171,28 @@ class SSDLite(SingleShot):
         # the classifier's "features.*" state-dict keys -> ours (the same tensors, re-split at c4)
         self.backbone_keys = {classifier_names[id(t)]: f"backbone.{k}"
                               for k, t in self.backbone.state_dict(keep_vars=True).items() if id(t) in classifier_names}
-        self.box_generator = DefaultBoxes(ASPECT_RATIOS)
-        self.head = _Heads(self.backbone.out_channels, self.box_generator.num_anchors_per_location(),
+        self.head = _Heads(self.backbone.out_channels, [2 + 2 * len(r) for r in ASPECT_RATIOS],
                            num_classes, bn)
         _normal_init(self.backbone.extra)
         _normal_init(self.head)
         self.num_classes, self.input_size, self.width_mult = num_classes, input_size, width_mult
         self.preprocess, self.detection = preprocess, detection
         self._grids: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        self.register_buffer("anchors", self.anchors_for(torch.zeros(1, features[0][0].in_channels,
-                                                                     input_size, input_size)), persistent=False)
+        self.register_buffer("anchors", None, persistent=False)
+        self.set_anchor_scales(anchor_scales)
+
+    def set_anchor_scales(self, scales=None) -> None:
+        """Re-make the anchors with ``scales`` (one per feature map + the last one's upper neighbour, fractions
+        of the input side; None: torchvision's 0.2 .. 0.95, 1). Only the anchors change, not the weights: the
+        number of anchors per location stays, so a state dict loads either way. ``anchor_scales`` is None
+        for the defaults (what a checkpoint stores and ``build_model`` passes back)."""
+        self.anchor_scales = None if scales is None else [round(float(s), 6) for s in scales]
+        if self.anchor_scales is not None and not all(0 < s <= 1 for s in self.anchor_scales):
+            raise ValueError(f"anchor scales are fractions of the input side in (0, 1], got {self.anchor_scales}")
+        self.box_generator = DefaultBoxes(ASPECT_RATIOS, scales=self.anchor_scales)
+        self.anchors = None
+        x = torch.zeros(1, 1, self.input_size, self.input_size)
+        self.anchors = self.anchors_for(x).to(next(self.parameters()).device)
 
     def load_backbone(self, classifier_state: dict[str, torch.Tensor]) -> int:
         """Initialise the backbone from a classifier's state dict of the same family and width (a
@@ -227,7 +240,7 @@ def _preprocess(size: int, channels: int, resize: str, mean: tuple, std: tuple) 
 
 
 def ssdlite_mobilenetv2(num_classes: int = 91, in_channels: int = 3, input_size: int = 320,
-                        width_mult: float = 1.0, **_) -> SSDLite:
+                        width_mult: float = 1.0, anchor_scales=None, **_) -> SSDLite:
     """SSDLite on MobileNetV2 (Sandler et al. 2018, sec 6.2): the first map is the expansion of the first
     stride-32 block (576 channels at width 1.0), the second the last 1x1 conv (1280); letterboxed input
     with ImageNet normalisation, so a torchvision ``mobilenet_v2`` checkpoint initialises the backbone
@@ -235,11 +248,12 @@ def ssdlite_mobilenetv2(num_classes: int = 91, in_channels: int = 3, input_size:
     net = MobileNetV2(in_channels=in_channels, width_mult=width_mult)
     pre = _preprocess(input_size, in_channels, "letterbox", IMAGENET_MEAN, IMAGENET_STD)
     det = Detection(nms="host", box_format="xyxy", conf=0.25, iou=0.45, max_det=100, background_class=True)
-    return SSDLite(net.features, _last_strided(net.features), num_classes, input_size, width_mult, {}, pre, det)
+    return SSDLite(net.features, _last_strided(net.features), num_classes, input_size, width_mult, {}, pre, det,
+                   anchor_scales)
 
 
 def ssdlite320_mobilenetv3_large(num_classes: int = 91, in_channels: int = 3, input_size: int = 320,
-                                 width_mult: float = 1.0, **_) -> SSDLite:
+                                 width_mult: float = 1.0, anchor_scales=None, **_) -> SSDLite:
     """torchvision's ``ssdlite320_mobilenet_v3_large`` (same state-dict keys, loads with ``strict=True``):
     reduced-tail MobileNetV3-Large, BN eps 0.001, input stretched to 320x320 with mean/std 0.5,
     torchvision's post-processing (IoU 0.55, 300 candidates per class, 300 detections). Its score > 0.001
@@ -253,4 +267,5 @@ def ssdlite320_mobilenetv3_large(num_classes: int = 91, in_channels: int = 3, in
     pre = _preprocess(input_size, in_channels, "stretch", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     det = Detection(nms="host", box_format="xyxy", conf=0.25, iou=0.55, max_det=300, background_class=True,
                     candidates_per_class=300)
-    return SSDLite(net.features, _last_strided(net.features), num_classes, input_size, width_mult, bn, pre, det)
+    return SSDLite(net.features, _last_strided(net.features), num_classes, input_size, width_mult, bn, pre, det,
+                   anchor_scales)

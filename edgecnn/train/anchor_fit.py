@@ -7,7 +7,8 @@ SSDLite sit on a stride-16 grid at best, so at a small input the grid, not the a
 limit: on 128 px images of digits 15-58 px high, 30% of the objects had no anchor at IoU 0.5 at input
 128, 19% at 160 (``benchmarks/results/*/digits_detect*.md``). ``train`` measures this on the training
 boxes before the first epoch and says so, with the input size that would cover them, when too many are
-left uncovered.
+left uncovered. ``fit_scales`` (``train --anchors auto``) chooses the anchor scales that leave the fewest
+training objects uncovered at the input size.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from edgecnn.runtime.image import resize
 MATCH_IOU = 0.5  # SSD's (and nn.detection.match's default) positive threshold
 WARN_UNCOVERED = 0.2  # say so when more than this fraction of the objects has no anchor at MATCH_IOU
 MAX_BOXES = 20000  # a sample is enough to measure a fraction
+FIT_BOXES = 2000  # the sample fit_scales scores each candidate on
+FIT_MIN = [round(0.04 + 0.02 * i, 2) for i in range(19)]  # smallest scale: 0.04 .. 0.40 of the input side
+FIT_SPAN = [round(0.1 * i, 1) for i in range(1, 10)]  # largest - smallest: 0.1 .. 0.9
 
 
 def network_boxes(images, spec: Preprocess) -> np.ndarray:
@@ -84,3 +88,71 @@ def advice(model, images, spec: Preprocess, name: str) -> str | None:
 
 def _median_side(boxes: np.ndarray) -> float:
     return float(np.median(np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))))
+
+
+def linear_scales(smallest: float, largest: float, maps: int = 6) -> list[float]:
+    """torchvision's spacing of SSD scales, ``smallest`` .. ``largest`` over ``maps`` feature maps, plus the
+    last map's upper neighbour (one step further, at most 1)."""
+    step = (largest - smallest) / (maps - 1)
+    return [round(smallest + step * k, 4) for k in range(maps)] + [round(min(1.0, largest + step), 4)]
+
+
+def best_iou(boxes: np.ndarray, grid: list[tuple[int, int]], size: tuple[int, int], wh: list) -> np.ndarray:
+    """(M,) best IoU of each of ``boxes`` (M, 4) xyxy with the anchors ``DefaultBoxes`` makes of ``wh`` (per
+    map: (K, 2) sizes, fractions of the input) on ``grid`` at ``size`` (h, w), without building them: for
+    anchors of one shape the IoU only falls as the centres move apart on either axis, so the grid centre
+    nearest to the box's (on each axis) has the best anchor of each shape."""
+    h, w = size
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    best = np.zeros(len(boxes), np.float32)
+    for (fh, fw), shapes in zip(grid, wh, strict=True):
+        sx, sy = w / fw, h / fh  # centres at (i + 0.5) * stride
+        ax = (np.clip(np.floor(cx / sx), 0, fw - 1) + 0.5) * sx
+        ay = (np.clip(np.floor(cy / sy), 0, fh - 1) + 0.5) * sy
+        aw, ah = np.clip(np.asarray(shapes, np.float32), 0, 1).T * np.float32([[w], [h]])
+        ox = np.minimum(cx[:, None] + bw[:, None] / 2, ax[:, None] + aw / 2) - np.maximum(
+            cx[:, None] - bw[:, None] / 2, ax[:, None] - aw / 2)
+        oy = np.minimum(cy[:, None] + bh[:, None] / 2, ay[:, None] + ah / 2) - np.maximum(
+            cy[:, None] - bh[:, None] / 2, ay[:, None] - ah / 2)
+        inter = np.clip(ox, 0, None) * np.clip(oy, 0, None)
+        iou = inter / (bw[:, None] * bh[:, None] + aw * ah - inter)
+        best = np.maximum(best, iou.max(axis=1))
+    return best
+
+
+def fit_scales(model, images, spec: Preprocess) -> dict | None:
+    """The anchor scales (``linear_scales``) that leave the fewest of the training objects in ``images``
+    without an anchor at IoU >= ``MATCH_IOU`` at ``spec``'s input size (ties: the higher mean best IoU),
+    on a sample of ``FIT_BOXES``. Returns ``{"scales", "fitted", "default"}`` (the coverage of both, as
+    ``coverage`` gives it), or None when there are no boxes."""
+    from edgecnn.nn.detection import DefaultBoxes
+
+    boxes = network_boxes(images, spec)
+    if not len(boxes):
+        return None
+    sample = boxes[np.random.default_rng(0).choice(len(boxes), FIT_BOXES, replace=False)] \
+        if len(boxes) > FIT_BOXES else boxes
+    ratios = model.box_generator.aspect_ratios
+    grid, size = model._grid(spec.height, spec.width), (spec.height, spec.width)
+    best_key, best = None, None
+    for lo in FIT_MIN:
+        for span in FIT_SPAN:
+            if lo + span > 1.0:
+                continue
+            scales = linear_scales(lo, lo + span, len(ratios))
+            top = best_iou(sample, grid, size, DefaultBoxes(ratios, scales=scales).wh)
+            key = (round(float((top < MATCH_IOU).mean()), 3), -float(top.mean()))
+            if best_key is None or key < best_key:
+                best_key, best = key, scales
+    return {"scales": best, "fitted": coverage(boxes, DefaultBoxes(ratios, scales=best)(grid, size)),
+            "default": coverage(boxes, DefaultBoxes(ratios)(grid, size))}
+
+
+def describe_fit(fit: dict, name: str, size: int) -> str:
+    """One line: the scales ``fit_scales`` chose and the objects they and the defaults leave uncovered."""
+    s, f, d = fit["scales"], fit["fitted"], fit["default"]
+    return (f"anchors: scales {s[0]:.2f}-{s[-2]:.2f} of the input side, fitted to {f['objects']:,} training "
+            f"objects at input {size}: {f['uncovered']:.0%} of them overlap no anchor by IoU >= {MATCH_IOU} "
+            f"({f['positives']:.1f} matched anchors each; {name}'s defaults 0.20-0.95: {d['uncovered']:.0%}, "
+            f"{d['positives']:.1f})")

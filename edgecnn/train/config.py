@@ -14,6 +14,7 @@ from edgecnn.train import transfer
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "none")
+ANCHORS = ("default", "auto")  # a detector's anchor scales: the model's own, or fitted to the training boxes
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}
 DEFAULT_WD = {"sgd": 5e-4, "adamw": 0.05}
 DEFAULT_EPOCHS = 10
@@ -59,6 +60,7 @@ class TrainConfig:
     init: str | None = None
     freeze: str = "none"
     layer_lr_decay: float | None = None
+    anchors: str = "default"  # ANCHORS; detectors only
 
     # Options that may change when a run is resumed; the others come from its checkpoint.
     RESUMABLE = ("epochs", "workers", "threads", "device", "data", "out", "resume", "overwrite")
@@ -87,6 +89,8 @@ class TrainConfig:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 <= self.momentum < 1.0:
             raise UsageError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.anchors not in ANCHORS:
+            raise UsageError(f"unknown --anchors '{self.anchors}'; choose default or auto")
         transfer.parse_freeze(self.freeze)
         if self.layer_lr_decay is not None and not 0.0 < self.layer_lr_decay <= 1.0:
             raise UsageError(f"--layer-lr-decay must be in (0, 1], got {self.layer_lr_decay}")

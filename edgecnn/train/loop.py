@@ -272,6 +272,8 @@ class Trainer:
             spec = dataclasses.replace(spec, resize=cfg.resize, resize_size=None)
         if hasattr(model, "preprocess"):
             model.preprocess = spec  # a detector's validation reads it
+        if resume is None and cfg.anchors == "auto":
+            self._fit_anchors(model, name, spec)
         from edgecnn.profile import profile
 
         profile(model, (in_ch, size, size), name)  # a too-small input fails here, in one line
@@ -284,6 +286,20 @@ class Trainer:
                 self.echo(f"init: {note}")
             self.echo(f"init: weights from {init}")
         return model, name, spec
+
+    def _fit_anchors(self, model: nn.Module, name: str, spec: Preprocess) -> None:
+        """``--anchors auto``: the anchor scales that cover most training objects at this input size."""
+        from edgecnn.train.anchor_fit import describe_fit, fit_scales
+
+        if not hasattr(model, "set_anchor_scales"):
+            raise UsageError(f"--anchors auto fits a SSDLite detector's anchors; {name} has fixed anchors "
+                             "(use --anchors default)")
+        fit = fit_scales(model, self.data.train.images, spec)
+        if fit is None:
+            self.warn("--anchors auto: the training images hold no boxes; keeping the default anchors")
+            return
+        model.set_anchor_scales(fit["scales"])
+        self.echo(describe_fit(fit, name, spec.width))
 
     def _make_loaders(self) -> None:
         cfg, d = self.cfg, self.dist
