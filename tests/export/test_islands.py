@@ -172,16 +172,7 @@ def test_search_takes_the_fastest_variant_whole(net):
     """Per node the stem and the SE gate both lose (the stem more). Timed whole with a 10 ms penalty on any
     graph whose SE gate is float (its island's edges), only the stem's island pays; without it, both."""
     m = onnx.load(net)
-
-    def build(exclude):
-        q = onnx.load(net)
-        for n in q.graph.node:  # mark quantized nodes the way the fake reads them: a DequantizeLinear input
-            if n.name not in exclude and n.op_type in ("Conv", "Mul", "GlobalAveragePool"):
-                q.graph.node.extend([helper.make_node("DequantizeLinear", [n.input[0] + "_q", "s", "z"],
-                                                      [n.input[0] + "_dq"]),
-                                     helper.make_node("QuantizeLinear", [n.output[0], "s", "z"], [n.output[0] + "_q"])])
-                n.input[0] = n.input[0] + "_dq"
-        return q.SerializeToString()
+    build = _marking_build(net)
 
     class Edges(FakeTiming):
         penalty = 10.0
@@ -327,7 +318,7 @@ def test_search_keeps_the_variant_that_holds_not_the_luckiest(net):
 def _marking_build(net):
     def build(exclude):
         q = onnx.load(net)
-        for n in q.graph.node:  # as in test_search_takes_the_fastest_variant_whole
+        for n in q.graph.node:  # mark quantized nodes the way the fake reads them: a DequantizeLinear input
             if n.name not in exclude and n.op_type in ("Conv", "Mul", "GlobalAveragePool"):
                 q.graph.node.extend([helper.make_node("DequantizeLinear", [n.input[0] + "_q", "s", "z"],
                                                       [n.input[0] + "_dq"]),
