@@ -117,13 +117,13 @@ COVERED: dict[str, tuple[list[str], list[str] | None]] = {
         (["tests/runtime/test_precision_choice.py::test_tune_then_infer_auto_runs_the_tuned_choice",
           "tests/runtime/test_precision_choice.py::test_auto_without_precision_auto_says_the_file_given_runs"], None),
     "edgecnn infer red.jpg --model export/mobilenetv3_large.onnx --topk 1 --runtime auto --precision auto":
-        (["tests/bench/test_bf16.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
+        (["tests/bench/bf16_cases.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
     "edgecnn infer red.jpg --model export/mobilenetv3_large.onnx --topk 1 --runtime auto":
-        (["tests/bench/test_bf16.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
+        (["tests/bench/bf16_cases.py::test_infer_runs_bf16_where_the_profile_chose_it_and_when_asked"], None),
     "edgecnn bench export/mobilenetv2.onnx --runtime ort,openvino,auto --threads 2 --runs 30":
         (["tests/bench/test_tune.py::test_bench_runtime_auto_measures_the_tuned_choice_beside_the_plain_ones"], None),
     "edgecnn bench mobilenetv3_large.onnx efficientnet_b0.onnx --runtime ort,openvino,auto --threads 2 --runs 40":
-        (["tests/bench/test_bf16.py::test_bench_runtime_auto_runs_openvino_with_the_profile_precision_and_says_bf16"],
+        (["tests/bench/bf16_cases.py::test_bench_runtime_auto_runs_openvino_with_the_profile_precision_and_says_bf16"],
          None),  # on a tiny file with a bf16 profile
     "edgecnn tune export/mobilenetv2.onnx --quick":  # on a tiny file, --quick's budget made short
         (["tests/bench/test_tune.py::test_calib_makes_the_int8_file_beside_and_quick_measures_it"], None),
@@ -226,7 +226,8 @@ CANNOT_RUN = {
 def _functions() -> dict[str, tuple[ast.FunctionDef, str, dict[str, ast.FunctionDef]]]:
     """``path::name`` -> (test function, module source, the module's functions by name) for tests/."""
     out = {}
-    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+    # *_cases.py: tests run in a process of their own by a test_*.py beside them (tests/bench/bf16_cases.py)
+    for path in sorted([*(ROOT / "tests").rglob("test_*.py"), *(ROOT / "tests").rglob("*_cases.py")]):
         src = path.read_text(encoding="utf-8")
         defs = {n.name: n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef)}
         for name, node in defs.items():

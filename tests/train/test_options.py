@@ -103,13 +103,32 @@ def test_label_smoothing_reaches_the_run(shapes_dir, tmp_path):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a worker and a training thread need 2 cores")
 def test_workers_give_the_same_run(shapes_dir, tmp_path):
-    """Worker processes change where samples are decoded, not which or in what order: same weights."""
-    a = train(_cfg(shapes_dir, tmp_path / "w0", epochs=2, threads=1), echo=quiet, warn=quiet)
-    b = train(_cfg(shapes_dir, tmp_path / "w1", epochs=2, workers=1, threads=1), echo=quiet, warn=quiet)
-    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
-    sa = load_checkpoint(tmp_path / "w0" / "last.pt")["state_dict"]
-    sb = load_checkpoint(tmp_path / "w1" / "last.pt")["state_dict"]
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    """Worker processes change where samples are decoded, not which or in what order: same weights.
+
+    The two runs train in a fresh process: forking DataLoader workers from the suite's process, after the
+    hundreds of tests before it have loaded onnxruntime's and OpenVINO's thread pools (and AMX state on an AMX
+    host), died of SIGSEGV in CI (twice in a row on an AMX Xeon; alone this test passes)."""
+    code = (
+        "import sys, torch\n"
+        "from edgecnn.train.checkpoint import load_checkpoint\n"
+        "from edgecnn.train.loop import TrainConfig, train\n"
+        "data, out = sys.argv[1], sys.argv[2]\n"
+        "def cfg(o, **kw):\n"
+        "    return TrainConfig(model='simplecnn', data=data, epochs=2, batch_size=16, input_size=28, out=o,\n"
+        "                       threads=1, seed=0, device='cpu', **kw)\n"
+        "quiet = lambda *a, **k: None\n"
+        "a = train(cfg(out + '/w0'), echo=quiet, warn=quiet)\n"
+        "b = train(cfg(out + '/w1', workers=1), echo=quiet, warn=quiet)\n"
+        "assert [r['train_loss'] for r in a['history']] == [r['train_loss'] for r in b['history']], 'losses differ'\n"
+        "sa = load_checkpoint(out + '/w0/last.pt')['state_dict']\n"
+        "sb = load_checkpoint(out + '/w1/last.pt')['state_dict']\n"
+        "assert all(torch.equal(sa[k], sb[k]) for k in sa), 'weights differ'\n"
+        "print('same', len(a['history']), len(sa))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code, str(shapes_dir), str(tmp_path)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[:2] == ["same", "2"], r.stdout
 
 
 def test_ctrl_c_says_interrupted_and_keeps_the_last_epoch(shapes_dir, tmp_path):
